@@ -1,0 +1,575 @@
+//! `RunConfig`: the one description of a run (dataset, model, optimizer and its settings, batch,
+//! length, seed, cadence, backend), used by the CLI, the app, the experiments and the URL hash.
+//! JSON in and out with serde; `validate` rejects bad values with the field's name and range.
+
+use crate::error::{Error, Result};
+use crate::model::Activation;
+use serde::{Deserialize, Serialize};
+
+/// Version of the serialised config; bumped when a field changes meaning.
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetName {
+    Moons,
+    Circles,
+    Spirals,
+    Xor,
+    Blobs,
+    #[default]
+    Digits,
+    Mnist5k,
+}
+
+impl DatasetName {
+    pub const ALL: [DatasetName; 7] = [
+        DatasetName::Moons,
+        DatasetName::Circles,
+        DatasetName::Spirals,
+        DatasetName::Xor,
+        DatasetName::Blobs,
+        DatasetName::Digits,
+        DatasetName::Mnist5k,
+    ];
+    pub const TOYS: [DatasetName; 5] =
+        [DatasetName::Moons, DatasetName::Circles, DatasetName::Spirals, DatasetName::Xor, DatasetName::Blobs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::Moons => "moons",
+            DatasetName::Circles => "circles",
+            DatasetName::Spirals => "spirals",
+            DatasetName::Xor => "xor",
+            DatasetName::Blobs => "blobs",
+            DatasetName::Digits => "digits",
+            DatasetName::Mnist5k => "mnist5k",
+        }
+    }
+
+    pub fn is_toy(self) -> bool {
+        Self::TOYS.contains(&self)
+    }
+
+    pub fn is_image(self) -> bool {
+        !self.is_toy()
+    }
+}
+
+impl std::str::FromStr for DatasetName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s.to_ascii_lowercase())
+            .ok_or_else(|| Error::invalid("dataset", s, names(Self::ALL.iter().map(|d| d.as_str()))))
+    }
+}
+
+/// Every optimizer of SPEC.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Sgd,
+    Usam,
+    #[default]
+    Sam,
+    Nsam,
+    Msam,
+    Musam,
+    Asam,
+    Rwsam,
+}
+
+impl OptimizerKind {
+    pub const ALL: [OptimizerKind; 8] = [
+        OptimizerKind::Sgd,
+        OptimizerKind::Usam,
+        OptimizerKind::Sam,
+        OptimizerKind::Nsam,
+        OptimizerKind::Msam,
+        OptimizerKind::Musam,
+        OptimizerKind::Asam,
+        OptimizerKind::Rwsam,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Usam => "usam",
+            OptimizerKind::Sam => "sam",
+            OptimizerKind::Nsam => "nsam",
+            OptimizerKind::Msam => "msam",
+            OptimizerKind::Musam => "musam",
+            OptimizerKind::Asam => "asam",
+            OptimizerKind::Rwsam => "rwsam",
+        }
+    }
+
+    /// The name as printed in tables and the app.
+    pub fn label(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "SGD",
+            OptimizerKind::Usam => "USAM",
+            OptimizerKind::Sam => "SAM",
+            OptimizerKind::Nsam => "n-SAM",
+            OptimizerKind::Msam => "m-SAM",
+            OptimizerKind::Musam => "m-USAM",
+            OptimizerKind::Asam => "ASAM",
+            OptimizerKind::Rwsam => "RW-SAM",
+        }
+    }
+
+    /// One line from SPEC.md, for tooltips and `--help`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "plain SGD: descend on the batch gradient ∇f_γ(w)",
+            OptimizerKind::Usam => "unnormalised SAM: e = ρ·∇f_γ(w), descend on ∇f_γ(w+e)",
+            OptimizerKind::Sam => "mini-batch SAM: e = ρ·g/‖g‖ with the batch gradient g, descend on ∇f_γ(w+e)",
+            OptimizerKind::Nsam => "n-SAM: perturb along the FULL training-set gradient, descend on the batch at w+e",
+            OptimizerKind::Msam => {
+                "m-SAM: split the batch into micro-batches of m; each descends on its gradient at its OWN perturbed point"
+            }
+            OptimizerKind::Musam => "m-USAM: m-SAM with unnormalised perturbations e_j = ρ·u_j",
+            OptimizerKind::Asam => "ASAM: adaptive SAM, e = ρ·T²g/‖Tg‖ with T = |w| + ξ elementwise",
+            OptimizerKind::Rwsam => {
+                "Reweighted SAM: perturb along Σ p_i ∇f_i with Gibbs weights p ∝ exp(λ·‖∇f_i‖) over the batch"
+            }
+        }
+    }
+
+    /// Uses micro-batches of size m.
+    pub fn uses_m(self) -> bool {
+        matches!(self, OptimizerKind::Msam | OptimizerKind::Musam)
+    }
+
+    /// Has a perturbation radius ρ.
+    pub fn uses_rho(self) -> bool {
+        self != OptimizerKind::Sgd
+    }
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let key: String = s.to_ascii_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == key)
+            .ok_or_else(|| Error::invalid("optimizer", s, names(Self::ALL.iter().map(|k| k.as_str()))))
+    }
+}
+
+/// How RW-SAM estimates the per-sample gradient norms s_i.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormEstimator {
+    /// ‖∇f_i‖ from the per-layer identity Σ ‖d_i‖²(‖a_i‖² + 1).
+    #[default]
+    Exact,
+    /// The paper's estimator |f_i(w + δz) − f_i(w)|/δ with one Rademacher z per batch.
+    FiniteDifference,
+}
+
+impl NormEstimator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NormEstimator::Exact => "exact",
+            NormEstimator::FiniteDifference => "finite-difference",
+        }
+    }
+}
+
+impl std::str::FromStr for NormEstimator {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "exact" => Ok(NormEstimator::Exact),
+            "finite-difference" | "fd" | "finite_difference" => Ok(NormEstimator::FiniteDifference),
+            _ => Err(Error::invalid("norm-estimator", s, "exact or finite-difference")),
+        }
+    }
+}
+
+/// Which gradient RW-SAM descends on at w + e.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RwDescent {
+    /// ∇f_γ(w + e), the batch mean (default).
+    #[default]
+    Uniform,
+    /// Σ p_i ∇f_i(w + e).
+    Weighted,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    #[default]
+    Constant,
+    /// η_t = η·(1 + cos(π·t/T))/2 over the run's T steps.
+    Cosine,
+}
+
+impl Schedule {
+    pub fn lr(self, base: f64, step: u64, total: u64) -> f64 {
+        match self {
+            Schedule::Constant => base,
+            Schedule::Cosine => {
+                let t = step as f64 / total.max(1) as f64;
+                base * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Cpu,
+    Gpu,
+    /// The GPU where an adapter with compute exists, else the CPU.
+    Auto,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Backend::Cpu),
+            "gpu" => Ok(Backend::Gpu),
+            "auto" => Ok(Backend::Auto),
+            _ => Err(Error::invalid("backend", s, "cpu, gpu or auto")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    pub name: DatasetName,
+    /// Number of samples of a 2D toy (train + test).
+    pub samples: usize,
+    /// Standard deviation of the Gaussian input noise of a 2D toy.
+    pub input_noise: f64,
+    /// Fraction of training labels replaced by a random different class.
+    pub label_noise: f64,
+    /// Share of the data held out for testing; default per dataset (digits 500/1797, else 0.2).
+    pub test_fraction: Option<f64>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self { name: DatasetName::Digits, samples: 1000, input_noise: 0.1, label_noise: 0.0, test_fraction: None }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self { hidden: vec![128, 128], activation: Activation::Relu }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RwSamConfig {
+    /// Inverse temperature λ of p_i ∝ exp(λ·s_i) (0 = uniform = SAM; negative down-weights).
+    pub lambda: f64,
+    pub estimator: NormEstimator,
+    /// Finite-difference step δ.
+    pub delta: f64,
+    pub descent: RwDescent,
+    /// Solve λ ≥ 0 every step so that ESS = r·B (replaces `lambda`).
+    pub target_ess: Option<f64>,
+    /// Divide s by its batch mean before the softmax (scale-free λ).
+    pub normalize: bool,
+}
+
+impl Default for RwSamConfig {
+    fn default() -> Self {
+        Self {
+            lambda: 1.0,
+            estimator: NormEstimator::Exact,
+            delta: 1e-3,
+            descent: RwDescent::Uniform,
+            target_ess: None,
+            normalize: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    /// Perturbation radius ρ.
+    pub rho: f64,
+    /// Micro-batch size of m-SAM / m-USAM (must divide the batch).
+    pub m: usize,
+    /// ASAM's ξ in T = |w| + ξ.
+    pub xi: f64,
+    pub rwsam: RwSamConfig,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            kind: OptimizerKind::Sam,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            schedule: Schedule::Constant,
+            rho: 0.05,
+            m: 8,
+            xi: 0.01,
+            rwsam: RwSamConfig::default(),
+        }
+    }
+}
+
+impl OptimizerConfig {
+    /// A short name with the setting that tells runs apart: "SAM", "m-SAM m=8", "RW-SAM λ=2".
+    pub fn label(&self) -> String {
+        match self.kind {
+            OptimizerKind::Msam | OptimizerKind::Musam => format!("{} m={}", self.kind.label(), self.m),
+            OptimizerKind::Rwsam => match self.rwsam.target_ess {
+                Some(r) => format!("RW-SAM ESS={r}B"),
+                None => format!("RW-SAM λ={}", self.rwsam.lambda),
+            },
+            k => k.label().to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    pub version: u32,
+    pub dataset: DataConfig,
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    pub batch: usize,
+    pub epochs: u64,
+    /// A number of steps that replaces `epochs` when set.
+    pub steps: Option<u64>,
+    pub seed: u64,
+    /// Evaluate on the full train and test sets every this many steps (0: once per epoch).
+    pub eval_every: u64,
+    /// Add sharpness metrics to the history every this many steps (0: never).
+    pub measure_every: u64,
+    pub backend: Backend,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            dataset: DataConfig::default(),
+            model: ModelConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            batch: 128,
+            epochs: 40,
+            steps: None,
+            seed: 0,
+            eval_every: 0,
+            measure_every: 0,
+            backend: Backend::Cpu,
+        }
+    }
+}
+
+/// Widest hidden layer accepted (the GPU engine may refuse less, naming its device limit).
+pub const MAX_WIDTH: usize = 4096;
+pub const MAX_LAYERS: usize = 8;
+pub const MAX_BATCH: usize = 4096;
+
+impl RunConfig {
+    pub fn from_json(text: &str) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::json("run config", e))?;
+        if !value.is_object() {
+            return Err(Error::Json { what: "run config".into(), message: "expected a JSON object {…}".into() });
+        }
+        let cfg: RunConfig = serde_json::from_value(value).map_err(|e| Error::json("run config", e))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a RunConfig always serialises")
+    }
+
+    /// Number of training samples this config's dataset will have.
+    pub fn n_train(&self) -> usize {
+        let (n, default_test) = match self.dataset.name {
+            DatasetName::Digits => (1797, 500.0 / 1797.0),
+            DatasetName::Mnist5k => (5000, 0.2),
+            _ => (self.dataset.samples, 0.2),
+        };
+        let test = (self.dataset.test_fraction.unwrap_or(default_test) * n as f64).round() as usize;
+        n - test.min(n)
+    }
+
+    pub fn steps_per_epoch(&self) -> u64 {
+        (self.n_train() / self.batch.max(1)) as u64
+    }
+
+    pub fn total_steps(&self) -> u64 {
+        self.steps.unwrap_or(self.epochs * self.steps_per_epoch())
+    }
+
+    /// Checks every field; the error names the first bad one and its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        if self.version > CONFIG_VERSION {
+            return Err(Error::invalid("version", self.version, format!("≤ {CONFIG_VERSION} (this build's format)")));
+        }
+        let d = &self.dataset;
+        if d.name.is_toy() {
+            in_range("dataset.samples", d.samples as f64, 20.0, 100_000.0)?;
+            in_range("dataset.input_noise", d.input_noise, 0.0, 2.0)?;
+        }
+        if !(0.0..1.0).contains(&d.label_noise) {
+            return Err(Error::invalid("dataset.label_noise", d.label_noise, "0 ≤ noise < 1"));
+        }
+        if let Some(t) = d.test_fraction {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(Error::invalid("dataset.test_fraction", t, "0 < fraction < 1"));
+            }
+        }
+        let h = &self.model.hidden;
+        if h.is_empty() || h.len() > MAX_LAYERS {
+            return Err(Error::invalid(
+                "model.hidden",
+                format!("{h:?}"),
+                format!("1 to {MAX_LAYERS} hidden widths, e.g. 128,128"),
+            ));
+        }
+        if let Some(w) = h.iter().find(|&&w| w == 0 || w > MAX_WIDTH) {
+            return Err(Error::invalid("model.hidden", w, format!("widths 1..={MAX_WIDTH}")));
+        }
+        let n_train = self.n_train();
+        if self.batch == 0 || self.batch > MAX_BATCH.min(n_train) {
+            return Err(Error::invalid(
+                "batch",
+                self.batch,
+                format!("1..={} (the training set has {n_train} samples)", MAX_BATCH.min(n_train)),
+            ));
+        }
+        let o = &self.optimizer;
+        positive("optimizer.lr", o.lr, 10.0)?;
+        if !(0.0..1.0).contains(&o.momentum) {
+            return Err(Error::invalid("optimizer.momentum", o.momentum, "0 ≤ momentum < 1"));
+        }
+        in_range("optimizer.weight_decay", o.weight_decay, 0.0, 1.0)?;
+        in_range("optimizer.rho", o.rho, 0.0, 100.0)?;
+        if o.kind.uses_m() && (o.m == 0 || self.batch % o.m != 0) {
+            return Err(Error::invalid("optimizer.m", o.m, format!("a divisor of batch {}: {}", self.batch, divisor_list(self.batch))));
+        }
+        positive("optimizer.xi", o.xi, 100.0)?;
+        let r = &o.rwsam;
+        in_range("optimizer.rwsam.lambda", r.lambda, -1e4, 1e4)?;
+        positive("optimizer.rwsam.delta", r.delta, 1.0)?;
+        if let Some(t) = r.target_ess {
+            if !(t > 0.0 && t <= 1.0) {
+                return Err(Error::invalid("optimizer.rwsam.target_ess", t, "0 < r ≤ 1 (ESS = r·B)"));
+            }
+        }
+        if self.steps.is_none() && self.epochs == 0 {
+            return Err(Error::invalid("epochs", 0, "≥ 1 (or set steps)"));
+        }
+        if self.steps == Some(0) {
+            return Err(Error::invalid("steps", 0, "≥ 1"));
+        }
+        if self.epochs > 100_000 || self.steps.is_some_and(|s| s > 100_000_000) {
+            return Err(Error::invalid("epochs", self.epochs, "at most 100000 epochs (or 1e8 steps)"));
+        }
+        Ok(())
+    }
+}
+
+/// The divisors of n, for messages and the app's m selector.
+pub fn divisors(n: usize) -> Vec<usize> {
+    (1..=n).filter(|d| n % d == 0).collect()
+}
+
+fn divisor_list(n: usize) -> String {
+    divisors(n).iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
+    format!("one of {}", it.collect::<Vec<_>>().join(", "))
+}
+
+fn in_range(field: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
+    if v.is_finite() && v >= lo && v <= hi { Ok(()) } else { Err(Error::invalid(field, v, format!("{lo} ≤ value ≤ {hi}"))) }
+}
+
+fn positive(field: &str, v: f64, hi: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 && v <= hi { Ok(()) } else { Err(Error::invalid(field, v, format!("0 < value ≤ {hi}"))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_round_trip_through_json() {
+        let cfg = RunConfig::default();
+        cfg.validate().unwrap();
+        assert_eq!(RunConfig::from_json(&cfg.to_json()).unwrap(), cfg);
+        assert_eq!(cfg.n_train(), 1297);
+        assert_eq!(cfg.steps_per_epoch(), 10);
+    }
+
+    #[test]
+    fn bad_values_name_their_field_and_range() {
+        let mut cfg = RunConfig::default();
+        cfg.optimizer.kind = OptimizerKind::Msam;
+        cfg.optimizer.m = 7;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("optimizer.m") && e.contains("divisor of batch 128") && e.contains("1, 2, 4, 8"), "{e}");
+        let mut cfg = RunConfig::default();
+        cfg.optimizer.rho = -0.1;
+        assert!(cfg.validate().unwrap_err().to_string().contains("optimizer.rho"));
+        let mut cfg = RunConfig::default();
+        cfg.model.hidden.clear();
+        assert!(cfg.validate().unwrap_err().to_string().contains("model.hidden"));
+        let mut cfg = RunConfig::default();
+        cfg.batch = 5000;
+        assert!(cfg.validate().unwrap_err().to_string().contains("1297 samples"));
+    }
+
+    #[test]
+    fn malformed_json_is_an_error_not_a_panic() {
+        for text in ["", "{", "[]", r#"{"batch": -1}"#, r#"{"unknown": 1}"#, r#"{"optimizer": {"kind": "adam"}}"#] {
+            assert!(RunConfig::from_json(text).is_err(), "{text}");
+        }
+        assert_eq!(RunConfig::from_json(r#"{"seed": 3}"#).unwrap().seed, 3);
+    }
+
+    #[test]
+    fn names_parse_leniently() {
+        assert_eq!("m-SAM".parse::<OptimizerKind>().unwrap(), OptimizerKind::Msam);
+        assert_eq!("RW-SAM".parse::<OptimizerKind>().unwrap(), OptimizerKind::Rwsam);
+        assert!("adam".parse::<OptimizerKind>().unwrap_err().to_string().contains("sgd"));
+        assert_eq!("fd".parse::<NormEstimator>().unwrap(), NormEstimator::FiniteDifference);
+    }
+
+    #[test]
+    fn cosine_schedule_ends_at_zero() {
+        assert_eq!(Schedule::Cosine.lr(0.1, 0, 100), 0.1);
+        assert!(Schedule::Cosine.lr(0.1, 100, 100).abs() < 1e-12);
+        assert!((Schedule::Cosine.lr(0.1, 50, 100) - 0.05).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,123 @@
+//! The two embedded handwritten-digit sets (assets/, see assets/DATA.md for attribution) and a
+//! strict CSV reader for them and for user files: one sample a row, integer or decimal features,
+//! the class label last.
+
+use super::RawData;
+use crate::error::Error;
+use flate2::read::GzDecoder;
+use std::io::Read;
+
+static DIGITS_GZ: &[u8] = include_bytes!("../../assets/digits.csv.gz");
+static MNIST5K_GZ: &[u8] = include_bytes!("../../assets/mnist_5k.csv.gz");
+
+/// Parsed CSV samples.
+#[derive(Clone, Debug)]
+pub struct ImageSet {
+    pub x: Vec<f32>,
+    pub y: Vec<u32>,
+    pub n_features: usize,
+}
+
+/// UCI optical digits: 1797 images of 8×8 pixels with values 0..16.
+pub fn digits() -> Result<RawData, Error> {
+    let set = parse_csv(&gunzip(DIGITS_GZ, "digits.csv.gz")?, "digits.csv.gz")?;
+    image_raw(set, 64, 10, 16.0, (8, 8), 500.0 / 1797.0)
+}
+
+/// 5000 MNIST images of 28×28 pixels with values 0..255.
+pub fn mnist5k() -> Result<RawData, Error> {
+    let set = parse_csv(&gunzip(MNIST5K_GZ, "mnist_5k.csv.gz")?, "mnist_5k.csv.gz")?;
+    image_raw(set, 784, 10, 255.0, (28, 28), 0.2)
+}
+
+fn image_raw(set: ImageSet, features: usize, classes: u32, max: f32, shape: (usize, usize), test_fraction: f64) -> Result<RawData, Error> {
+    if set.n_features != features {
+        return Err(Error::Data(format!("expected {features} pixel columns, found {}", set.n_features)));
+    }
+    if let Some(bad) = set.y.iter().find(|&&c| c >= classes) {
+        return Err(Error::Data(format!("label {bad} outside 0..{classes}")));
+    }
+    Ok(RawData {
+        x: set.x,
+        y: set.y,
+        n_features: features,
+        n_classes: classes as usize,
+        scale: 1.0 / max,
+        image_shape: Some(shape),
+        default_test_fraction: test_fraction,
+    })
+}
+
+fn gunzip(bytes: &[u8], name: &str) -> Result<String, Error> {
+    let mut text = String::new();
+    GzDecoder::new(bytes).read_to_string(&mut text).map_err(|e| Error::Data(format!("{name}: cannot decompress: {e}")))?;
+    Ok(text)
+}
+
+/// Parses `features…,label` rows. Every row must have the same number of columns, finite
+/// numeric features and a non-negative integer label; errors name the line and column.
+pub fn parse_csv(text: &str, name: &str) -> Result<ImageSet, Error> {
+    let mut set = ImageSet { x: Vec::new(), y: Vec::new(), n_features: 0 };
+    for (line_no, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() < 2 {
+            return Err(Error::Data(format!("{name} line {line_no}: expected features then a label, found {} column(s)", fields.len())));
+        }
+        let n_features = fields.len() - 1;
+        if set.y.is_empty() {
+            set.n_features = n_features;
+        } else if n_features != set.n_features {
+            return Err(Error::Data(format!(
+                "{name} line {line_no}: {} columns, but earlier rows have {}",
+                fields.len(),
+                set.n_features + 1
+            )));
+        }
+        for (col, f) in fields[..n_features].iter().enumerate() {
+            match f.parse::<f32>() {
+                Ok(v) if v.is_finite() => set.x.push(v),
+                _ => return Err(Error::Data(format!("{name} line {line_no} column {}: '{f}' is not a finite number", col + 1))),
+            }
+        }
+        let label = fields[n_features];
+        match label.parse::<u32>() {
+            Ok(c) => set.y.push(c),
+            Err(_) => return Err(Error::Data(format!("{name} line {line_no}: label '{label}' is not a class index 0, 1, 2, …"))),
+        }
+    }
+    if set.y.is_empty() {
+        return Err(Error::Data(format!("{name}: no samples")));
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_sets_have_their_documented_sizes() {
+        let d = digits().unwrap();
+        assert_eq!((d.y.len(), d.n_features), (1797, 64));
+        assert!(d.x.iter().all(|&v| (0.0..=16.0).contains(&v)));
+        let m = mnist5k().unwrap();
+        assert_eq!((m.y.len(), m.n_features), (5000, 784));
+        for c in 0..10 {
+            assert_eq!(m.y.iter().filter(|&&y| y == c).count(), 500);
+        }
+    }
+
+    #[test]
+    fn malformed_csv_names_the_line() {
+        let err = parse_csv("1,2,0\n1,x,1\n", "t.csv").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("column 2"), "{err}");
+        let err = parse_csv("1,2,0\n1,1\n", "t.csv").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("earlier rows"), "{err}");
+        let err = parse_csv("1,2,-1\n", "t.csv").unwrap_err().to_string();
+        assert!(err.contains("label"), "{err}");
+        assert!(parse_csv("\n", "t.csv").is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! SAM lab: train compact networks with SGD and the SAM family (SAM, USAM, n-SAM, m-SAM, ASAM,
+//! RW-SAM) and measure why they differ. See ARCHITECTURE.md for the map of the code.
+
+pub mod config;
+pub mod data;
+pub mod engine;
+pub mod error;
+pub mod model;
+pub mod optim;
+pub mod rng;
+pub mod run;
+
+pub use config::RunConfig;
+pub use error::{Error, Result};

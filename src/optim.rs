@@ -1,0 +1,109 @@
+//! The optimizer arithmetic of SPEC.md that both engines share: the base SGD update, RW-SAM's
+//! Gibbs weights and effective sample size, and the target-ESS solve for λ.
+//! The optimizer names and settings themselves are `config::OptimizerKind` / `OptimizerConfig`;
+//! the step that strings these pieces together is `engine::cpu::sam_family_step` (and its WGSL
+//! counterpart in `engine::gpu`).
+
+use crate::model::Real;
+
+/// Guard of every normalisation x/‖x‖ (SPEC.md: ‖x‖ + 1e-12).
+pub const NORM_EPS: f64 = 1e-12;
+
+/// Torch-style SGD with momentum and weight decay on the descent gradient `grad`:
+/// d = g + wd·w; v = μ·v + d; w ← w − η·v.
+pub fn base_update<T: Real>(params: &mut [T], velocity: &mut [T], grad: &[T], lr: f64, momentum: f64, wd: f64) {
+    let (lr, mu, wd) = (T::of(lr), T::of(momentum), T::of(wd));
+    for ((w, v), &g) in params.iter_mut().zip(velocity.iter_mut()).zip(grad) {
+        let d = g + wd * *w;
+        *v = mu * *v + d;
+        *w -= lr * *v;
+    }
+}
+
+/// ‖x‖₂, accumulated in f64 for every T.
+pub fn norm<T: Real>(x: &[T]) -> f64 {
+    x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt()
+}
+
+/// p_i = exp(λ·s_i) / Σ_j exp(λ·s_j), with the maximum subtracted first.
+pub fn gibbs_weights<T: Real>(scores: &[T], lambda: T) -> Vec<T> {
+    let logits: Vec<T> = scores.iter().map(|&s| lambda * s).collect();
+    let max = logits.iter().copied().fold(T::neg_infinity(), T::max);
+    let e: Vec<T> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: T = e.iter().copied().sum();
+    e.iter().map(|&v| v / sum).collect()
+}
+
+/// Effective sample size 1/Σ p_i².
+pub fn ess<T: Real>(p: &[T]) -> f64 {
+    1.0 / p.iter().map(|&v| v.f64() * v.f64()).sum::<f64>()
+}
+
+/// The λ ≥ 0 with ESS(softmax(λ·s)) = target (bisection, 60 halvings after bracketing).
+/// Returns 0 when the target is the whole batch or the scores are all equal.
+pub fn lambda_for_ess(scores: &[f64], target: f64) -> f64 {
+    let ess_at = |l: f64| ess(&gibbs_weights(scores, l));
+    if target >= scores.len() as f64 || ess_at(0.0) <= target {
+        return 0.0;
+    }
+    let mut hi = 1.0;
+    while ess_at(hi) > target {
+        hi *= 2.0;
+        if hi > 1e12 {
+            return hi; // ESS cannot go lower than the number of tied maxima
+        }
+    }
+    let mut lo = 0.0;
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if ess_at(mid) > target { lo = mid } else { hi = mid }
+    }
+    0.5 * (lo + hi)
+}
+
+/// RW-SAM scores before the softmax: s_i, or s_i / mean(s) when `normalize` is set.
+pub fn normalize_scores<T: Real>(scores: &mut [T], normalize: bool) {
+    if normalize && !scores.is_empty() {
+        let mean = scores.iter().copied().sum::<T>() / T::of(scores.len() as f64);
+        let inv = T::one() / (mean + T::of(NORM_EPS));
+        scores.iter_mut().for_each(|s| *s *= inv);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_zero_is_exactly_uniform() {
+        let p = gibbs_weights(&[0.3f64, 5.0, 1.0, 2.0], 0.0);
+        assert!(p.iter().all(|&v| v == 1.0 / 4.0));
+        assert_eq!(ess(&p), 4.0);
+    }
+
+    #[test]
+    fn large_lambda_concentrates_and_negative_lambda_avoids_the_largest() {
+        let s = [0.1f64, 0.2, 3.0, 0.4];
+        assert!(gibbs_weights(&s, 50.0)[2] > 0.999);
+        assert!(gibbs_weights(&s, -5.0)[2] < 1e-5);
+    }
+
+    #[test]
+    fn target_ess_is_met() {
+        let s: Vec<f64> = (0..128).map(|i| ((i * 37) % 101) as f64 / 17.0).collect();
+        for r in [0.9, 0.5, 0.1, 8.0 / 128.0] {
+            let l = lambda_for_ess(&s, r * 128.0);
+            assert!((ess(&gibbs_weights(&s, l)) - r * 128.0).abs() < 1e-6, "r = {r}");
+        }
+        assert_eq!(lambda_for_ess(&s, 128.0), 0.0);
+    }
+
+    #[test]
+    fn base_update_is_torch_sgd() {
+        let (mut w, mut v) = (vec![1.0f64, -2.0], vec![0.5, 0.0]);
+        base_update(&mut w, &mut v, &[0.1, 0.2], 0.1, 0.9, 0.01);
+        // d = g + wd·w = [0.11, 0.18]; v = 0.9·v + d = [0.56, 0.18]; w -= 0.1·v
+        assert!((v[0] - 0.56).abs() < 1e-15 && (v[1] - 0.18).abs() < 1e-15);
+        assert!((w[0] - 0.944).abs() < 1e-15 && (w[1] + 2.018).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,280 @@
+//! One training run: plans steps (seeded batch order, learning-rate schedule), feeds them to an
+//! engine without blocking, evaluates at the configured cadence, and keeps the history.
+//! The CLI drives it to the end; the app pumps it a little every frame.
+
+use crate::config::RunConfig;
+use crate::data::{Dataset, epoch_batches};
+use crate::engine::{Engine, Request, Response, StepPlan, StepReport};
+use crate::error::{Error, Result};
+use crate::model::mlp::Evaluation;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StepRecord {
+    pub step: u64,
+    pub lr: f64,
+    pub loss: f64,
+    pub batch_acc: f64,
+    pub perturbed_loss: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grad_norm: Option<f64>,
+    pub perturbation_norm: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ess: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct EvalRecord {
+    /// Steps completed when evaluated.
+    pub step: u64,
+    pub epoch: f64,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub test_loss: f64,
+    pub test_acc: f64,
+    /// Best test accuracy so far (what early stopping would give).
+    pub best_test_acc: f64,
+    /// Accuracy on the original training labels (with label noise only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clean_train_acc: Option<f64>,
+    /// Share of flipped training samples predicted with their flipped label (with label noise only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memorized: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct History {
+    pub steps: Vec<StepRecord>,
+    pub evals: Vec<EvalRecord>,
+}
+
+impl History {
+    pub fn last_eval(&self) -> Option<&EvalRecord> {
+        self.evals.last()
+    }
+}
+
+/// Summarises full-set evaluations, including the label-noise views.
+pub fn eval_record(step: u64, epoch: f64, data: &Dataset, train: &Evaluation, test: &Evaluation, best_before: f64) -> EvalRecord {
+    let test_acc = test.accuracy(&data.test_y);
+    let noisy = !data.flipped.is_empty();
+    EvalRecord {
+        step,
+        epoch,
+        train_loss: train.mean_loss(),
+        train_acc: train.accuracy(&data.train_y),
+        test_loss: test.mean_loss(),
+        test_acc,
+        best_test_acc: if test_acc.is_nan() { best_before } else { best_before.max(test_acc) },
+        clean_train_acc: noisy.then(|| train.accuracy(&data.clean_train_y)),
+        memorized: noisy.then(|| {
+            let hits = data.flipped.iter().filter(|&&i| train.predictions[i] == data.train_y[i]).count();
+            hits as f64 / data.flipped.len() as f64
+        }),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    Running,
+    Finished,
+    /// Stopped because the loss or weights stopped being finite; the message says where.
+    Diverged(String),
+}
+
+pub struct Run {
+    pub config: RunConfig,
+    pub data: Arc<Dataset>,
+    pub init: Arc<Vec<f32>>,
+    engine: Box<dyn Engine>,
+    pub history: History,
+    pub status: RunStatus,
+    submitted: u64,
+    completed: u64,
+    total: u64,
+    steps_per_epoch: u64,
+    eval_every: u64,
+    next_eval: u64,
+    epoch_cache: Option<(u64, Vec<Vec<u32>>)>,
+    pending_params: Vec<(u64, Vec<f32>)>,
+}
+
+impl Run {
+    pub fn new(config: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, engine: Box<dyn Engine>) -> Result<Self> {
+        config.validate()?;
+        let steps_per_epoch = (data.n_train() / config.batch) as u64;
+        if steps_per_epoch == 0 {
+            return Err(Error::invalid("batch", config.batch, format!("≤ the {} training samples", data.n_train())));
+        }
+        let total = config.steps.unwrap_or(config.epochs * steps_per_epoch);
+        let eval_every = if config.eval_every == 0 { steps_per_epoch } else { config.eval_every };
+        Ok(Self {
+            config,
+            data,
+            init,
+            engine,
+            history: History::default(),
+            status: RunStatus::Running,
+            submitted: 0,
+            completed: 0,
+            total,
+            steps_per_epoch,
+            eval_every,
+            next_eval: 0,
+            epoch_cache: None,
+            pending_params: Vec::new(),
+        })
+    }
+
+    pub fn engine_name(&self) -> String {
+        self.engine.describe()
+    }
+
+    pub fn completed_steps(&self) -> u64 {
+        self.completed
+    }
+
+    pub fn total_steps(&self) -> u64 {
+        self.total
+    }
+
+    pub fn steps_per_epoch(&self) -> u64 {
+        self.steps_per_epoch
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.status != RunStatus::Running
+    }
+
+    /// The batch of step t: epoch t / spe, the (t mod spe)-th batch of that epoch's permutation.
+    pub fn batch_indices(&mut self, t: u64) -> Vec<u32> {
+        let epoch = t / self.steps_per_epoch;
+        if self.epoch_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.epoch_cache = Some((epoch, epoch_batches(self.data.n_train(), self.config.batch, self.config.seed, epoch)));
+        }
+        let batches = &self.epoch_cache.as_ref().expect("filled above").1;
+        batches[(t % self.steps_per_epoch) as usize].clone()
+    }
+
+    fn plan(&mut self, t: u64) -> StepPlan {
+        let o = &self.config.optimizer;
+        let lr = o.schedule.lr(o.lr, t, self.total);
+        StepPlan { step: t, indices: self.batch_indices(t), lr }
+    }
+
+    /// Submits up to `max_steps` more steps (stopping at the next evaluation, which is submitted
+    /// too). Does nothing while earlier work is in flight, so work never piles up on a GPU.
+    pub fn pump(&mut self, max_steps: u64) -> Result<()> {
+        if self.is_done() || self.engine.in_flight() > 0 || self.submitted > self.completed {
+            return Ok(());
+        }
+        if self.next_eval == self.submitted && self.next_eval <= self.total && self.history.evals.last().is_none_or(|e| e.step != self.submitted) {
+            self.engine.submit(Request::Evaluate { step: self.submitted })?;
+            self.next_eval = if self.submitted == self.total { u64::MAX } else { (self.submitted + self.eval_every).min(self.total) };
+            return Ok(());
+        }
+        let end = (self.submitted + max_steps.max(1)).min(self.next_eval).min(self.total);
+        if end > self.submitted {
+            let plans: Vec<StepPlan> = (self.submitted..end).map(|t| self.plan(t)).collect();
+            self.submitted = end;
+            self.engine.submit(Request::Steps(plans))?;
+        }
+        Ok(())
+    }
+
+    /// Collects finished work into the history; returns how many responses arrived.
+    pub fn collect(&mut self) -> Result<usize> {
+        let responses = self.engine.poll()?;
+        let n = responses.len();
+        for r in responses {
+            self.record(r);
+        }
+        if self.status == RunStatus::Running && self.completed >= self.total && self.next_eval == u64::MAX && self.engine.in_flight() == 0 {
+            self.status = RunStatus::Finished;
+        }
+        Ok(n)
+    }
+
+    fn record(&mut self, response: Response) {
+        match response {
+            Response::Step { step, report } => self.record_step(step, report),
+            Response::Evaluated { step, train, test } => {
+                let best = self.history.evals.last().map_or(0.0, |e| e.best_test_acc);
+                let epoch = step as f64 / self.steps_per_epoch as f64;
+                let rec = eval_record(step, epoch, &self.data, &train, &test, best);
+                if !rec.train_loss.is_finite() && self.status == RunStatus::Running {
+                    self.status = RunStatus::Diverged(Error::Diverged { step, what: "the training loss".into() }.to_string());
+                }
+                self.history.evals.push(rec);
+            }
+            Response::Params { tag, params } => self.pending_params.push((tag, params)),
+        }
+    }
+
+    fn record_step(&mut self, step: u64, report: StepReport) {
+        let o = &self.config.optimizer;
+        self.completed = self.completed.max(step + 1);
+        if !report.loss.is_finite() && self.status == RunStatus::Running {
+            self.status = RunStatus::Diverged(Error::Diverged { step, what: "the batch loss".into() }.to_string());
+        }
+        self.history.steps.push(StepRecord {
+            step,
+            lr: o.schedule.lr(o.lr, step, self.total),
+            loss: report.loss,
+            batch_acc: report.correct as f64 / self.config.batch as f64,
+            perturbed_loss: report.perturbed_loss,
+            grad_norm: report.grad_norm,
+            perturbation_norm: report.perturbation_norm,
+            ess: report.rwsam.as_ref().map(|r| r.ess),
+            lambda: report.rwsam.as_ref().map(|r| r.lambda),
+        });
+    }
+
+    /// Asks for the current parameters; they arrive through `take_params`.
+    pub fn request_params(&mut self, tag: u64) -> Result<()> {
+        self.engine.submit(Request::ReadParams { tag })
+    }
+
+    pub fn take_params(&mut self, tag: u64) -> Option<Vec<f32>> {
+        let i = self.pending_params.iter().position(|(t, _)| *t == tag)?;
+        Some(self.pending_params.swap_remove(i).1)
+    }
+
+    /// Back to the initial weights, zero momentum, empty history.
+    pub fn reset(&mut self) -> Result<()> {
+        self.engine.finish()?;
+        self.engine.set_params(&self.init)?;
+        self.history = History::default();
+        self.status = RunStatus::Running;
+        self.submitted = 0;
+        self.completed = 0;
+        self.next_eval = 0;
+        Ok(())
+    }
+
+    /// Runs to the end, blocking (CLI, tests). `progress` sees the steps completed so far.
+    pub fn run_to_end(&mut self, chunk: u64, mut progress: impl FnMut(&Run)) -> Result<()> {
+        while !self.is_done() {
+            self.pump(chunk)?;
+            for r in self.engine.finish()? {
+                self.record(r);
+            }
+            self.collect()?;
+            progress(self);
+        }
+        Ok(())
+    }
+
+    /// The parameters now, blocking (CLI, tests).
+    pub fn params_blocking(&mut self) -> Result<Vec<f32>> {
+        const TAG: u64 = u64::MAX;
+        self.request_params(TAG)?;
+        for r in self.engine.finish()? {
+            self.record(r);
+        }
+        self.take_params(TAG).ok_or_else(|| Error::Gpu("the engine did not return the parameters".into()))
+    }
+}
