@@ -12,3 +12,7 @@ pub mod run;
 
 pub use config::RunConfig;
 pub use error::{Error, Result};
+pub mod formats;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;

@@ -3,7 +3,7 @@
 //! The CLI drives it to the end; the app pumps it a little every frame.
 
 use crate::config::RunConfig;
-use crate::data::{Dataset, epoch_batches};
+use crate::data::{BatchOrder, Dataset};
 use crate::engine::{Engine, Request, Response, StepPlan, StepReport};
 use crate::error::{Error, Result};
 use crate::model::mlp::Evaluation;
@@ -98,7 +98,7 @@ pub struct Run {
     steps_per_epoch: u64,
     eval_every: u64,
     next_eval: u64,
-    epoch_cache: Option<(u64, Vec<Vec<u32>>)>,
+    order: BatchOrder,
     pending_params: Vec<(u64, Vec<f32>)>,
 }
 
@@ -110,6 +110,7 @@ impl Run {
             return Err(Error::invalid("batch", config.batch, format!("≤ the {} training samples", data.n_train())));
         }
         let total = config.steps.unwrap_or(config.epochs * steps_per_epoch);
+        let order = BatchOrder::new(data.n_train(), config.batch, config.seed);
         let eval_every = if config.eval_every == 0 { steps_per_epoch } else { config.eval_every };
         Ok(Self {
             config,
@@ -124,7 +125,7 @@ impl Run {
             steps_per_epoch,
             eval_every,
             next_eval: 0,
-            epoch_cache: None,
+            order,
             pending_params: Vec::new(),
         })
     }
@@ -149,14 +150,9 @@ impl Run {
         self.status != RunStatus::Running
     }
 
-    /// The batch of step t: epoch t / spe, the (t mod spe)-th batch of that epoch's permutation.
+    /// The training-set indices of step t's batch.
     pub fn batch_indices(&mut self, t: u64) -> Vec<u32> {
-        let epoch = t / self.steps_per_epoch;
-        if self.epoch_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            self.epoch_cache = Some((epoch, epoch_batches(self.data.n_train(), self.config.batch, self.config.seed, epoch)));
-        }
-        let batches = &self.epoch_cache.as_ref().expect("filled above").1;
-        batches[(t % self.steps_per_epoch) as usize].clone()
+        self.order.indices(t)
     }
 
     fn plan(&mut self, t: u64) -> StepPlan {

@@ -188,6 +188,36 @@ pub fn epoch_batches(n_train: usize, batch: usize, seed: u64, epoch: u64) -> Vec
     perm.chunks_exact(batch).map(|c| c.iter().map(|&i| i as u32).collect()).collect()
 }
 
+/// The batches of a run, step by step: step t uses batch (t mod spe) of epoch t / spe, where spe
+/// is the number of full batches per epoch. Caches the current epoch's permutation.
+#[derive(Clone, Debug)]
+pub struct BatchOrder {
+    n_train: usize,
+    batch: usize,
+    seed: u64,
+    cache: Option<(u64, Vec<Vec<u32>>)>,
+}
+
+impl BatchOrder {
+    pub fn new(n_train: usize, batch: usize, seed: u64) -> Self {
+        Self { n_train, batch, seed, cache: None }
+    }
+
+    pub fn steps_per_epoch(&self) -> u64 {
+        (self.n_train / self.batch.max(1)) as u64
+    }
+
+    pub fn indices(&mut self, t: u64) -> Vec<u32> {
+        let spe = self.steps_per_epoch().max(1);
+        let epoch = t / spe;
+        if self.cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.cache = Some((epoch, epoch_batches(self.n_train, self.batch, self.seed, epoch)));
+        }
+        let batches = &self.cache.as_ref().expect("filled above").1;
+        batches[(t % spe) as usize].clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

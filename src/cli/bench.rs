@@ -1,0 +1,159 @@
+//! `samlab bench`: median milliseconds per step for every optimizer on the two reference model
+//! sizes, per backend, with the ratio to SGD on the same backend. Performance claims live here,
+//! never in timed tests.
+
+use super::{prepare, write};
+use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
+use crate::engine::{Engine, Request, StepPlan, make_engine};
+use crate::error::{Error, Result};
+use crate::data::BatchOrder;
+use clap::Args;
+use serde_json::json;
+use std::time::Instant;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// cpu, gpu or both.
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// digits (64-128-128-10, batch 128), mnist (784-512-512-10, batch 256) or all.
+    #[arg(long, default_value = "all")]
+    pub model: String,
+    /// Optimizers as in `compare` (kind[:value]); default: all of them, m-SAM at m = 8 and 1,
+    /// RW-SAM with both norm estimators.
+    #[arg(long)]
+    pub optimizers: Option<String>,
+    /// Timed steps per optimizer (after warm-up).
+    #[arg(long, default_value_t = 40)]
+    pub steps: usize,
+    /// Steps recorded per submit (GPU); the time per step is the submit's time divided by this.
+    #[arg(long, default_value_t = 1)]
+    pub steps_per_submit: usize,
+    /// Write the table as JSON too.
+    #[arg(long)]
+    pub json: Option<String>,
+}
+
+/// The optimizer settings benchmarked by default.
+pub fn default_suite(base: &RunConfig) -> Vec<RunConfig> {
+    let mut out = Vec::new();
+    let with = |f: &dyn Fn(&mut RunConfig)| {
+        let mut c = base.clone();
+        f(&mut c);
+        c
+    };
+    out.push(with(&|c| c.optimizer.kind = OptimizerKind::Sgd));
+    out.push(with(&|c| c.optimizer.kind = OptimizerKind::Usam));
+    out.push(with(&|c| c.optimizer.kind = OptimizerKind::Sam));
+    out.push(with(&|c| c.optimizer.kind = OptimizerKind::Nsam));
+    for m in [8, 1] {
+        out.push(with(&|c| {
+            c.optimizer.kind = OptimizerKind::Msam;
+            c.optimizer.m = m;
+        }));
+    }
+    out.push(with(&|c| {
+        c.optimizer.kind = OptimizerKind::Musam;
+        c.optimizer.m = 8;
+    }));
+    out.push(with(&|c| c.optimizer.kind = OptimizerKind::Asam));
+    out.push(with(&|c| c.optimizer.kind = OptimizerKind::Rwsam));
+    out.push(with(&|c| {
+        c.optimizer.kind = OptimizerKind::Rwsam;
+        c.optimizer.rwsam.estimator = NormEstimator::FiniteDifference;
+    }));
+    out
+}
+
+fn label(c: &RunConfig) -> String {
+    let mut l = c.optimizer.label();
+    if c.optimizer.kind == OptimizerKind::Rwsam && c.optimizer.rwsam.estimator == NormEstimator::FiniteDifference {
+        l.push_str(" (fd)");
+    }
+    l
+}
+
+pub struct BenchRow {
+    pub label: String,
+    pub median_ms: f64,
+    pub engine: String,
+}
+
+/// Median ms per step of `cfg` on its backend: `warmup` untimed steps, then `steps` timed ones
+/// in submits of `per_submit` steps.
+pub fn time_steps(cfg: &RunConfig, steps: usize, per_submit: usize) -> Result<BenchRow> {
+    let (data, init) = prepare(cfg)?;
+    let mut engine: Box<dyn Engine> = make_engine(cfg, data.clone(), &init)?;
+    let engine_name = engine.describe();
+    let mut order = BatchOrder::new(data.n_train(), cfg.batch, cfg.seed);
+    let per_submit = per_submit.max(1);
+    let mut t = 0u64;
+    let mut plans = |n: usize| {
+        (0..n)
+            .map(|_| {
+                let p = StepPlan { step: t, indices: order.indices(t), lr: cfg.optimizer.lr * 0.1 };
+                t += 1;
+                p
+            })
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..3 {
+        engine.submit(Request::Steps(plans(per_submit)))?;
+        engine.finish()?;
+    }
+    let mut times = Vec::new();
+    for _ in 0..steps.div_ceil(per_submit) {
+        let batch = plans(per_submit);
+        let start = Instant::now();
+        engine.submit(Request::Steps(batch))?;
+        engine.finish()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3 / per_submit as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(BenchRow { label: label(cfg), median_ms: times[times.len() / 2], engine: engine_name })
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let backends: Vec<Backend> = match args.backend.as_str() {
+        "both" => vec![Backend::Cpu, Backend::Gpu],
+        b => vec![b.parse()?],
+    };
+    let models: Vec<(&str, DatasetName, Vec<usize>, usize)> = match args.model.as_str() {
+        "digits" => vec![("digits 64-128-128-10 B=128", DatasetName::Digits, vec![128, 128], 128)],
+        "mnist" => vec![("mnist5k 784-512-512-10 B=256", DatasetName::Mnist5k, vec![512, 512], 256)],
+        "all" => vec![
+            ("digits 64-128-128-10 B=128", DatasetName::Digits, vec![128, 128], 128),
+            ("mnist5k 784-512-512-10 B=256", DatasetName::Mnist5k, vec![512, 512], 256),
+        ],
+        m => return Err(Error::invalid("model", m, "digits, mnist or all")),
+    };
+    let mut doc = Vec::new();
+    for backend in backends {
+        for (name, dataset, hidden, batch) in &models {
+            let mut base = RunConfig { batch: *batch, backend, ..RunConfig::default() };
+            base.dataset.name = *dataset;
+            base.model.hidden = hidden.clone();
+            let suite = match &args.optimizers {
+                Some(list) => super::args::parse_optimizer_list(list, &base)?,
+                None => default_suite(&base),
+            };
+            let mut rows: Vec<BenchRow> = Vec::new();
+            for cfg in &suite {
+                rows.push(time_steps(cfg, args.steps, args.steps_per_submit)?);
+            }
+            let engine = rows.first().map(|r| r.engine.clone()).unwrap_or_default();
+            let sgd = rows.iter().find(|r| r.label == "SGD").map(|r| r.median_ms);
+            println!("\n{name} on {engine} ({} timed steps, {} per submit)", args.steps, args.steps_per_submit);
+            println!("{:<22} {:>12} {:>10}", "optimizer", "median ms", "÷ SGD");
+            for r in &rows {
+                let ratio = sgd.map_or(String::from("-"), |s| format!("{:.2}", r.median_ms / s));
+                println!("{:<22} {:>12.3} {:>10}", r.label, r.median_ms, ratio);
+                doc.push(json!({"model": name, "backend": backend, "engine": r.engine, "optimizer": r.label, "median_ms": r.median_ms, "ratio_to_sgd": sgd.map(|s| r.median_ms / s)}));
+            }
+        }
+    }
+    if let Some(path) = &args.json {
+        write(path, &serde_json::to_string_pretty(&doc).expect("serialises"))?;
+    }
+    Ok(())
+}

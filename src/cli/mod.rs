@@ -1,0 +1,274 @@
+//! The headless command-line mode: train, compare, step, bench (native only).
+//! Every command writes JSON; bad input ends with status 2 and one line naming what is wrong.
+
+pub mod args;
+mod bench;
+
+use crate::config::RunConfig;
+use crate::data::Dataset;
+use crate::engine::cpu::spec_for;
+use crate::engine::make_engine;
+use crate::engine::step::{StepInput, Workspace, sam_family_step};
+use crate::error::{Error, Result};
+use crate::formats::{BatchJson, ParamsJson};
+use crate::model::{Activation, Mlp};
+use crate::run::{EvalRecord, Run};
+use args::{ConfigArgs, OptimizerArgs};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(name = "samlab", version, about = "SAM lab: sharpness-aware minimization, live. Without a command, opens the app.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train one run and write its metrics (per-epoch train/test loss and accuracy) as JSON.
+    Train {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Where to write the metrics JSON.
+        #[arg(long, default_value = "metrics.json")]
+        out: String,
+        /// Also write the final parameters (params format of `samlab step`).
+        #[arg(long)]
+        save_params: Option<String>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Train several optimizers from the same data, initialisation and batch order.
+    Compare {
+        /// Comma-separated kind[:value]: the value is m for msam/musam, λ for rwsam, ρ otherwise.
+        #[arg(long, default_value = "sgd,sam,msam:8,rwsam")]
+        optimizers: String,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        #[arg(long, default_value = "compare.json")]
+        out: String,
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// One optimizer step on given weights and batch, in f64: an oracle for cross-checking.
+    Step {
+        /// Params JSON: {"layers":[{"w":[[...in...] × out],"b":[...out...]}]}.
+        #[arg(long)]
+        params: String,
+        /// Batch JSON: {"x":[[...]],"y":[...],"z":[optional Rademacher probe, n_params]}.
+        #[arg(long)]
+        batch: String,
+        /// Hidden activation: relu, tanh, gelu.
+        #[arg(long, default_value = "relu")]
+        activation: String,
+        #[command(flatten)]
+        opt: OptimizerArgs,
+        #[arg(long, default_value = "step.json")]
+        out: String,
+    },
+    /// Median milliseconds per step of every optimizer (digits 64-128-128-10, batch 128; mnist5k
+    /// 784-512-512-10, batch 256) and each one's ratio to SGD on the same backend.
+    Bench(bench::BenchArgs),
+}
+
+/// Runs the CLI; returns the process exit status.
+pub fn main_with(cli: Cli) -> i32 {
+    let Some(command) = cli.command else {
+        return 0;
+    };
+    let result = match command {
+        Command::Train { cfg, out, save_params, quiet } => cfg.resolve().and_then(|c| train(c, &out, save_params.as_deref(), quiet)),
+        Command::Compare { optimizers, cfg, out, quiet } => cfg.resolve().and_then(|c| compare(&c, &optimizers, &out, quiet)),
+        Command::Step { params, batch, activation, opt, out } => step(&params, &batch, &activation, &opt, &out),
+        Command::Bench(b) => bench::run(&b),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+pub(crate) fn read(path: &str) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+}
+
+pub(crate) fn write(path: &str, text: &str) -> Result<()> {
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(path, e))?;
+    }
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+pub(crate) fn progress_bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
+/// A finished run as JSON: config, seed, backend, wall time, history, final metrics.
+pub struct Trained {
+    pub run: Run,
+    pub wall_s: f64,
+    pub engine: String,
+}
+
+impl Trained {
+    pub fn final_eval(&self) -> Option<&EvalRecord> {
+        self.run.history.last_eval()
+    }
+
+    pub fn ms_per_step(&self) -> f64 {
+        1e3 * self.wall_s / self.run.completed_steps().max(1) as f64
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "samlab_version": env!("CARGO_PKG_VERSION"),
+            "label": self.run.config.optimizer.label(),
+            "config": self.run.config,
+            "seed": self.run.config.seed,
+            "backend": self.run.config.backend,
+            "engine": self.engine,
+            "wall_time_s": self.wall_s,
+            "ms_per_step": self.ms_per_step(),
+            "steps": self.run.completed_steps(),
+            "status": match &self.run.status { crate::run::RunStatus::Diverged(m) => m.clone(), s => format!("{s:?}").to_lowercase() },
+            "final": self.final_eval(),
+            "history": self.run.history,
+        })
+    }
+}
+
+/// Loads the data and the initial weights of a config (shared by all runs of one seed).
+pub fn prepare(cfg: &RunConfig) -> Result<(Arc<Dataset>, Arc<Vec<f32>>)> {
+    let data = Dataset::load(&cfg.dataset, cfg.seed)?;
+    let init = spec_for(cfg, &data).init(cfg.seed);
+    Ok((Arc::new(data), Arc::new(init)))
+}
+
+pub fn train_run(cfg: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, bar: &ProgressBar) -> Result<Trained> {
+    let engine = make_engine(&cfg, data.clone(), &init)?;
+    let engine_name = engine.describe();
+    let mut run = Run::new(cfg, data, init, engine)?;
+    bar.set_length(run.total_steps());
+    let start = Instant::now();
+    run.run_to_end(64, |r| {
+        bar.set_position(r.completed_steps());
+        if let Some(e) = r.history.last_eval() {
+            bar.set_message(format!("test acc {:.1}%", 100.0 * e.test_acc));
+        }
+    })?;
+    bar.finish();
+    Ok(Trained { wall_s: start.elapsed().as_secs_f64(), engine: engine_name, run })
+}
+
+fn train(cfg: RunConfig, out: &str, save_params: Option<&str>, quiet: bool) -> Result<()> {
+    let (data, init) = prepare(&cfg)?;
+    let bar = progress_bar(cfg.total_steps(), quiet, &cfg.optimizer.label());
+    let mut trained = train_run(cfg, data, init, &bar)?;
+    write(out, &serde_json::to_string_pretty(&trained.to_json()).expect("JSON values serialise"))?;
+    if let Some(path) = save_params {
+        let params: Vec<f64> = trained.run.params_blocking()?.iter().map(|&v| v as f64).collect();
+        let spec = spec_for(&trained.run.config, &trained.run.data);
+        write(path, &serde_json::to_string(&ParamsJson::from_flat(&spec, &params)).expect("serialises"))?;
+    }
+    if let Some(e) = trained.final_eval() {
+        eprintln!(
+            "{}: train loss {:.4}, train acc {:.2}%, test acc {:.2}% (best {:.2}%), {:.3} ms/step on {}",
+            trained.run.config.optimizer.label(),
+            e.train_loss,
+            100.0 * e.train_acc,
+            100.0 * e.test_acc,
+            100.0 * e.best_test_acc,
+            trained.ms_per_step(),
+            trained.engine
+        );
+    }
+    if let crate::run::RunStatus::Diverged(msg) = &trained.run.status {
+        eprintln!("warning: {msg}");
+    }
+    Ok(())
+}
+
+fn compare(base: &RunConfig, optimizers: &str, out: &str, quiet: bool) -> Result<()> {
+    let configs = args::parse_optimizer_list(optimizers, base)?;
+    let (data, init) = prepare(base)?;
+    let mut runs = Vec::new();
+    for cfg in configs {
+        let bar = progress_bar(cfg.total_steps(), quiet, &cfg.optimizer.label());
+        runs.push(train_run(cfg, data.clone(), init.clone(), &bar)?);
+    }
+    println!("{:<16} {:>10} {:>10} {:>10} {:>10} {:>10}", "optimizer", "train loss", "train acc", "test acc", "best test", "ms/step");
+    for t in &runs {
+        let e = t.final_eval().cloned().unwrap_or_default();
+        println!(
+            "{:<16} {:>10.4} {:>9.2}% {:>9.2}% {:>9.2}% {:>10.3}",
+            t.run.config.optimizer.label(),
+            e.train_loss,
+            100.0 * e.train_acc,
+            100.0 * e.test_acc,
+            100.0 * e.best_test_acc,
+            t.ms_per_step()
+        );
+    }
+    let doc = json!({
+        "dataset": base.dataset,
+        "seed": base.seed,
+        "runs": runs.iter().map(Trained::to_json).collect::<Vec<_>>(),
+    });
+    write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
+}
+
+fn step(params_path: &str, batch_path: &str, activation: &str, opt: &OptimizerArgs, out: &str) -> Result<()> {
+    let activation: Activation = serde_json::from_value(json!(activation.to_ascii_lowercase()))
+        .map_err(|_| Error::invalid("activation", activation, "relu, tanh or gelu"))?;
+    let (spec, mut params) = ParamsJson::parse(&read(params_path)?, params_path)?.to_flat(activation)?;
+    let batch = BatchJson::parse(&read(batch_path)?, batch_path)?.check(&spec)?;
+    let mut cfg = RunConfig::default();
+    cfg.optimizer.kind = crate::config::OptimizerKind::Sgd;
+    opt.apply(&mut cfg)?;
+    let o = &cfg.optimizer;
+    // Validate the optimizer settings against this batch (m must divide its size).
+    let mut check = cfg.clone();
+    check.batch = batch.y.len();
+    check.dataset.name = crate::config::DatasetName::Moons;
+    check.dataset.samples = 100_000;
+    check.validate()?;
+    let needs_probe = o.kind == crate::config::OptimizerKind::Rwsam && o.rwsam.estimator == crate::config::NormEstimator::FiniteDifference;
+    if needs_probe && batch.z.is_none() {
+        return Err(Error::Data("batch: the finite-difference estimator needs the Rademacher probe \"z\" in the batch file".into()));
+    }
+    let mut mlp = Mlp::<f64>::new(spec.clone());
+    let mut velocity = vec![0.0; params.len()];
+    let input = StepInput { x: &batch.x, y: &batch.y, probe: batch.z.as_deref(), full: None };
+    let report = sam_family_step(&mut mlp, &mut params, &mut velocity, input, o, o.lr, &mut Workspace::default());
+    let updated = ParamsJson::from_flat(&spec, &params);
+    let doc = json!({
+        "layers": updated.layers,
+        "optimizer": o,
+        "loss_before": report.loss,
+        "perturbed_loss": report.perturbed_loss,
+        "grad_norm": report.grad_norm,
+        "perturbation_norm": report.perturbation_norm,
+        "rwsam": report.rwsam,
+    });
+    write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
+}
