@@ -4,6 +4,7 @@
 
 use super::{prepare, write};
 use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
+use crate::engine::gpu::GpuEngine;
 use crate::engine::{Engine, Request, StepPlan, make_engine};
 use crate::error::{Error, Result};
 use crate::data::BatchOrder;
@@ -26,9 +27,10 @@ pub struct BenchArgs {
     /// Timed steps per optimizer (after warm-up).
     #[arg(long, default_value_t = 40)]
     pub steps: usize,
-    /// Steps recorded per submit (GPU); the time per step is the submit's time divided by this.
-    #[arg(long, default_value_t = 1)]
-    pub steps_per_submit: usize,
+    /// Steps recorded per submit; the time per step is the submit's time divided by this.
+    /// Default: 1 on the CPU, 16 on the GPU.
+    #[arg(long)]
+    pub steps_per_submit: Option<usize>,
     /// Write the table as JSON too.
     #[arg(long)]
     pub json: Option<String>,
@@ -77,13 +79,22 @@ pub struct BenchRow {
     pub label: String,
     pub median_ms: f64,
     pub engine: String,
+    /// Compute dispatches per step (GPU only).
+    pub dispatches: Option<usize>,
 }
 
 /// Median ms per step of `cfg` on its backend: `warmup` untimed steps, then `steps` timed ones
 /// in submits of `per_submit` steps.
 pub fn time_steps(cfg: &RunConfig, steps: usize, per_submit: usize) -> Result<BenchRow> {
     let (data, init) = prepare(cfg)?;
-    let mut engine: Box<dyn Engine> = make_engine(cfg, data.clone(), &init)?;
+    let (mut engine, dispatches): (Box<dyn Engine>, Option<usize>) = match cfg.backend {
+        Backend::Gpu => {
+            let gpu = GpuEngine::new_blocking(cfg, data.clone(), &init)?;
+            let n = gpu.dispatches_per_step();
+            (Box::new(gpu), Some(n))
+        }
+        _ => (make_engine(cfg, data.clone(), &init)?, None),
+    };
     let engine_name = engine.describe();
     let mut order = BatchOrder::new(data.n_train(), cfg.batch, cfg.seed);
     let per_submit = per_submit.max(1);
@@ -110,7 +121,7 @@ pub fn time_steps(cfg: &RunConfig, steps: usize, per_submit: usize) -> Result<Be
         times.push(start.elapsed().as_secs_f64() * 1e3 / per_submit as f64);
     }
     times.sort_by(f64::total_cmp);
-    Ok(BenchRow { label: label(cfg), median_ms: times[times.len() / 2], engine: engine_name })
+    Ok(BenchRow { label: label(cfg), median_ms: times[times.len() / 2], engine: engine_name, dispatches })
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -138,17 +149,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 None => default_suite(&base),
             };
             let mut rows: Vec<BenchRow> = Vec::new();
+            let per_submit = args.steps_per_submit.unwrap_or(if backend == Backend::Gpu { 16 } else { 1 });
             for cfg in &suite {
-                rows.push(time_steps(cfg, args.steps, args.steps_per_submit)?);
+                rows.push(time_steps(cfg, args.steps, per_submit)?);
             }
             let engine = rows.first().map(|r| r.engine.clone()).unwrap_or_default();
             let sgd = rows.iter().find(|r| r.label == "SGD").map(|r| r.median_ms);
-            println!("\n{name} on {engine} ({} timed steps, {} per submit)", args.steps, args.steps_per_submit);
-            println!("{:<22} {:>12} {:>10}", "optimizer", "median ms", "÷ SGD");
+            println!("\n{name} on {engine} ({} timed steps, {per_submit} per submit)", args.steps);
+            println!("{:<22} {:>12} {:>10} {:>12}", "optimizer", "median ms", "÷ SGD", "dispatches");
             for r in &rows {
                 let ratio = sgd.map_or(String::from("-"), |s| format!("{:.2}", r.median_ms / s));
-                println!("{:<22} {:>12.3} {:>10}", r.label, r.median_ms, ratio);
-                doc.push(json!({"model": name, "backend": backend, "engine": r.engine, "optimizer": r.label, "median_ms": r.median_ms, "ratio_to_sgd": sgd.map(|s| r.median_ms / s)}));
+                let kernels = r.dispatches.map_or(String::from("-"), |d| d.to_string());
+                println!("{:<22} {:>12.3} {:>10} {:>12}", r.label, r.median_ms, ratio, kernels);
+                doc.push(json!({"model": name, "backend": backend, "engine": r.engine, "optimizer": r.label, "median_ms": r.median_ms, "ratio_to_sgd": sgd.map(|s| r.median_ms / s), "dispatches_per_step": r.dispatches, "steps_per_submit": per_submit}));
             }
         }
     }

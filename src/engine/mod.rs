@@ -8,6 +8,7 @@
 //! Architecture invariant: only `engine::gpu` touches wgpu; engines know nothing of egui.
 
 pub mod cpu;
+pub mod gpu;
 pub mod step;
 
 use crate::data::Dataset;
@@ -58,12 +59,26 @@ pub trait Engine {
     fn finish(&mut self) -> Result<Vec<Response>>;
 }
 
-/// Which engine a run uses, resolved from `Backend`.
+/// Which engine a run uses, resolved from `Backend`: `auto` takes a hardware GPU when one with
+/// compute exists and the CPU engine otherwise (a software rasteriser such as lavapipe is slower
+/// than the CPU engine; ask for it with `gpu`). Natively only: opening a device blocks.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn make_engine(cfg: &crate::config::RunConfig, data: std::sync::Arc<Dataset>, init: &[f32]) -> Result<Box<dyn Engine>> {
     use crate::config::Backend;
+    let cpu = |data| -> Result<Box<dyn Engine>> { Ok(Box::new(cpu::CpuEngine::<f32>::new(cfg, data, init)?)) };
     match cfg.backend {
-        Backend::Cpu => Ok(Box::new(cpu::CpuEngine::<f32>::new(cfg, data, init)?)),
-        Backend::Auto => Ok(Box::new(cpu::CpuEngine::<f32>::new(cfg, data, init)?)),
-        Backend::Gpu => Err(crate::error::Error::Gpu("this build has no GPU engine; use --backend cpu".into())),
+        Backend::Cpu => cpu(data),
+        Backend::Gpu => Ok(Box::new(gpu::GpuEngine::new_blocking(cfg, data, init)?)),
+        Backend::Auto => match gpu::GpuContext::request_blocking() {
+            Ok(ctx) if !ctx.is_software() => Ok(Box::new(gpu::GpuEngine::new(ctx, cfg, data, init)?)),
+            Ok(ctx) => {
+                log::info!("only a software GPU ({}) is available; using the CPU engine", ctx.describe());
+                cpu(data)
+            }
+            Err(e) => {
+                log::info!("no usable GPU ({e}); using the CPU engine");
+                cpu(data)
+            }
+        },
     }
 }

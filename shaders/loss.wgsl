@@ -1,0 +1,69 @@
+// loss.wgsl — softmax cross-entropy per sample and the batch statistics of a step.
+// Mirrors model::mlp::softmax_xent and the loss/accuracy of StepReport.
+
+@group(0) @binding(0) var<storage, read> pre: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<u32>;
+@group(0) @binding(2) var<storage, read_write> deltas: array<f32>;
+@group(0) @binding(3) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(4) var<storage, read_write> preds: array<u32>;
+@group(0) @binding(5) var<storage, read_write> stats: array<f32>;
+
+// Per row: logits z = pre[z_off + row·C …] (C = out_dim), f = logsumexp(z) − z[y]
+// → losses[off0 + row]; argmax (first maximum) → preds[off0 + row];
+// ∂f/∂z = softmax(z) − onehot(y) → deltas[z_off + row·C …]. Dispatch ⌈rows/64⌉.
+@compute @workgroup_size(64)
+fn softmax_xent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = linear_id(gid, nwg);
+    if (row >= p.rows) { return; }
+    let c = p.out_dim;
+    let z = p.z_off + row * c;
+    var mx = pre[z];
+    var arg = 0u;
+    for (var k = 1u; k < c; k++) {
+        if (pre[z + k] > mx) {
+            mx = pre[z + k];
+            arg = k;
+        }
+    }
+    var sum = 0.0;
+    for (var k = 0u; k < c; k++) {
+        sum += exp(pre[z + k] - mx);
+    }
+    let y = labels[row];
+    losses[p.off0 + row] = mx + log(sum) - pre[z + y];
+    preds[p.off0 + row] = arg;
+    for (var k = 0u; k < c; k++) {
+        deltas[z + k] = exp(pre[z + k] - mx) / sum - select(0.0, 1.0, k == y);
+    }
+}
+
+var<workgroup> wg_loss: array<f32, 256>;
+var<workgroup> wg_hits: array<u32, 256>;
+
+// One workgroup: mean of losses[off0 … off0+rows) → stats[off1]; with flags & 1 also the
+// number of preds[off0 + row] == labels[row] → stats[off1 + 1]. Fixed-order tree: deterministic.
+@compute @workgroup_size(256)
+fn batch_stats(@builtin(local_invocation_index) t: u32) {
+    var acc = 0.0;
+    var hits = 0u;
+    for (var r = t; r < p.rows; r += 256u) {
+        acc += losses[p.off0 + r];
+        hits += select(0u, 1u, preds[p.off0 + r] == labels[r]);
+    }
+    wg_loss[t] = acc;
+    wg_hits[t] = hits;
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        workgroupBarrier();
+        if (t < s) {
+            wg_loss[t] += wg_loss[t + s];
+            wg_hits[t] += wg_hits[t + s];
+        }
+    }
+    workgroupBarrier();
+    if (t == 0u) {
+        stats[p.off1] = wg_loss[0] / f32(p.rows);
+        if ((p.flags & 1u) != 0u) {
+            stats[p.off1 + 1u] = f32(wg_hits[0]);
+        }
+    }
+}
