@@ -96,10 +96,7 @@ impl<T: Real> Mlp<T> {
                 }
             }
             if l + 1 < n_layers {
-                let (pre, acts) = (&tape.pre[l], &mut tape.acts[l + 1]);
-                for (a, &z) in acts.iter_mut().zip(pre.iter()) {
-                    *a = spec.activation.apply(z);
-                }
+                spec.activation.apply_slice(&tape.pre[l], &mut tape.acts[l + 1]);
             }
         }
     }
@@ -136,10 +133,8 @@ impl<T: Real> Mlp<T> {
             }
             // forward: a_l = σ(z_{l-1})            backward: d_{l-1} = ∂a_l ⊙ σ'(z_{l-1})
             let below = &mut deltas[l - 1];
-            below.clear();
-            below.extend(
-                self.scratch.iter().zip(tape.pre[l - 1].iter()).map(|(&g, &z)| g * spec.activation.derivative(z)),
-            );
+            below.resize(batch * in_dim, T::zero());
+            spec.activation.backprop_slice(&self.scratch, &tape.pre[l - 1], below);
         }
     }
 
@@ -150,9 +145,9 @@ impl<T: Real> Mlp<T> {
         for (l, layer) in self.spec.layers().iter().enumerate() {
             let (in_dim, out_dim) = (layer.in_dim, layer.out_dim);
             // scaled deltas (batch, out)
-            self.scratch.clear();
-            for (row, &s) in deltas[l].chunks_exact(out_dim).zip(scale.iter()) {
-                self.scratch.extend(row.iter().map(|&d| d * s));
+            self.scratch.resize(batch * out_dim, T::zero());
+            for ((dst, row), &s) in self.scratch.chunks_exact_mut(out_dim).zip(deltas[l].chunks_exact(out_dim)).zip(scale.iter()) {
+                dst.iter_mut().zip(row).for_each(|(d, &v)| *d = v * s);
             }
             // dW (out, in) = Dsᵀ (out, batch) · A (batch, in)
             let (dw, db) = grad[layer.w_offset..layer.b_offset + out_dim].split_at_mut(in_dim * out_dim);

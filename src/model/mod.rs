@@ -83,6 +83,27 @@ impl Activation {
     }
 }
 
+impl Activation {
+    /// out = σ(z) elementwise; the match is outside the loop so each loop vectorises.
+    pub fn apply_slice<T: Real>(self, z: &[T], out: &mut [T]) {
+        match self {
+            Activation::Relu => out.iter_mut().zip(z).for_each(|(o, &z)| *o = z.max(T::zero())),
+            _ => out.iter_mut().zip(z).for_each(|(o, &z)| *o = self.apply(z)),
+        }
+    }
+
+    /// out = g ⊙ σ'(z), branch-free for ReLU (a data-dependent branch per element costs more
+    /// than the whole GEMM around it).
+    pub fn backprop_slice<T: Real>(self, g: &[T], z: &[T], out: &mut [T]) {
+        match self {
+            Activation::Relu => {
+                out.iter_mut().zip(g.iter().zip(z)).for_each(|(o, (&g, &z))| *o = if z > T::zero() { g } else { T::zero() })
+            }
+            _ => out.iter_mut().zip(g.iter().zip(z)).for_each(|(o, (&g, &z))| *o = g * self.derivative(z)),
+        }
+    }
+}
+
 /// √(2/π).
 const GELU_C: f64 = 0.797_884_560_802_865_4;
 
