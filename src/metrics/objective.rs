@@ -1,0 +1,179 @@
+//! What the metrics need from a model: f = (1/n)·Σ_i f_i on a fixed evaluation set, its
+//! gradient, per-sample and micro-batch gradient norms, and Hessian-vector products.
+//!
+//! The metric functions are written against this trait so that a model with closed-form answers
+//! (a quadratic in the tests) runs through the very same code as the MLP. Parameters cross the
+//! trait in f64; `MlpObjective<T>` computes in `T` (f64 for the reference, f32 at run time).
+
+use super::hvp::{HvpWorkspace, hvp};
+use crate::error::{Error, Result};
+use crate::model::mlp::softmax_xent;
+use crate::model::{Mlp, MlpSpec, Real, Tape};
+
+pub trait Objective {
+    fn n_params(&self) -> usize;
+    /// n, the size of the evaluation set.
+    fn n_samples(&self) -> usize;
+    /// f_i(w) for every sample.
+    fn sample_losses(&mut self, w: &[f64]) -> Vec<f64>;
+    /// f(w) and ∇f(w).
+    fn loss_grad(&mut self, w: &[f64]) -> (f64, Vec<f64>);
+    /// ‖∇f_i(w)‖² for every sample.
+    fn sample_sq_norms(&mut self, w: &[f64]) -> Vec<f64>;
+    /// ‖∇f_I(w)‖² with ∇f_I = (1/m)·Σ_{i∈I} ∇f_i for the consecutive groups I of `m` samples of
+    /// `order` (a permutation of 0..n; a trailing partial group is dropped).
+    fn group_sq_norms(&mut self, w: &[f64], order: &[usize], m: usize) -> Vec<f64>;
+    /// H(w)·v, H = ∇²f(w).
+    fn hvp(&mut self, w: &[f64], v: &[f64]) -> Vec<f64>;
+    /// Share of samples classified correctly, for models that classify.
+    fn accuracy(&mut self, _w: &[f64]) -> Option<f64> {
+        None
+    }
+
+    fn loss(&mut self, w: &[f64]) -> f64 {
+        let l = self.sample_losses(w);
+        l.iter().sum::<f64>() / l.len() as f64
+    }
+}
+
+/// The MLP with softmax cross-entropy on an evaluation set, computing in `T`.
+/// Caches the forward and backward pass at the last w it saw (power iteration and Hutchinson
+/// probe the same w many times).
+pub struct MlpObjective<T: Real> {
+    mlp: Mlp<T>,
+    x: Vec<T>,
+    y: Vec<u32>,
+    cache: Option<Cache<T>>,
+    hvp_ws: HvpWorkspace<T>,
+    scratch: Tape<T>,
+}
+
+struct Cache<T> {
+    at: Vec<f64>,
+    params: Vec<T>,
+    tape: Tape<T>,
+    deltas: Vec<Vec<T>>,
+    losses: Vec<f64>,
+    correct: usize,
+}
+
+impl<T: Real> MlpObjective<T> {
+    /// `x` is (n, in_dim) row-major. Refuses an empty set, a feature count or a label that does
+    /// not fit the architecture.
+    pub fn new(spec: MlpSpec, x: Vec<T>, y: Vec<u32>) -> Result<Self> {
+        if y.is_empty() {
+            return Err(Error::Data("evaluation set: no samples (at least one is needed)".into()));
+        }
+        if x.len() != y.len() * spec.in_dim() {
+            return Err(Error::Data(format!(
+                "evaluation set: {} feature values for {} samples, the model takes {} features per sample",
+                x.len(),
+                y.len(),
+                spec.in_dim()
+            )));
+        }
+        if let Some((i, c)) = y.iter().enumerate().find(|(_, c)| **c as usize >= spec.out_dim()) {
+            return Err(Error::Data(format!("evaluation set: label {i} is {c}, the model has {} classes", spec.out_dim())));
+        }
+        Ok(Self { mlp: Mlp::new(spec), x, y, cache: None, hvp_ws: HvpWorkspace::default(), scratch: Tape::default() })
+    }
+
+    pub fn spec(&self) -> &MlpSpec {
+        &self.mlp.spec
+    }
+
+    fn conv(w: &[f64]) -> Vec<T> {
+        w.iter().map(|&v| T::of(v)).collect()
+    }
+
+    /// Forward and backward at w, unless cached.
+    fn ensure(&mut self, w: &[f64]) {
+        if self.cache.as_ref().is_none_or(|c| c.at != w) {
+            let params = Self::conv(w);
+            let mut tape = Tape::default();
+            let mut deltas = Vec::new();
+            let n = self.y.len();
+            self.mlp.forward(&params, &self.x, n, &mut tape, None);
+            let out = softmax_xent(tape.logits(), &self.y, self.mlp.spec.out_dim());
+            self.mlp.backprop(&params, &tape, &out.dlogits, &mut deltas, None);
+            let correct = out.correct(&self.y);
+            let losses = out.losses.iter().map(|l| l.f64()).collect();
+            self.cache = Some(Cache { at: w.to_vec(), params, tape, deltas, losses, correct });
+        }
+    }
+
+    fn cached(&self) -> &Cache<T> {
+        self.cache.as_ref().expect("ensure() fills the cache")
+    }
+}
+
+impl<T: Real> Objective for MlpObjective<T> {
+    fn n_params(&self) -> usize {
+        self.mlp.spec.n_params()
+    }
+
+    fn n_samples(&self) -> usize {
+        self.y.len()
+    }
+
+    fn sample_losses(&mut self, w: &[f64]) -> Vec<f64> {
+        if let Some(c) = self.cache.as_ref().filter(|c| c.at == w) {
+            return c.losses.clone();
+        }
+        let params = Self::conv(w);
+        self.mlp.forward(&params, &self.x, self.y.len(), &mut self.scratch, None);
+        softmax_xent(self.scratch.logits(), &self.y, self.mlp.spec.out_dim()).losses.iter().map(|l| l.f64()).collect()
+    }
+
+    fn loss_grad(&mut self, w: &[f64]) -> (f64, Vec<f64>) {
+        let n = self.y.len();
+        self.ensure(w);
+        let c = self.cache.as_ref().expect("filled by ensure()");
+        let mut grad = vec![T::zero(); c.params.len()];
+        self.mlp.weight_grads(&c.tape, &c.deltas, &vec![T::one() / T::of(n as f64); n], &mut grad);
+        let loss = c.losses.iter().sum::<f64>() / n as f64;
+        (loss, grad.iter().map(|g| g.f64()).collect())
+    }
+
+    fn sample_sq_norms(&mut self, w: &[f64]) -> Vec<f64> {
+        self.ensure(w);
+        let c = self.cache.as_ref().expect("filled by ensure()");
+        self.mlp.per_sample_sq_norms(&c.tape, &c.deltas).iter().map(|v| v.f64()).collect()
+    }
+
+    fn group_sq_norms(&mut self, w: &[f64], order: &[usize], m: usize) -> Vec<f64> {
+        self.ensure(w);
+        let c = self.cache.as_ref().expect("filled by ensure()");
+        let used = order.len() / m.max(1) * m;
+        if used == 0 {
+            return Vec::new();
+        }
+        // The tape and deltas with their rows in `order`: groups are then consecutive rows.
+        let permute = |rows: &[T], width: usize| -> Vec<T> {
+            let mut out = Vec::with_capacity(used * width);
+            for &i in &order[..used] {
+                out.extend_from_slice(&rows[i * width..(i + 1) * width]);
+            }
+            out
+        };
+        let layers = self.mlp.spec.layers().to_vec();
+        let acts = layers.iter().enumerate().map(|(l, s)| permute(&c.tape.acts[l], s.in_dim)).collect();
+        let deltas: Vec<Vec<T>> = layers.iter().enumerate().map(|(l, s)| permute(&c.deltas[l], s.out_dim)).collect();
+        let tape = Tape { batch: used, acts, pre: Vec::new() };
+        self.mlp.group_sq_norms(&tape, &deltas, m).iter().map(|v| v.f64()).collect()
+    }
+
+    fn hvp(&mut self, w: &[f64], v: &[f64]) -> Vec<f64> {
+        self.ensure(w);
+        let c = self.cache.as_ref().expect("filled by ensure()");
+        let v = Self::conv(v);
+        let mut out = vec![T::zero(); v.len()];
+        hvp(&self.mlp.spec, &c.params, &c.tape, &c.deltas, &v, &mut self.hvp_ws, &mut out);
+        out.iter().map(|h| h.f64()).collect()
+    }
+
+    fn accuracy(&mut self, w: &[f64]) -> Option<f64> {
+        self.ensure(w);
+        Some(self.cached().correct as f64 / self.y.len() as f64)
+    }
+}
