@@ -49,6 +49,9 @@ pub struct EvalRecord {
 pub struct History {
     pub steps: Vec<StepRecord>,
     pub evals: Vec<EvalRecord>,
+    /// Sharpness metrics every `measure_every` steps (see `metrics::Measurement`).
+    #[serde(default)]
+    pub measurements: Vec<crate::metrics::Measurement>,
 }
 
 impl History {
@@ -100,7 +103,14 @@ pub struct Run {
     next_eval: u64,
     order: BatchOrder,
     pending_params: Vec<(u64, Vec<f32>)>,
+    /// Measurement hook: the next step to measure at (u64::MAX: none), and the CPU measurer,
+    /// built at the first measurement.
+    next_measure: u64,
+    measurer: Option<Box<crate::metrics::RunMeasurer>>,
 }
+
+/// Params requests of the measurement hook carry this tag plus the step.
+const MEASURE_TAG: u64 = 1 << 62;
 
 impl Run {
     pub fn new(config: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, engine: Box<dyn Engine>) -> Result<Self> {
@@ -112,6 +122,7 @@ impl Run {
         let total = config.steps.unwrap_or(config.epochs * steps_per_epoch);
         let order = BatchOrder::new(data.n_train(), config.batch, config.seed);
         let eval_every = if config.eval_every == 0 { steps_per_epoch } else { config.eval_every };
+        let measure_every = config.measure_every;
         Ok(Self {
             config,
             data,
@@ -127,6 +138,8 @@ impl Run {
             next_eval: 0,
             order,
             pending_params: Vec::new(),
+            next_measure: if measure_every > 0 { 0 } else { u64::MAX },
+            measurer: None,
         })
     }
 
@@ -172,7 +185,14 @@ impl Run {
             self.next_eval = if self.submitted == self.total { u64::MAX } else { (self.submitted + self.eval_every).min(self.total) };
             return Ok(());
         }
-        let end = (self.submitted + max_steps.max(1)).min(self.next_eval).min(self.total);
+        if self.next_measure == self.submitted && self.next_measure <= self.total {
+            // Measurement hook: read the weights back; `record` measures them on the CPU.
+            self.engine.submit(Request::ReadParams { tag: MEASURE_TAG + self.submitted })?;
+            let every = self.config.measure_every.max(1);
+            self.next_measure = if self.submitted == self.total { u64::MAX } else { (self.submitted + every).min(self.total) };
+            return Ok(());
+        }
+        let end = (self.submitted + max_steps.max(1)).min(self.next_eval).min(self.next_measure).min(self.total);
         if end > self.submitted {
             let plans: Vec<StepPlan> = (self.submitted..end).map(|t| self.plan(t)).collect();
             self.submitted = end;
@@ -188,7 +208,12 @@ impl Run {
         for r in responses {
             self.record(r);
         }
-        if self.status == RunStatus::Running && self.completed >= self.total && self.next_eval == u64::MAX && self.engine.in_flight() == 0 {
+        if self.status == RunStatus::Running
+            && self.completed >= self.total
+            && self.next_eval == u64::MAX
+            && self.next_measure == u64::MAX
+            && self.engine.in_flight() == 0
+        {
             self.status = RunStatus::Finished;
         }
         Ok(n)
@@ -206,7 +231,27 @@ impl Run {
                 }
                 self.history.evals.push(rec);
             }
+            Response::Params { tag, params } if (MEASURE_TAG..MEASURE_TAG + (1 << 48)).contains(&tag) => self.record_measurement(tag - MEASURE_TAG, &params),
             Response::Params { tag, params } => self.pending_params.push((tag, params)),
+        }
+    }
+
+    /// The measurement hook: every metric of `metrics::measure` on the CPU (f32) at the weights
+    /// read back after `step` steps, on the run's fixed evaluation subset. Blocks for its duration.
+    fn record_measurement(&mut self, step: u64, params: &[f32]) {
+        if self.measurer.is_none() {
+            match crate::metrics::RunMeasurer::new(&self.config, &self.data) {
+                Ok(m) => self.measurer = Some(Box::new(m)),
+                Err(e) => {
+                    log::warn!("measurements off: {e}");
+                    return;
+                }
+            }
+        }
+        let measurer = self.measurer.as_mut().expect("built above");
+        match measurer.measure(step, params) {
+            Ok(m) => self.history.measurements.push(m),
+            Err(e) => log::warn!("measurement at step {step} skipped: {e}"),
         }
     }
 
@@ -248,6 +293,7 @@ impl Run {
         self.submitted = 0;
         self.completed = 0;
         self.next_eval = 0;
+        self.next_measure = if self.config.measure_every > 0 { 0 } else { u64::MAX };
         Ok(())
     }
 

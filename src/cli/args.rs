@@ -47,6 +47,10 @@ pub struct ConfigArgs {
     /// Evaluate on the full sets every N steps (0: once per epoch).
     #[arg(long)]
     pub eval_every: Option<u64>,
+    /// Add sharpness metrics (λ_max, tr H, tr V, S_ρ, m-sharpness curve, RW-SAM diagnostics) to
+    /// the history every N steps, on a fixed subset of up to 1024 training samples (0: never).
+    #[arg(long)]
+    pub measure_every: Option<u64>,
     /// cpu, gpu or auto.
     #[arg(long)]
     pub backend: Option<String>,
@@ -180,6 +184,7 @@ impl ConfigArgs {
         }
         set(&mut cfg.seed, self.seed);
         set(&mut cfg.eval_every, self.eval_every);
+        set(&mut cfg.measure_every, self.measure_every);
         if let Some(v) = &self.backend {
             cfg.backend = v.parse::<Backend>()?;
         }

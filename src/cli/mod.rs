@@ -3,6 +3,7 @@
 
 pub mod args;
 mod bench;
+pub mod measure;
 
 use crate::config::RunConfig;
 use crate::data::Dataset;
@@ -74,6 +75,13 @@ pub enum Command {
     /// Median milliseconds per step of every optimizer (digits 64-128-128-10, batch 128; mnist5k
     /// 784-512-512-10, batch 256) and each one's ratio to SGD on the same backend.
     Bench(bench::BenchArgs),
+    /// Every metric of SPEC.md at given weights, in f64: loss, S_ρ, λ_max (top-k), tr H, tr V,
+    /// the m-sharpness curve with its bound, R_m, RW-SAM weights/ESS/estimator correlation.
+    Measure(measure::MeasureArgs),
+    /// Train (or load --params), then the loss landscape around the weights: a 2D grid along two
+    /// filter-normalised directions, 1D slices, the training trajectory projected onto the grid
+    /// with residuals, optionally the line to other weights and a PNG heat map.
+    Landscape(measure::LandscapeArgs),
 }
 
 /// Runs the CLI; returns the process exit status.
@@ -86,6 +94,8 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Compare { optimizers, cfg, out, quiet } => cfg.resolve().and_then(|c| compare(&c, &optimizers, &out, quiet)),
         Command::Step { params, batch, activation, opt, out } => step(&params, &batch, &activation, &opt, &out),
         Command::Bench(b) => bench::run(&b),
+        Command::Measure(m) => measure::measure(&m),
+        Command::Landscape(l) => measure::landscape(&l),
     };
     match result {
         Ok(()) => 0,

@@ -1,0 +1,359 @@
+//! `samlab measure` (every metric of SPEC.md at given weights, in f64) and `samlab landscape`
+//! (train or load weights, then the loss landscape around them, optionally as a PNG).
+
+use super::args::ConfigArgs;
+use super::{progress_bar, read, write};
+use crate::config::{DataConfig, DatasetName, NormEstimator, RunConfig};
+use crate::data::Dataset;
+use crate::engine::make_engine;
+use crate::error::{Error, Result};
+use crate::formats::{BatchJson, ParamsJson};
+use crate::metrics::landscape::{self, CpuEvaluator, LandscapeConfig};
+use crate::metrics::{self, EvalSet, MeasureConfig, png, surface};
+use crate::model::{Activation, Mlp, MlpSpec};
+use crate::run::Run;
+use clap::Args;
+use indicatif::ProgressBar;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Args, Debug, Clone)]
+pub struct MeasureArgs {
+    /// Params JSON (the format of `samlab step`).
+    #[arg(long)]
+    pub params: String,
+    /// The evaluation set as a batch JSON (the format of `samlab step`; z is ignored).
+    #[arg(long, conflicts_with = "dataset", required_unless_present = "dataset")]
+    pub batch: Option<String>,
+    /// Or: the evaluation subset of this dataset's training set (moons, …, digits, mnist5k).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Samples of a 2D toy dataset (train + test), with --dataset.
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// With --dataset: up to this many training samples, seeded (0: all).
+    #[arg(long, default_value_t = metrics::DEFAULT_EVAL_SIZE)]
+    pub eval_size: usize,
+    /// Hidden activation: relu, tanh, gelu.
+    #[arg(long, default_value = "relu")]
+    pub activation: String,
+    /// ρ of the sharpness S_ρ and of the m-USAM regulariser.
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
+    pub rho: f64,
+    /// Hutchinson probes for tr H.
+    #[arg(long, default_value_t = 64)]
+    pub probes: usize,
+    /// Most Hessian-vector products of the power iteration, per eigenvalue.
+    #[arg(long, default_value_t = 100)]
+    pub power_iters: usize,
+    /// Relative change of the Rayleigh quotient that ends the power iteration.
+    #[arg(long, default_value_t = 1e-4)]
+    pub power_tol: f64,
+    /// Top-k Hessian eigenvalues by deflation.
+    #[arg(long, default_value_t = 1)]
+    pub top_k: usize,
+    /// Largest m of the m-sharpness curve (0: the evaluation set's size).
+    #[arg(long, default_value_t = 0)]
+    pub curve_max: usize,
+    /// Fewest micro-batches per m of the curve.
+    #[arg(long, default_value_t = 64)]
+    pub curve_groups: usize,
+    /// RW-SAM diagnostics on the first B samples of the evaluation set (0: none).
+    #[arg(long, default_value_t = 128)]
+    pub rw_batch: usize,
+    /// RW-SAM λ of the diagnostics' Gibbs weights.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub lambda: f64,
+    /// RW-SAM estimator of the weights: exact or finite-difference.
+    #[arg(long, default_value = "exact")]
+    pub norm_estimator: String,
+    /// Finite-difference step δ.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub delta: f64,
+    /// Solve λ so that ESS = r·B.
+    #[arg(long, allow_negative_numbers = true)]
+    pub target_ess: Option<f64>,
+    /// Divide the RW-SAM scores by their batch mean.
+    #[arg(long)]
+    pub normalize_scores: bool,
+    /// Seeds the subset (with --dataset), the probes, the power iteration and the curve.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Keys the RW-SAM finite-difference probe, as the step with this index would draw it.
+    #[arg(long, default_value_t = 0)]
+    pub step: u64,
+    #[arg(long, default_value = "measure.json")]
+    pub out: String,
+}
+
+fn parse_activation(v: &str) -> Result<Activation> {
+    serde_json::from_value(json!(v.to_ascii_lowercase())).map_err(|_| Error::invalid("activation", v, "relu, tanh or gelu"))
+}
+
+fn load_params(path: &str, activation: Activation) -> Result<(MlpSpec, Vec<f64>)> {
+    ParamsJson::parse(&read(path)?, path)?.to_flat(activation)
+}
+
+/// The dataset must have the params' input width and class count.
+fn check_fits(spec: &MlpSpec, data: &Dataset, what: &str) -> Result<()> {
+    let name = data.name.as_str();
+    if spec.in_dim() != data.n_features {
+        return Err(Error::Data(format!("{what}: the first layer takes {} inputs, dataset {name} has {} features", spec.in_dim(), data.n_features)));
+    }
+    if spec.out_dim() != data.n_classes {
+        return Err(Error::Data(format!("{what}: the last layer has {} outputs, dataset {name} has {} classes", spec.out_dim(), data.n_classes)));
+    }
+    Ok(())
+}
+
+pub fn measure(a: &MeasureArgs) -> Result<()> {
+    let start = Instant::now();
+    let activation = parse_activation(&a.activation)?;
+    let mut cfg = MeasureConfig {
+        rho: a.rho,
+        probes: a.probes,
+        power_iters: a.power_iters,
+        power_tol: a.power_tol,
+        top_k: a.top_k,
+        curve_max: a.curve_max,
+        curve_groups: a.curve_groups,
+        rw_batch: a.rw_batch,
+        seed: a.seed,
+        ..MeasureConfig::default()
+    };
+    cfg.rwsam.lambda = a.lambda;
+    cfg.rwsam.estimator = a.norm_estimator.parse::<NormEstimator>()?;
+    cfg.rwsam.delta = a.delta;
+    cfg.rwsam.target_ess = a.target_ess;
+    cfg.rwsam.normalize = a.normalize_scores;
+    cfg.validate()?;
+    let (spec, params) = load_params(&a.params, activation)?;
+    // f64 throughout, like the `step` oracle.
+    let (mut obj, source) = match (&a.batch, &a.dataset) {
+        (Some(path), _) => {
+            let b = BatchJson::parse(&read(path)?, path)?.check(&spec)?;
+            (metrics::MlpObjective::<f64>::new(spec.clone(), b.x, b.y)?, json!({"batch": path}))
+        }
+        (None, Some(name)) => {
+            let data = load_dataset(name, a.samples, a.seed)?;
+            check_fits(&spec, &data, "params")?;
+            let set = EvalSet::from_train(&data, a.eval_size, a.seed);
+            (set.objective::<f64>(&spec)?, json!({"dataset": data.name, "eval_size": set.len(), "seed": a.seed}))
+        }
+        (None, None) => return Err(Error::invalid("batch", "(none)", "--batch b.json or --dataset NAME")),
+    };
+    let report = metrics::measure(&mut obj, &params, &cfg, a.step)?;
+    let doc = json!({
+        "samlab_version": env!("CARGO_PKG_VERSION"),
+        "source": source,
+        "activation": activation,
+        "n_params": spec.n_params(),
+        "settings": cfg,
+        "measurement": report.measurement,
+        "rwsam": report.rwsam,
+        "wall_time_s": start.elapsed().as_secs_f64(),
+    });
+    write(&a.out, &serde_json::to_string_pretty(&doc).expect("JSON values serialise"))?;
+    let m = &report.measurement;
+    eprintln!(
+        "loss {:.4}, ‖∇f‖ {:.4}, S_ρ {:.4e}, λ_max {:.4}, tr H {:.3} ± {:.3}, tr V {:.4} on {} samples",
+        m.loss, m.grad_norm, m.sharpness, m.lambda_max, m.trace_h, m.trace_h_stderr, m.trace_v, m.n_eval
+    );
+    Ok(())
+}
+
+fn load_dataset(name: &str, samples: Option<usize>, seed: u64) -> Result<Dataset> {
+    let mut dc = DataConfig { name: name.parse::<DatasetName>()?, ..DataConfig::default() };
+    if let Some(s) = samples {
+        if !(20..=100_000).contains(&s) {
+            return Err(Error::invalid("samples", s, "20 ≤ samples ≤ 100000"));
+        }
+        dc.samples = s;
+    }
+    Dataset::load(&dc, seed)
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LandscapeArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Skip training: the landscape around these weights (params format of `samlab step`; the
+    /// dataset and activation come from the config flags).
+    #[arg(long)]
+    pub params: Option<String>,
+    /// Points per side of the 2D grid.
+    #[arg(long, default_value_t = 51)]
+    pub grid: usize,
+    /// α, β ∈ [−range, range] along the filter-normalised directions.
+    #[arg(long, default_value_t = 1.0)]
+    pub range: f64,
+    /// Points of each 1D slice (default: as the grid).
+    #[arg(long)]
+    pub slice_points: Option<usize>,
+    /// Weight snapshots taken while training (evenly spaced, plus the initial weights) for the
+    /// trajectory projection.
+    #[arg(long, default_value_t = 20)]
+    pub snapshots: usize,
+    /// Also the straight line from the centre weights (t = 0) to these params (t = 1), for
+    /// t ∈ [−0.25, 1.25].
+    #[arg(long)]
+    pub line_to: Option<String>,
+    /// Points of the straight line.
+    #[arg(long, default_value_t = 61)]
+    pub line_points: usize,
+    /// Training samples the losses are measured on, seeded (0: the whole training set).
+    #[arg(long, default_value_t = metrics::DEFAULT_EVAL_SIZE)]
+    pub eval_size: usize,
+    /// Contour lines of the PNG.
+    #[arg(long, default_value_t = 12)]
+    pub contours: usize,
+    /// Write the heat map with contours and the trajectory as a PNG.
+    #[arg(long)]
+    pub png: Option<String>,
+    /// 2D datasets: write the decision surface with the data as a PNG.
+    #[arg(long)]
+    pub surface_png: Option<String>,
+    #[arg(long, default_value = "landscape.json")]
+    pub out: String,
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Trains `cfg`, taking `snapshots` evenly spaced weight snapshots (and the initial weights).
+/// Returns the run (finished) and the snapshots, the last one the final weights.
+pub fn train_with_snapshots(cfg: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, snapshots: usize, bar: &ProgressBar) -> Result<(Run, Vec<(u64, Vec<f32>)>)> {
+    let engine = make_engine(&cfg, data.clone(), &init)?;
+    let mut run = Run::new(cfg, data, init.clone(), engine)?;
+    let total = run.total_steps();
+    bar.set_length(total);
+    let every = (total / snapshots.max(1) as u64).max(1);
+    let mut snaps: Vec<(u64, Vec<f32>)> = vec![(0, init.to_vec())];
+    let mut next = every.min(total);
+    while !run.is_done() {
+        let done = run.completed_steps();
+        run.pump(next.saturating_sub(done).clamp(1, 64))?;
+        let params = run.params_blocking()?;
+        run.collect()?;
+        let done = run.completed_steps();
+        bar.set_position(done);
+        if done >= next && snaps.last().is_none_or(|s| s.0 != done) {
+            snaps.push((done, params));
+            next = (done + every).min(total);
+        }
+    }
+    bar.finish();
+    let done = run.completed_steps();
+    if snaps.last().is_none_or(|s| s.0 != done) {
+        snaps.push((done, run.params_blocking()?));
+    }
+    Ok((run, snaps))
+}
+
+pub fn landscape(a: &LandscapeArgs) -> Result<()> {
+    let start = Instant::now();
+    let cfg = a.cfg.resolve()?;
+    let lc = LandscapeConfig { grid: a.grid, range: a.range, slice_points: a.slice_points.unwrap_or(a.grid), seed: cfg.seed };
+    lc.validate()?;
+    if !(2..=10_001).contains(&a.line_points) {
+        return Err(Error::invalid("line-points", a.line_points, "2 to 10001"));
+    }
+    if a.contours > 1000 {
+        return Err(Error::invalid("contours", a.contours, "0 to 1000"));
+    }
+    let data = Arc::new(Dataset::load(&cfg.dataset, cfg.seed)?);
+    if a.surface_png.is_some() && data.n_features != 2 {
+        return Err(Error::invalid("surface-png", data.name.as_str(), "a 2D dataset (moons, circles, spirals, xor, blobs)"));
+    }
+    let line_end = match &a.line_to {
+        Some(path) => Some((path.clone(), load_params(path, cfg.model.activation)?)),
+        None => None,
+    };
+    let (spec, center, snapshots, trained) = match &a.params {
+        Some(path) => {
+            let (spec, p) = load_params(path, cfg.model.activation)?;
+            check_fits(&spec, &data, "params")?;
+            (spec, p.iter().map(|&v| v as f32).collect::<Vec<f32>>(), Vec::new(), None)
+        }
+        None => {
+            let spec = MlpSpec::new(data.n_features, &cfg.model.hidden, data.n_classes, cfg.model.activation);
+            let init = Arc::new(spec.init(cfg.seed));
+            let bar = progress_bar(cfg.total_steps(), a.quiet, &cfg.optimizer.label());
+            let (run, snaps) = train_with_snapshots(cfg.clone(), data.clone(), init, a.snapshots, &bar)?;
+            let center = snaps.last().expect("at least the initial weights").1.clone();
+            let summary = json!({"final": run.history.last_eval(), "status": format!("{:?}", run.status), "steps": run.completed_steps()});
+            (spec, center, snaps, Some(summary))
+        }
+    };
+    if let Some((path, (end_spec, _))) = &line_end {
+        if end_spec.sizes != spec.sizes {
+            return Err(Error::Data(format!("line-to {path}: layer sizes {:?} differ from the centre's {:?}", end_spec.sizes, spec.sizes)));
+        }
+    }
+    let set = EvalSet::from_train(&data, a.eval_size, cfg.seed);
+    let mut ev = CpuEvaluator::<f32>::from_eval_set(spec.clone(), &set)?;
+    let land_start = Instant::now();
+    let land = landscape::landscape(&mut ev, &spec, &center, &snapshots, &lc)?;
+    let landscape_s = land_start.elapsed().as_secs_f64();
+    let line = match &line_end {
+        Some((path, (_, end))) => {
+            let end: Vec<f32> = end.iter().map(|&v| v as f32).collect();
+            let ts = landscape::linspace(-0.25, 1.25, a.line_points);
+            Some(json!({"to": path, "line": landscape::line_between(&mut ev, &center, &end, &ts)?}))
+        }
+        None => None,
+    };
+    let surface = if data.n_features == 2 {
+        let (xr, yr) = surface::data_bounds(&data, 0.1)?;
+        let mut mlp = Mlp::<f32>::new(spec.clone());
+        Some(surface::decision_surface(&mut mlp, &center, xr, yr, 101, 101)?)
+    } else {
+        None
+    };
+    if let Some(path) = &a.png {
+        let img = png::landscape_image(&land.grid, &land.trajectory, a.contours, 512)?;
+        write_bytes(path, &img.encode()?)?;
+    }
+    if let Some(path) = &a.surface_png {
+        let (xr, yr) = surface::data_bounds(&data, 0.1)?;
+        let mut mlp = Mlp::<f32>::new(spec.clone());
+        let s = surface::decision_surface(&mut mlp, &center, xr, yr, 400, 400)?;
+        let points: Vec<(f64, f64, u32)> = data.train_x.chunks_exact(2).zip(&data.train_y).map(|(p, &c)| (p[0] as f64, p[1] as f64, c)).collect();
+        write_bytes(path, &png::surface_image(&s, &points)?.encode()?)?;
+    }
+    let doc = json!({
+        "samlab_version": env!("CARGO_PKG_VERSION"),
+        "config": cfg,
+        "params": a.params,
+        "trained": trained,
+        "eval_size": set.len(),
+        "landscape_settings": lc,
+        "landscape": land,
+        "line": line,
+        "surface": surface,
+        "landscape_time_s": landscape_s,
+        "wall_time_s": start.elapsed().as_secs_f64(),
+    });
+    write(&a.out, &serde_json::to_string(&doc).expect("JSON values serialise"))?;
+    let tr = land.trajectory.last();
+    eprintln!(
+        "{}×{} landscape on {} samples in {:.2} s; centre loss {:.4}{}",
+        lc.grid,
+        lc.grid,
+        set.len(),
+        landscape_s,
+        land.centre.loss,
+        tr.map_or(String::new(), |_| {
+            let worst = land.trajectory.iter().map(|t| t.relative_residual).fold(0.0, f64::max);
+            format!("; trajectory of {} snapshots, largest relative projection residual {:.3}", land.trajectory.len(), worst)
+        })
+    );
+    Ok(())
+}
+
+fn write_bytes(path: &str, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(path, e))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
