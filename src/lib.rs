@@ -1,15 +1,22 @@
 //! SAM lab: train compact networks with SGD and the SAM family (SAM, USAM, n-SAM, m-SAM, ASAM,
 //! RW-SAM) and measure why they differ. See ARCHITECTURE.md for the map of the code.
 
+pub mod app;
 pub mod config;
 pub mod data;
 pub mod engine;
+pub mod lab;
 pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod platform;
 pub mod rng;
 pub mod run;
+pub mod ui;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use config::RunConfig;
 pub use error::{Error, Result};

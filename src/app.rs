@@ -1,0 +1,578 @@
+//! The SAM lab app (eframe): the same app on the desktop and in the browser. It owns the lab
+//! (runtime state: data, runs, engines), the persisted settings (serde, stored by eframe between
+//! sessions: never an engine or a GPU handle), the panels, and the platform services.
+//!
+//! Every frame: train within the time budget, refresh the data views, draw the panels (which
+//! return commands), apply the commands, mirror the state into the URL hash (browser) and the
+//! status into the page, and ask for the next frame while anything trains.
+
+use crate::lab::{EngineChoice, Lab, LabState, Preset};
+use crate::platform::{self, Platform, StatusReport};
+use crate::ui::data_view::DataPanel;
+use crate::ui::plots::{MetricsPanel, XAxis};
+use crate::ui::runs::RunsPanel;
+use crate::ui::settings::{RunSettingsPanel, SharedPanel};
+use crate::ui::status::{FrameCounter, Message, StatusBar};
+use crate::ui::{Command, fmt_num};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use web_time::Duration;
+
+/// Key of the settings in eframe's storage (JSON text, so that a bad entry can be reported).
+pub const STORAGE_KEY: &str = "samlab_settings";
+/// How often a run's data view (decision surface, hardest samples) is recomputed.
+const VIEW_REFRESH: Duration = Duration::from_millis(500);
+
+/// What persists between sessions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub lab: LabState,
+    /// Training time per frame, all runs together.
+    pub budget_ms: f32,
+    pub selected: usize,
+    pub x_axis: XAxis,
+    /// Desktop: the file the config is saved to and loaded from (relative to the working directory).
+    pub file_path: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { lab: LabState::default(), budget_ms: 8.0, selected: 0, x_axis: XAxis::Epoch, file_path: "samlab-lab.json".into() }
+    }
+}
+
+impl Settings {
+    /// Parses stored settings; their lab is checked like a file's (invalid runs dropped).
+    pub fn from_json(text: &str) -> Result<(Self, Vec<String>), String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+        let lab_value = value.get("lab").cloned().ok_or("no lab settings")?;
+        let (lab, notes) = LabState::from_json(&lab_value.to_string()).map_err(|e| e.to_string())?;
+        let mut settings: Settings = serde_json::from_value(value).map_err(|e| format!("malformed settings: {e}"))?;
+        settings.lab = lab;
+        settings.budget_ms = if settings.budget_ms.is_finite() { settings.budget_ms.clamp(1.0, 30.0) } else { 8.0 };
+        Ok((settings, notes))
+    }
+}
+
+/// The renderer's adapter, as eframe reports it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RendererInfo {
+    pub adapter: String,
+    pub backend: String,
+    /// The adapter can run compute shaders (WebGPU, Vulkan, Metal, DX12; not WebGL2).
+    pub compute: bool,
+}
+
+impl RendererInfo {
+    pub fn from_render_state(rs: &eframe::egui_wgpu::RenderState) -> Self {
+        let info = rs.adapter.get_info();
+        let compute = rs.adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
+        let backend = match info.backend {
+            wgpu::Backend::BrowserWebGpu => "WebGPU".to_string(),
+            wgpu::Backend::Gl if cfg!(target_arch = "wasm32") => "WebGL2".to_string(),
+            b => format!("{b:?}"),
+        };
+        let adapter = if info.name.is_empty() { "unnamed adapter".to_string() } else { info.name.clone() };
+        Self { adapter, backend, compute }
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.adapter, self.backend)
+    }
+
+    /// The engine factory for this renderer, with the reason the GPU does not train (if so).
+    pub fn engine_choice(renderer: Option<&RendererInfo>, platform: &str) -> EngineChoice {
+        match renderer {
+            None => EngineChoice::cpu("no GPU renderer"),
+            Some(r) if !r.compute && platform == "browser" => {
+                EngineChoice::cpu(format!("no WebGPU in this browser (renderer {}, no compute shaders): CPU fallback", r.backend))
+            }
+            Some(r) if !r.compute => EngineChoice::cpu(format!("the renderer's adapter {} has no compute shaders: CPU fallback", r.describe())),
+            Some(r) => EngineChoice::cpu(format!("{} adapter {} can compute; this build trains on the CPU", r.backend, r.adapter)),
+        }
+    }
+}
+
+/// A PNG export waiting for its screenshot.
+struct PendingPng {
+    name: String,
+    rect: egui::Rect,
+    image: Arc<Mutex<Option<Arc<egui::ColorImage>>>>,
+}
+
+pub struct SamLabApp {
+    pub settings: Settings,
+    pub lab: Lab,
+    platform: Box<dyn Platform>,
+    renderer: Option<RendererInfo>,
+    pub messages: Vec<Message>,
+    frames: FrameCounter,
+    runs_panel: RunsPanel,
+    shared_panel: SharedPanel,
+    run_panel: RunSettingsPanel,
+    metrics_panel: MetricsPanel,
+    data_panel: DataPanel,
+    status_bar: StatusBar,
+    pending_png: Option<PendingPng>,
+    paste: String,
+    last_hash: String,
+    last_report: Option<web_time::Instant>,
+    /// Train between frames (off in tests that check layout).
+    pub train: bool,
+}
+
+impl SamLabApp {
+    /// Called by eframe once at start: the renderer's adapter, the stored session, the URL.
+    pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
+        let renderer = cc.wgpu_render_state.as_ref().map(RendererInfo::from_render_state);
+        let stored = cc.storage.and_then(|s| s.get_string(STORAGE_KEY));
+        Self::with(platform::current(), stored.as_deref(), renderer)
+    }
+
+    /// Builds the app from its environment: the URL hash wins over the stored session, which
+    /// wins over the default preset; whatever is ignored is said in a message.
+    pub fn with(platform: Box<dyn Platform>, stored: Option<&str>, renderer: Option<RendererInfo>) -> Self {
+        let mut messages = Vec::new();
+        let mut settings = Settings::default();
+        if let Some(text) = stored {
+            match Settings::from_json(text) {
+                Ok((s, notes)) => {
+                    settings = s;
+                    messages.extend(notes.into_iter().map(|n| Message::error(format!("saved session: {n}"))));
+                }
+                Err(e) => messages.push(Message::error(format!("ignored the saved session ({e}); opened the defaults"))),
+            }
+        }
+        if let Some(hash) = platform.url_hash() {
+            match LabState::from_hash(&hash) {
+                Ok(Some((state, notes))) => {
+                    settings.lab = state;
+                    messages.push(Message::info("opened the settings from the link"));
+                    messages.extend(notes.into_iter().map(|n| Message::error(format!("link: {n}"))));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    settings.lab = LabState::default();
+                    messages.push(Message::error(format!("ignored the link's settings ({e}); opened the defaults")));
+                }
+            }
+        }
+        let engine = RendererInfo::engine_choice(renderer.as_ref(), platform.name());
+        let mut lab = Lab::new(settings.lab.clone(), engine);
+        lab.budget = Duration::from_secs_f32(settings.budget_ms / 1e3);
+        let mut app = Self {
+            settings,
+            lab,
+            platform,
+            renderer,
+            messages,
+            frames: FrameCounter::default(),
+            runs_panel: RunsPanel::default(),
+            shared_panel: SharedPanel,
+            run_panel: RunSettingsPanel,
+            metrics_panel: MetricsPanel,
+            data_panel: DataPanel::default(),
+            status_bar: StatusBar,
+            pending_png: None,
+            paste: String::new(),
+            last_hash: String::new(),
+            last_report: None,
+            train: true,
+        };
+        app.sync_url();
+        app
+    }
+
+    fn say(&mut self, m: Message) {
+        self.messages.push(m);
+        if self.messages.len() > 20 {
+            self.messages.remove(0);
+        }
+    }
+
+    fn sync_url(&mut self) {
+        let hash = self.lab.state.to_hash();
+        if hash != self.last_hash {
+            self.platform.set_url_hash(&hash);
+            self.last_hash = hash;
+        }
+    }
+
+    fn renderer_text(&self) -> String {
+        self.renderer.as_ref().map_or("none".into(), RendererInfo::describe)
+    }
+
+    /// One frame of the whole app inside `ui` (eframe calls this through `App::ui`; the UI
+    /// tests call it directly).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.frames.tick();
+        if self.train {
+            self.lab.tick();
+            self.lab.refresh_views(VIEW_REFRESH);
+        }
+        let mut commands = Vec::new();
+        self.settings.selected = self.settings.selected.min(self.lab.runs.len().saturating_sub(1));
+        let selected = self.settings.selected;
+
+        egui::Panel::top("top").show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.heading("SAM lab");
+                ui.separator();
+                ui.label("Presets:");
+                for p in Preset::ALL {
+                    let current = self.lab.state.preset == Some(p);
+                    if ui.selectable_label(current, p.title()).on_hover_text(p.describe()).clicked() {
+                        commands.push(Command::Preset(p));
+                    }
+                }
+                ui.separator();
+                ui.label("x axis:");
+                ui.selectable_value(&mut self.settings.x_axis, XAxis::Epoch, "epoch");
+                ui.selectable_value(&mut self.settings.x_axis, XAxis::Step, "step");
+            });
+        });
+        egui::Panel::bottom("status").show(ui, |ui| {
+            let fps = self.frames.fps;
+            let renderer = self.renderer_text();
+            self.status_bar.ui(ui, &self.lab, fps, &renderer, self.settings.budget_ms, &self.messages, &mut commands);
+        });
+        egui::Panel::left("side").default_size(340.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                ui.heading("Runs");
+                self.runs_panel.ui(ui, &self.lab, selected, &mut commands);
+                ui.separator();
+                egui::CollapsingHeader::new("Data, model and seed (shared)").default_open(true).show(ui, |ui| {
+                    self.shared_panel.ui(ui, &self.lab, &mut commands);
+                });
+                if let Some(r) = self.lab.runs.get(selected) {
+                    let title = format!("Settings of run {}", crate::ui::run_name(selected, &r.spec));
+                    egui::CollapsingHeader::new(title).id_salt("run_settings").default_open(true).show(ui, |ui| {
+                        self.run_panel.ui(ui, &self.lab, selected, &mut commands);
+                    });
+                }
+                egui::CollapsingHeader::new("Save, load, share, export").default_open(false).show(ui, |ui| {
+                    self.files_ui(ui, &mut commands);
+                });
+            });
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(egui::RichText::new(format!("Engine: {}", self.lab.engine.describe())).strong());
+                    ui.label(format!("· renderer {}", self.renderer_text()));
+                });
+                if let Some(p) = self.lab.state.preset {
+                    ui.label(egui::RichText::new(p.describe()).italics());
+                }
+                if let Some(e) = &self.lab.data_error {
+                    ui.colored_label(egui::Color32::from_rgb(0xe1, 0x57, 0x59), format!("cannot load the data: {e}"));
+                }
+                self.data_panel.ui(ui, &self.lab, selected, &mut commands);
+                ui.separator();
+                self.metrics_panel.ui(ui, &self.lab, self.settings.x_axis, &mut commands);
+            });
+        });
+
+        for c in commands {
+            self.apply(ui.ctx(), c);
+        }
+        self.finish_png(ui.ctx());
+        self.sync_url();
+        self.report();
+        if self.lab.is_training() {
+            ui.ctx().request_repaint();
+        } else {
+            ui.ctx().request_repaint_after(VIEW_REFRESH);
+        }
+    }
+
+    fn files_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<Command>) {
+        if self.platform.can_load_files() {
+            ui.horizontal(|ui| {
+                ui.label("File");
+                ui.add(egui::TextEdit::singleline(&mut self.settings.file_path).desired_width(180.0))
+                    .on_hover_text("A JSON file in the working directory (or an absolute path)");
+            });
+            ui.horizontal(|ui| {
+                if ui.button("Save config").on_hover_text("Write every run's settings, the seed and the preset as JSON").clicked() {
+                    out.push(Command::SaveConfig);
+                }
+                if ui.button("Load config").on_hover_text("Read the settings from the file (a lab file, or one run's config from `samlab train`)").clicked() {
+                    out.push(Command::LoadConfig);
+                }
+            });
+        } else {
+            if ui.button("Download config").on_hover_text("Every run's settings, the seed and the preset as JSON").clicked() {
+                out.push(Command::SaveConfig);
+            }
+            ui.label("Paste a saved config:");
+            ui.add(egui::TextEdit::multiline(&mut self.paste).desired_rows(3).desired_width(f32::INFINITY));
+            if ui.button("Load pasted config").clicked() {
+                out.push(Command::LoadConfig);
+            }
+        }
+        ui.horizontal(|ui| {
+            if ui.button("Export metrics JSON").on_hover_text("Every run's config, status and history").clicked() {
+                out.push(Command::ExportJson);
+            }
+            if ui.button("Export metrics CSV").on_hover_text("One row per run and evaluation").clicked() {
+                out.push(Command::ExportCsv);
+            }
+        });
+        if ui.button("Share link").on_hover_text("The whole state in the URL (browser); on the desktop, the link fragment to paste after the page's address").clicked() {
+            out.push(Command::ShareLink);
+        }
+        ui.label(egui::RichText::new("Every plot has a PNG button.").weak());
+    }
+
+    /// Applies one command (the only place the lab, the files and the URL change).
+    pub fn apply(&mut self, ctx: &egui::Context, c: Command) {
+        let lab = &mut self.lab;
+        match c {
+            Command::Preset(p) => {
+                lab.apply_preset(p);
+                self.settings.selected = 0;
+            }
+            Command::AddRun(kind) => match lab.add_run(kind) {
+                Some(i) => self.settings.selected = i,
+                None => self.say(Message::error(format!("at most {} runs", crate::lab::MAX_RUNS))),
+            },
+            Command::Duplicate(i) => {
+                if let Some(j) = lab.duplicate(i) {
+                    self.settings.selected = j;
+                }
+            }
+            Command::Remove(i) => {
+                lab.remove(i);
+                if self.settings.selected >= i && self.settings.selected > 0 {
+                    self.settings.selected -= 1;
+                }
+            }
+            Command::Select(i) => self.settings.selected = i,
+            Command::Play(i, on) => lab.set_playing(i, on),
+            Command::PlayAll(on) => lab.set_all_playing(on),
+            Command::Step(i) => {
+                lab.set_playing(i, false);
+                lab.step_once(i);
+            }
+            Command::Reset(i) => lab.reset(i),
+            Command::ResetAll => lab.reset_all(),
+            Command::NewSeed => {
+                lab.new_seed();
+                let seed = lab.state.shared.seed;
+                self.say(Message::info(format!("new seed {seed}: new data order, label noise and initial weights")));
+            }
+            Command::SetSpec(i, spec) => lab.set_spec(i, spec),
+            Command::SetShared(shared) => lab.set_shared(shared),
+            Command::SetBudgetMs(ms) => {
+                self.settings.budget_ms = ms.clamp(1.0, 30.0);
+                lab.budget = Duration::from_secs_f32(self.settings.budget_ms / 1e3);
+            }
+            Command::SaveConfig => {
+                let text = lab.state.to_json();
+                let name = if self.platform.can_load_files() { self.settings.file_path.clone() } else { "samlab-lab.json".into() };
+                self.save(&name, text.as_bytes(), "application/json", "config");
+            }
+            Command::LoadConfig => {
+                let text = if self.platform.can_load_files() {
+                    match self.platform.load_file(&self.settings.file_path) {
+                        Ok(t) => t,
+                        Err(e) => return self.say(Message::error(format!("cannot load: {e}"))),
+                    }
+                } else {
+                    self.paste.clone()
+                };
+                self.load_text(&text);
+            }
+            Command::ExportJson => {
+                let text = lab.metrics_json();
+                self.save("samlab-metrics.json", text.as_bytes(), "application/json", "metrics");
+            }
+            Command::ExportCsv => {
+                let text = lab.metrics_csv();
+                self.save("samlab-metrics.csv", text.as_bytes(), "text/csv", "metrics");
+            }
+            Command::ExportPng(name, rect) => {
+                let image: Arc<Mutex<Option<Arc<egui::ColorImage>>>> = Arc::default();
+                let slot = image.clone();
+                let repaint = ctx.clone();
+                ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::ScreenshotCallback::new(move |img| {
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(img);
+                    }
+                    repaint.request_repaint();
+                })));
+                self.pending_png = Some(PendingPng { name, rect, image });
+            }
+            Command::ShareLink => {
+                self.sync_url();
+                if self.platform.name() == "browser" {
+                    self.say(Message::info("the page's address now holds the whole lab: copy it from the address bar"));
+                } else {
+                    let hash = self.lab.state.to_hash();
+                    ctx.copy_text(format!("#{hash}"));
+                    self.say(Message::info(format!("copied the link fragment #{}… ({} characters): append it to the web app's address", &hash[..hash.len().min(24)], hash.len() + 1)));
+                }
+            }
+            Command::DismissMessages => self.messages.clear(),
+        }
+    }
+
+    fn save(&mut self, name: &str, bytes: &[u8], mime: &str, what: &str) {
+        match self.platform.save_file(name, bytes, mime) {
+            Ok(where_) => self.say(Message::info(format!("saved the {what}: {where_}"))),
+            Err(e) => self.say(Message::error(format!("cannot save the {what}: {e}"))),
+        }
+    }
+
+    /// Loads a lab file, or a single run's config (as `samlab train --config` reads).
+    pub fn load_text(&mut self, text: &str) {
+        match LabState::from_json(text) {
+            Ok((state, notes)) => {
+                self.lab.set_state(state);
+                self.settings.selected = 0;
+                self.say(Message::info(format!("loaded {} runs", self.lab.runs.len())));
+                for n in notes {
+                    self.say(Message::error(n));
+                }
+            }
+            Err(lab_err) => match crate::config::RunConfig::from_json(text) {
+                Ok(cfg) => {
+                    let spec = crate::lab::RunSpec {
+                        optimizer: cfg.optimizer.clone(),
+                        batch: cfg.batch,
+                        epochs: cfg.epochs,
+                        steps: cfg.steps,
+                        eval_every: cfg.eval_every,
+                        measure_every: cfg.measure_every,
+                        color: 0,
+                    };
+                    let shared = crate::lab::Shared { dataset: cfg.dataset, model: cfg.model, seed: cfg.seed };
+                    let state = LabState { version: crate::lab::LAB_VERSION, preset: None, shared, runs: vec![spec] };
+                    self.lab.set_state(state);
+                    self.settings.selected = 0;
+                    self.say(Message::info("loaded one run's config"));
+                }
+                Err(_) => self.say(Message::error(format!("ignored the config ({lab_err}); the lab is unchanged"))),
+            },
+        }
+    }
+
+    fn finish_png(&mut self, ctx: &egui::Context) {
+        let Some(p) = &self.pending_png else { return };
+        let Some(image) = p.image.lock().ok().and_then(|mut s| s.take()) else { return };
+        let name = p.name.clone();
+        let rect = p.rect;
+        self.pending_png = None;
+        let ppp = ctx.pixels_per_point();
+        let [w, h] = image.size;
+        let x0 = ((rect.min.x * ppp).floor().max(0.0) as usize).min(w);
+        let y0 = ((rect.min.y * ppp).floor().max(0.0) as usize).min(h);
+        let x1 = ((rect.max.x * ppp).ceil().max(0.0) as usize).min(w);
+        let y1 = ((rect.max.y * ppp).ceil().max(0.0) as usize).min(h);
+        if x1 <= x0 || y1 <= y0 {
+            return self.say(Message::error(format!("cannot export {name}: it is off screen")));
+        }
+        let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
+        for y in y0..y1 {
+            for px in &image.pixels[y * w + x0..y * w + x1] {
+                rgba.extend_from_slice(&px.to_srgba_unmultiplied());
+            }
+        }
+        let png = platform::encode_png(x1 - x0, y1 - y0, &rgba);
+        let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        let slug = slug.split('-').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-");
+        self.save(&format!("samlab-{slug}.png"), &png, "image/png", "plot");
+    }
+
+    fn report(&mut self) {
+        let now = web_time::Instant::now();
+        if self.last_report.is_some_and(|t| now.duration_since(t) < Duration::from_millis(250)) {
+            return;
+        }
+        self.last_report = Some(now);
+        let status = StatusReport {
+            steps: self.lab.total_steps,
+            runs: self.lab.runs.len(),
+            engine: self.lab.engine.describe(),
+            renderer: self.renderer_text(),
+            fps: self.frames.fps,
+            steps_per_s: self.lab.throughput.steps_per_s,
+            messages: self.messages.iter().map(|m| m.text.clone()).collect(),
+        };
+        self.platform.report_status(&status);
+    }
+
+    /// The settings as they would be stored now.
+    pub fn stored_settings(&self) -> String {
+        let mut s = self.settings.clone();
+        s.lab = self.lab.state.clone();
+        serde_json::to_string(&s).expect("settings serialise")
+    }
+
+    /// A one-line summary of run i, for logs and tests.
+    pub fn run_summary(&self, i: usize) -> Option<String> {
+        let r = self.lab.runs.get(i)?;
+        let e = r.run.as_ref()?.history.last_eval();
+        Some(format!("{} step {} test {}", r.label(), r.completed(), e.map_or("-".into(), |e| fmt_num(e.test_acc))))
+    }
+}
+
+impl eframe::App for SamLabApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        storage.set_string(STORAGE_KEY, self.stored_settings());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::MemoryPlatform;
+
+    #[test]
+    fn stored_settings_round_trip_and_bad_ones_fall_back_with_a_message() {
+        let app = SamLabApp::with(Box::new(MemoryPlatform::default()), None, None);
+        let text = app.stored_settings();
+        let back = SamLabApp::with(Box::new(MemoryPlatform::default()), Some(&text), None);
+        assert_eq!(back.lab.state, app.lab.state);
+        assert!(back.messages.is_empty());
+        for bad in ["{", "[1]", r#"{"lab": {"version": 99}}"#, r#"{"lab": 3}"#] {
+            let app = SamLabApp::with(Box::new(MemoryPlatform::default()), Some(bad), None);
+            assert_eq!(app.lab.state, LabState::default(), "{bad}");
+            assert!(app.messages[0].text.contains("ignored the saved session"), "{bad}: {:?}", app.messages);
+        }
+    }
+
+    #[test]
+    fn a_link_wins_over_the_stored_session_and_a_bad_link_is_reported() {
+        let state = Preset::MSharpness.state();
+        let platform = MemoryPlatform::with_hash(&state.to_hash());
+        let app = SamLabApp::with(Box::new(platform), None, None);
+        assert_eq!(app.lab.state, state);
+        for bad in ["v1:%%%", "v0:abc", "garbage", "v1:e30"] {
+            let app = SamLabApp::with(Box::new(MemoryPlatform::with_hash(bad)), None, None);
+            assert_eq!(app.lab.state, LabState::default(), "{bad}");
+            assert!(app.messages.iter().any(|m| m.error && m.text.contains("ignored the link")), "{bad}: {:?}", app.messages);
+        }
+    }
+
+    #[test]
+    fn a_single_run_config_loads_as_a_one_run_lab() {
+        let mut app = SamLabApp::with(Box::new(MemoryPlatform::default()), None, None);
+        let mut cfg = crate::config::RunConfig::default();
+        cfg.dataset.name = crate::config::DatasetName::Circles;
+        cfg.optimizer.kind = crate::config::OptimizerKind::Asam;
+        app.load_text(&cfg.to_json());
+        assert_eq!(app.lab.runs.len(), 1);
+        assert_eq!(app.lab.state.runs[0].optimizer.kind, crate::config::OptimizerKind::Asam);
+        let before = app.lab.state.clone();
+        app.load_text("{\"nonsense\": true");
+        assert_eq!(app.lab.state, before);
+        assert!(app.messages.last().unwrap().text.contains("unchanged"));
+    }
+}

@@ -1,0 +1,171 @@
+//! Platform services: what differs between the desktop and the browser, behind one small trait
+//! (`Platform`) with a native, a web and an in-memory implementation (tests).
+//!
+//! - files: the desktop writes into the working directory and reads back from it; the browser
+//!   downloads through a Blob and an anchor, and has no file to read (paste the JSON instead);
+//! - the URL hash (browser only): read on start, rewritten with `history.replaceState`;
+//! - status for automation: the browser mirrors the step counter and the engine on the canvas's
+//!   `data-*` attributes and the document title (the Playwright test reads them).
+//!
+//! Architecture invariant: only `platform` (and `main`, `web`) carry `cfg(target_arch)`.
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::NativePlatform;
+#[cfg(target_arch = "wasm32")]
+pub use web::{CANVAS_ID, WebPlatform};
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+/// What the app reports for automation and screen readers outside the canvas.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatusReport {
+    pub steps: u64,
+    pub runs: usize,
+    pub engine: String,
+    pub renderer: String,
+    pub fps: f64,
+    pub steps_per_s: f64,
+    /// Messages shown to the user (ignored settings, errors).
+    pub messages: Vec<String>,
+}
+
+pub trait Platform {
+    /// "desktop" or "browser".
+    fn name(&self) -> &'static str;
+    /// Saves `bytes` as `file_name`; returns where it went ("/path/to/file" or "downloaded …").
+    fn save_file(&self, file_name: &str, bytes: &[u8], mime: &str) -> Result<String, String>;
+    /// Reads a file the user named (desktop); the browser has none (`Err` says so).
+    fn load_file(&self, path: &str) -> Result<String, String>;
+    /// Whether `load_file` can work here (the UI offers a path field or a paste box).
+    fn can_load_files(&self) -> bool;
+    /// The URL hash without '#', if there is a URL.
+    fn url_hash(&self) -> Option<String>;
+    /// Replaces the URL hash without adding a history entry.
+    fn set_url_hash(&self, hash: &str);
+    /// Mirrors the status where automation can read it.
+    fn report_status(&self, status: &StatusReport);
+}
+
+/// The platform this build runs on.
+pub fn current() -> Box<dyn Platform> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        Box::new(NativePlatform::default())
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        Box::new(WebPlatform::default())
+    }
+}
+
+/// Keeps everything in memory (tests): saved files, the URL hash, the last status.
+#[derive(Default)]
+pub struct MemoryPlatform {
+    pub files: RefCell<BTreeMap<String, Vec<u8>>>,
+    pub hash: RefCell<Option<String>>,
+    pub status: RefCell<StatusReport>,
+}
+
+impl MemoryPlatform {
+    pub fn with_hash(hash: &str) -> Self {
+        Self { hash: RefCell::new(Some(hash.to_string())), ..Self::default() }
+    }
+}
+
+impl Platform for MemoryPlatform {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn save_file(&self, file_name: &str, bytes: &[u8], _mime: &str) -> Result<String, String> {
+        self.files.borrow_mut().insert(file_name.to_string(), bytes.to_vec());
+        Ok(format!("memory:{file_name}"))
+    }
+
+    fn load_file(&self, path: &str) -> Result<String, String> {
+        let files = self.files.borrow();
+        let bytes = files.get(path).ok_or_else(|| format!("{path}: no such file"))?;
+        String::from_utf8(bytes.clone()).map_err(|_| format!("{path}: not UTF-8 text"))
+    }
+
+    fn can_load_files(&self) -> bool {
+        true
+    }
+
+    fn url_hash(&self) -> Option<String> {
+        self.hash.borrow().clone()
+    }
+
+    fn set_url_hash(&self, hash: &str) {
+        *self.hash.borrow_mut() = Some(hash.to_string());
+    }
+
+    fn report_status(&self, status: &StatusReport) {
+        *self.status.borrow_mut() = status.clone();
+    }
+}
+
+/// Encodes an RGBA image as PNG (8-bit RGBA, one zlib stream, no filtering).
+pub fn encode_png(width: usize, height: usize, rgba: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut raw = Vec::with_capacity(height * (4 * width + 1));
+    for row in rgba.chunks_exact(4 * width.max(1)).take(height) {
+        raw.push(0); // filter: none
+        raw.extend_from_slice(row);
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&raw).expect("writing to memory");
+    let idat = z.finish().expect("writing to memory");
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&(width as u32).to_be_bytes());
+    ihdr.extend_from_slice(&(height as u32).to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8 bits, RGBA, deflate, no filter, no interlace
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &idat);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_png_reference_value() {
+        assert_eq!(crc32(b"IEND"), 0xAE42_6082);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn png_has_signature_header_and_end() {
+        let png = encode_png(2, 1, &[255, 0, 0, 255, 0, 0, 255, 255]);
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x02\0\0\0\x01"));
+        assert!(png.ends_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]));
+    }
+}

@@ -1,0 +1,80 @@
+//! The browser: downloads through a Blob and an anchor, the URL hash through `location.hash`
+//! and `history.replaceState`, and the status on the canvas's `data-*` attributes.
+
+use super::{Platform, StatusReport};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// The id of the canvas in web/index.html.
+pub const CANVAS_ID: &str = "samlab_canvas";
+
+#[derive(Default)]
+pub struct WebPlatform;
+
+fn js_err(e: JsValue) -> String {
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+impl Platform for WebPlatform {
+    fn name(&self) -> &'static str {
+        "browser"
+    }
+
+    fn save_file(&self, file_name: &str, bytes: &[u8], mime: &str) -> Result<String, String> {
+        let window = web_sys::window().ok_or("no window")?;
+        let document = window.document().ok_or("no document")?;
+        let array = js_sys::Uint8Array::from(bytes);
+        let parts = js_sys::Array::of1(&array);
+        let options = web_sys::BlobPropertyBag::new();
+        options.set_type(mime);
+        let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(js_err)?;
+        let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(js_err)?;
+        let anchor: web_sys::HtmlAnchorElement = document.create_element("a").map_err(js_err)?.dyn_into().map_err(|_| "not an anchor")?;
+        anchor.set_href(&url);
+        anchor.set_download(file_name);
+        anchor.click();
+        web_sys::Url::revoke_object_url(&url).map_err(js_err)?;
+        Ok(format!("downloaded {file_name}"))
+    }
+
+    fn load_file(&self, _path: &str) -> Result<String, String> {
+        Err("the browser reads no files: paste the JSON instead".into())
+    }
+
+    fn can_load_files(&self) -> bool {
+        false
+    }
+
+    fn url_hash(&self) -> Option<String> {
+        let hash = web_sys::window()?.location().hash().ok()?;
+        // The hash is percent-encoded by some browsers; base64url never needs it.
+        let decoded = js_sys::decode_uri_component(&hash).ok().and_then(|s| s.as_string()).unwrap_or(hash);
+        Some(decoded.trim_start_matches('#').to_string())
+    }
+
+    fn set_url_hash(&self, hash: &str) {
+        let Some(window) = web_sys::window() else { return };
+        let current = window.location().hash().unwrap_or_default();
+        if current.trim_start_matches('#') == hash {
+            return;
+        }
+        if let Ok(history) = window.history() {
+            let url = format!("#{hash}");
+            if let Err(e) = history.replace_state_with_url(&JsValue::NULL, "", Some(&url)) {
+                log::warn!("cannot update the URL: {}", js_err(e));
+            }
+        }
+    }
+
+    fn report_status(&self, status: &StatusReport) {
+        let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+        if let Some(canvas) = document.get_element_by_id(CANVAS_ID) {
+            let _ = canvas.set_attribute("data-steps", &status.steps.to_string());
+            let _ = canvas.set_attribute("data-runs", &status.runs.to_string());
+            let _ = canvas.set_attribute("data-engine", &status.engine);
+            let _ = canvas.set_attribute("data-renderer", &status.renderer);
+            let _ = canvas.set_attribute("data-messages", &status.messages.join(" | "));
+            let _ = canvas.set_attribute("data-ready", "1");
+        }
+        document.set_title(&format!("SAM lab — {} steps", status.steps));
+    }
+}

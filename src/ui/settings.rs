@@ -1,0 +1,214 @@
+//! Settings: the shared data/model/seed, and the selected run's optimizer and schedule. Every
+//! control's range keeps the config valid (m only among divisors of the batch, positive learning
+//! rates and radii, label noise below 1), so nothing typed here can produce an invalid run.
+
+use super::{Command, help};
+use crate::config::{DatasetName, NormEstimator, OptimizerKind, RwDescent, Schedule, divisors};
+use crate::lab::{Lab, RunSpec, Shared};
+use crate::model::Activation;
+use egui::{Slider, Ui};
+
+const WIDTHS: [usize; 8] = [4, 8, 16, 32, 64, 128, 256, 512];
+
+#[derive(Default)]
+pub struct SharedPanel;
+
+impl SharedPanel {
+    pub fn ui(&mut self, ui: &mut Ui, lab: &Lab, out: &mut Vec<Command>) {
+        let before = lab.state.shared.clone();
+        let mut s: Shared = before.clone();
+        egui::Grid::new("shared_grid").num_columns(2).spacing([8.0, 4.0]).show(ui, |ui| {
+            ui.label("Dataset").on_hover_text(help::DATASET);
+            egui::ComboBox::from_id_salt("dataset").selected_text(s.dataset.name.as_str()).show_ui(ui, |ui| {
+                for d in DatasetName::ALL {
+                    ui.selectable_value(&mut s.dataset.name, d, d.as_str());
+                }
+            });
+            ui.end_row();
+            if s.dataset.name.is_toy() {
+                ui.label("Samples").on_hover_text(help::SAMPLES);
+                ui.add(Slider::new(&mut s.dataset.samples, 100..=5000).logarithmic(true)).on_hover_text(help::SAMPLES);
+                ui.end_row();
+                ui.label("Input noise").on_hover_text(help::INPUT_NOISE);
+                ui.add(Slider::new(&mut s.dataset.input_noise, 0.0..=1.0)).on_hover_text(help::INPUT_NOISE);
+                ui.end_row();
+            }
+            ui.label("Label noise").on_hover_text(help::LABEL_NOISE);
+            ui.add(Slider::new(&mut s.dataset.label_noise, 0.0..=0.9).custom_formatter(|v, _| format!("{:.0} %", 100.0 * v)).step_by(0.05))
+                .on_hover_text(help::LABEL_NOISE);
+            ui.end_row();
+            ui.label("Hidden layers").on_hover_text(help::HIDDEN);
+            ui.horizontal(|ui| {
+                let mut n = s.model.hidden.len();
+                ui.add(egui::DragValue::new(&mut n).range(1..=4).suffix(" layers")).on_hover_text(help::HIDDEN);
+                if n != s.model.hidden.len() {
+                    let last = *s.model.hidden.last().unwrap_or(&64);
+                    s.model.hidden.resize(n.clamp(1, 4), last);
+                }
+            });
+            ui.end_row();
+            for l in 0..s.model.hidden.len() {
+                ui.label(format!("  width {}", l + 1));
+                let w = &mut s.model.hidden[l];
+                egui::ComboBox::from_id_salt(("width", l)).selected_text(w.to_string()).show_ui(ui, |ui| {
+                    for c in WIDTHS {
+                        ui.selectable_value(w, c, c.to_string());
+                    }
+                });
+                ui.end_row();
+            }
+            ui.label("Activation").on_hover_text(help::ACTIVATION);
+            egui::ComboBox::from_id_salt("activation").selected_text(s.model.activation.name()).show_ui(ui, |ui| {
+                for a in Activation::ALL {
+                    ui.selectable_value(&mut s.model.activation, a, a.name());
+                }
+            });
+            ui.end_row();
+            ui.label("Seed").on_hover_text(help::SEED);
+            ui.horizontal(|ui| {
+                ui.add(egui::DragValue::new(&mut s.seed).range(0..=999_999)).on_hover_text(help::SEED);
+            });
+            ui.end_row();
+        });
+        if s != before {
+            out.push(Command::SetShared(s));
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct RunSettingsPanel;
+
+fn row(ui: &mut Ui, label: &str, tip: &str, add: impl FnOnce(&mut Ui) -> egui::Response) {
+    ui.label(label).on_hover_text(tip);
+    add(ui).on_hover_text(tip);
+    ui.end_row();
+}
+
+impl RunSettingsPanel {
+    pub fn ui(&mut self, ui: &mut Ui, lab: &Lab, i: usize, out: &mut Vec<Command>) {
+        let Some(before) = lab.state.runs.get(i) else { return };
+        let mut s: RunSpec = before.clone();
+        ui.label("Optimizer");
+        ui.horizontal_wrapped(|ui| {
+            for k in OptimizerKind::ALL {
+                if ui.selectable_label(s.optimizer.kind == k, k.label()).on_hover_text(k.describe()).clicked() {
+                    s.optimizer.kind = k;
+                }
+            }
+        });
+        ui.add_space(4.0);
+        egui::Grid::new(("run_grid", i)).num_columns(2).spacing([8.0, 4.0]).show(ui, |ui| {
+            let o = &mut s.optimizer;
+            row(ui, "Learning rate η", help::LR, |ui| ui.add(Slider::new(&mut o.lr, 1e-4..=1.0).logarithmic(true)));
+            row(ui, "Momentum μ", help::MOMENTUM, |ui| ui.add(Slider::new(&mut o.momentum, 0.0..=0.99)));
+            row(ui, "Weight decay", help::WEIGHT_DECAY, |ui| {
+                ui.add(Slider::new(&mut o.weight_decay, 0.0..=1e-2).logarithmic(true).smallest_positive(1e-6))
+            });
+            row(ui, "Schedule", help::SCHEDULE, |ui| {
+                egui::ComboBox::from_id_salt(("schedule", i))
+                    .selected_text(format!("{:?}", o.schedule).to_lowercase())
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut o.schedule, Schedule::Constant, "constant");
+                        ui.selectable_value(&mut o.schedule, Schedule::Cosine, "cosine");
+                    })
+                    .response
+            });
+            if o.kind.uses_rho() {
+                row(ui, "Radius ρ", help::RHO, |ui| ui.add(Slider::new(&mut o.rho, 0.0..=2.0).logarithmic(true).smallest_positive(1e-4)));
+            }
+            if o.kind.uses_m() {
+                let batch = s.batch;
+                row(ui, "Micro-batch m", help::M, |ui| {
+                    egui::ComboBox::from_id_salt(("m", i))
+                        .selected_text(o.m.to_string())
+                        .show_ui(ui, |ui| {
+                            for d in divisors(batch) {
+                                ui.selectable_value(&mut o.m, d, format!("{d}  (M = {})", batch / d));
+                            }
+                        })
+                        .response
+                });
+            }
+            if o.kind == OptimizerKind::Asam {
+                row(ui, "ξ", help::XI, |ui| ui.add(Slider::new(&mut o.xi, 1e-4..=1.0).logarithmic(true)));
+            }
+            if o.kind == OptimizerKind::Rwsam {
+                let r = &mut o.rwsam;
+                let mut target = r.target_ess.is_some();
+                row(ui, "Target ESS", help::TARGET_ESS, |ui| ui.checkbox(&mut target, "solve λ for ESS = r·B"));
+                if target {
+                    let mut ratio = r.target_ess.unwrap_or(0.25);
+                    row(ui, "  r", help::TARGET_ESS, |ui| ui.add(Slider::new(&mut ratio, 0.01..=1.0).logarithmic(true)));
+                    r.target_ess = Some(ratio);
+                } else {
+                    r.target_ess = None;
+                    row(ui, "Temperature λ", help::LAMBDA, |ui| {
+                        ui.add(Slider::new(&mut r.lambda, -100.0..=100.0).logarithmic(true).smallest_positive(0.01))
+                    });
+                }
+                row(ui, "Scores", help::NORMALIZE, |ui| ui.checkbox(&mut r.normalize, "divide by batch mean"));
+                row(ui, "Norm estimator", help::ESTIMATOR, |ui| {
+                    egui::ComboBox::from_id_salt(("estimator", i))
+                        .selected_text(r.estimator.as_str())
+                        .show_ui(ui, |ui| {
+                            ui.selectable_value(&mut r.estimator, NormEstimator::Exact, "exact");
+                            ui.selectable_value(&mut r.estimator, NormEstimator::FiniteDifference, "finite-difference");
+                        })
+                        .response
+                });
+                if r.estimator == NormEstimator::FiniteDifference {
+                    row(ui, "  δ", help::DELTA, |ui| ui.add(Slider::new(&mut r.delta, 1e-5..=1e-1).logarithmic(true)));
+                }
+                row(ui, "Descent", help::DESCENT, |ui| {
+                    egui::ComboBox::from_id_salt(("descent", i))
+                        .selected_text(format!("{:?}", r.descent).to_lowercase())
+                        .show_ui(ui, |ui| {
+                            ui.selectable_value(&mut r.descent, RwDescent::Uniform, "uniform");
+                            ui.selectable_value(&mut r.descent, RwDescent::Weighted, "weighted");
+                        })
+                        .response
+                });
+            }
+            let max_batch = lab.state.max_batch().max(1);
+            row(ui, "Batch B", help::BATCH, |ui| {
+                let mut choices: Vec<usize> = (0..13).map(|k| 1usize << k).filter(|&b| b <= max_batch).collect();
+                if !choices.contains(&s.batch) {
+                    choices.push(s.batch);
+                    choices.sort_unstable();
+                }
+                egui::ComboBox::from_id_salt(("batch", i))
+                    .selected_text(s.batch.to_string())
+                    .show_ui(ui, |ui| {
+                        for b in choices {
+                            ui.selectable_value(&mut s.batch, b, b.to_string());
+                        }
+                    })
+                    .response
+            });
+            match s.steps {
+                Some(mut steps) => {
+                    row(ui, "Steps", "Length of the run in steps (from a loaded config).", |ui| {
+                        ui.add(egui::DragValue::new(&mut steps).range(1..=10_000_000))
+                    });
+                    s.steps = Some(steps);
+                }
+                None => row(ui, "Epochs", help::EPOCHS, |ui| ui.add(Slider::new(&mut s.epochs, 1..=1000).logarithmic(true))),
+            }
+            row(ui, "Evaluate every", help::EVAL_EVERY, |ui| {
+                ui.add(Slider::new(&mut s.eval_every, 0..=1000).logarithmic(true).custom_formatter(|v, _| if v < 0.5 { "epoch".into() } else { format!("{v:.0} steps") }))
+            });
+            row(ui, "Measure every", help::MEASURE_EVERY, |ui| {
+                ui.add(Slider::new(&mut s.measure_every, 0..=2000).logarithmic(true).custom_formatter(|v, _| if v < 0.5 { "never".into() } else { format!("{v:.0} steps") }))
+            });
+        });
+        if s.optimizer.kind == OptimizerKind::Rwsam {
+            if let Some(ess) = lab.runs.get(i).and_then(|r| r.run.as_ref()).and_then(|run| run.history.steps.last()).and_then(|st| st.ess) {
+                ui.label(format!("ESS at the last step: {ess:.1} of B = {}", s.batch)).on_hover_text(help::ESS);
+            }
+        }
+        if s != *before {
+            out.push(Command::SetSpec(i, s));
+        }
+    }
+}

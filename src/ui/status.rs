@@ -1,0 +1,80 @@
+//! The status bar: frames and steps per second, the engine and the adapter in use, and the
+//! messages (what was ignored on load, saved files, errors).
+
+use super::{Command, help};
+use crate::lab::Lab;
+use egui::{Color32, RichText, Ui};
+
+/// A message for the user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+}
+
+impl Message {
+    pub fn info(text: impl Into<String>) -> Self {
+        Self { text: text.into(), error: false }
+    }
+
+    pub fn error(text: impl Into<String>) -> Self {
+        Self { text: text.into(), error: true }
+    }
+}
+
+/// Frame rate over the last second.
+#[derive(Clone, Debug, Default)]
+pub struct FrameCounter {
+    start: Option<web_time::Instant>,
+    frames: u32,
+    pub fps: f64,
+}
+
+impl FrameCounter {
+    pub fn tick(&mut self) {
+        let now = web_time::Instant::now();
+        let start = *self.start.get_or_insert(now);
+        self.frames += 1;
+        let dt = now.duration_since(start).as_secs_f64();
+        if dt >= 1.0 {
+            self.fps = self.frames as f64 / dt;
+            self.frames = 0;
+            self.start = Some(now);
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct StatusBar;
+
+impl StatusBar {
+    pub fn ui(&mut self, ui: &mut Ui, lab: &Lab, fps: f64, renderer: &str, budget_ms: f32, messages: &[Message], out: &mut Vec<Command>) {
+        for m in messages.iter().rev().take(4).rev() {
+            let color = if m.error { Color32::from_rgb(0xe1, 0x57, 0x59) } else { ui.visuals().text_color() };
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new(if m.error { "⚠" } else { "ℹ" }).color(color));
+                ui.label(RichText::new(&m.text).color(color));
+            });
+        }
+        ui.horizontal_wrapped(|ui| {
+            if !messages.is_empty() && ui.small_button("Dismiss").on_hover_text("Hide these messages").clicked() {
+                out.push(Command::DismissMessages);
+            }
+            ui.label(format!("{fps:.0} fps"));
+            ui.separator();
+            ui.label(format!("{:.0} steps/s", lab.throughput.steps_per_s));
+            ui.separator();
+            ui.label(format!("{} steps", lab.total_steps));
+            ui.separator();
+            let mut b = budget_ms;
+            let r = ui.add(egui::Slider::new(&mut b, 1.0..=30.0).text("ms/frame").step_by(1.0)).on_hover_text(help::BUDGET);
+            if r.changed() {
+                out.push(Command::SetBudgetMs(b));
+            }
+            ui.separator();
+            ui.label(RichText::new(format!("Engine: {}", lab.engine.describe())).strong());
+            ui.separator();
+            ui.label(format!("Renderer: {renderer}"));
+        });
+    }
+}
