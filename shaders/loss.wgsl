@@ -67,3 +67,31 @@ fn batch_stats(@builtin(local_invocation_index) t: u32) {
         }
     }
 }
+
+// One workgroup per group g of `group` consecutive rows (dispatch (groups, 1)): the mean of
+// losses[off0 + g·group …] → stats[off1 + 2g] and the number of preds == labels →
+// stats[off1 + 2g + 1]. Landscapes: one group per weight vector. Fixed-order tree.
+@compute @workgroup_size(256)
+fn group_stats(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let base = p.off0 + wid.x * p.group;
+    var acc = 0.0;
+    var hits = 0u;
+    for (var r = t; r < p.group; r += 256u) {
+        acc += losses[base + r];
+        hits += select(0u, 1u, preds[base + r] == labels[wid.x * p.group + r]);
+    }
+    wg_loss[t] = acc;
+    wg_hits[t] = hits;
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        workgroupBarrier();
+        if (t < s) {
+            wg_loss[t] += wg_loss[t + s];
+            wg_hits[t] += wg_hits[t + s];
+        }
+    }
+    workgroupBarrier();
+    if (t == 0u) {
+        stats[p.off1 + 2u * wid.x] = wg_loss[0] / f32(p.group);
+        stats[p.off1 + 2u * wid.x + 1u] = f32(wg_hits[0]);
+    }
+}

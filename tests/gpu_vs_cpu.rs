@@ -436,3 +436,45 @@ fn impossible_copies_are_refused_with_the_limit_named() {
     assert!(err.contains("optimizer.m") && err.contains("max_storage_buffer_binding_size"), "{err}");
     let _ = rng::probe_key(0, 0);
 }
+
+#[test]
+fn cli_gpu_msam_m1_trains_digits_to_the_cpu_engines_accuracy() {
+    if context().is_none() {
+        return;
+    }
+    let run = |backend: &str| {
+        let out = std::env::temp_dir().join(format!("samlab-gpu-cli-{backend}-{}.json", std::process::id()));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_samlab"))
+            .args(["train", "--quiet", "--backend", backend, "--dataset", "digits", "--optimizer", "msam", "--m", "1", "--epochs", "8"])
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        (m["final"]["test_acc"].as_f64().unwrap(), m["engine"].as_str().unwrap().to_string())
+    };
+    let (gpu, engine) = run("gpu");
+    let (cpu, _) = run("cpu");
+    assert!(engine.starts_with("GPU"), "{engine}");
+    assert!(gpu >= 0.93 && (gpu - cpu).abs() <= 0.015, "GPU {gpu} vs CPU {cpu}");
+}
+
+#[test]
+fn gpu_landscape_evaluator_matches_cpu_evaluator() {
+    use samlab::engine::gpu::evaluator::GpuEvaluator;
+    use samlab::metrics::landscape::{CpuEvaluator, LossEvaluator};
+    let Some(ctx) = context() else { return };
+    let data = dataset(12);
+    let cfg = config(opt(OptimizerKind::Sgd), Activation::Gelu);
+    let spec = samlab::engine::cpu::spec_for(&cfg, &data);
+    let w0 = init(&cfg, &data);
+    let mut rng = Rng::new(3);
+    let points: Vec<Vec<f32>> = (0..23).map(|k| w0.iter().map(|&w| w + (k as f64 * 0.05 * rng.normal()) as f32).collect()).collect();
+    // A chunk of 5 forces several passes, the last one partial.
+    let mut gpu = GpuEvaluator::new(ctx, spec.clone(), &data.train_x, &data.train_y, 5).unwrap();
+    let mut cpu = CpuEvaluator::<f64>::new(spec, &data.train_x, &data.train_y).unwrap();
+    let (g, c) = (gpu.evaluate(&points).unwrap(), cpu.evaluate(&points).unwrap());
+    assert_close("landscape losses", &g.iter().map(|v| v.loss).collect::<Vec<_>>(), &c.iter().map(|v| v.loss).collect::<Vec<_>>(), 1e-5, 1e-4);
+    assert_eq!(g.iter().map(|v| v.accuracy).collect::<Vec<_>>(), c.iter().map(|v| v.accuracy).collect::<Vec<_>>());
+    assert!(gpu.evaluate(&[vec![0.0; 3]]).is_err());
+}

@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Default: 1 on the CPU, 16 on the GPU.
     #[arg(long)]
     pub steps_per_submit: Option<usize>,
+    /// Side of the loss-landscape grid timed after the optimizers (digits, 1024 evaluation
+    /// samples); 0 skips it.
+    #[arg(long, default_value_t = 51)]
+    pub landscape: usize,
     /// Write the table as JSON too.
     #[arg(long)]
     pub json: Option<String>,
@@ -139,7 +143,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         m => return Err(Error::invalid("model", m, "digits, mnist or all")),
     };
     let mut doc = Vec::new();
-    for backend in backends {
+    for &backend in &backends {
         for (name, dataset, hidden, batch) in &models {
             let mut base = RunConfig { batch: *batch, backend, ..RunConfig::default() };
             base.dataset.name = *dataset;
@@ -165,8 +169,45 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
         }
     }
+    if args.landscape > 0 && models.iter().any(|m| m.1 == DatasetName::Digits) {
+        for backend in &backends {
+            let (seconds, engine, points) = time_landscape(*backend, args.landscape)?;
+            println!(
+                "\n{0}×{0} loss landscape (digits MLP, 1024 evaluation samples) on {1}: {2:.3} s ({3:.3} ms per point)",
+                args.landscape,
+                engine,
+                seconds,
+                1e3 * seconds / points as f64
+            );
+            doc.push(json!({"landscape_grid": args.landscape, "backend": backend, "engine": engine, "seconds": seconds}));
+        }
+    }
     if let Some(path) = &args.json {
         write(path, &serde_json::to_string_pretty(&doc).expect("serialises"))?;
     }
     Ok(())
+}
+
+/// Wall time of a grid×grid filter-normalised landscape around the digits MLP's initial weights
+/// on 1024 evaluation samples: (seconds, engine, points).
+pub fn time_landscape(backend: Backend, grid: usize) -> Result<(f64, String, usize)> {
+    use crate::metrics::EvalSet;
+    use crate::metrics::landscape::{CpuEvaluator, LossEvaluator, directions, linspace, loss_grid};
+    let cfg = RunConfig::default();
+    let (data, init) = prepare(&cfg)?;
+    let spec = crate::engine::cpu::spec_for(&cfg, &data);
+    let set = EvalSet::from_train(&data, 1024, cfg.seed);
+    let (mut ev, engine): (Box<dyn LossEvaluator>, String) = match backend {
+        Backend::Gpu => {
+            let ctx = crate::engine::gpu::GpuContext::request_blocking()?;
+            let name = format!("GPU: {}", ctx.describe());
+            (Box::new(crate::engine::gpu::evaluator::GpuEvaluator::new(ctx, spec.clone(), &set.x, &set.y, 4096)?), name)
+        }
+        _ => (Box::new(CpuEvaluator::<f32>::from_eval_set(spec.clone(), &set)?), "CPU (f32)".to_string()),
+    };
+    let (d1, d2) = directions(&spec, &init, cfg.seed);
+    let axis = linspace(-1.0, 1.0, grid);
+    let start = Instant::now();
+    loss_grid(ev.as_mut(), &init, &d1, &d2, &axis, &axis)?;
+    Ok((start.elapsed().as_secs_f64(), engine, grid * grid))
 }

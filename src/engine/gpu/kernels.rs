@@ -96,7 +96,7 @@ impl Family {
         match self {
             Family::Gather => &["gather"],
             Family::Dense => &["forward", "backward_input", "weight_grad"],
-            Family::Loss => &["softmax_xent", "batch_stats"],
+            Family::Loss => &["softmax_xent", "batch_stats", "group_stats"],
             Family::Reduce => &["sq_norm_groups", "step_stats"],
             Family::Optim => &["perturb", "update", "fd_point"],
             Family::Rwsam => &["sample_sq_norms", "fd_scores", "gibbs"],
@@ -113,6 +113,7 @@ pub enum Kernel {
     WeightGrad,
     SoftmaxXent,
     BatchStats,
+    GroupStats,
     SqNormGroups,
     StepStats,
     Perturb,
@@ -124,13 +125,14 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 14] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::Gather,
         Kernel::Forward,
         Kernel::BackwardInput,
         Kernel::WeightGrad,
         Kernel::SoftmaxXent,
         Kernel::BatchStats,
+        Kernel::GroupStats,
         Kernel::SqNormGroups,
         Kernel::StepStats,
         Kernel::Perturb,
@@ -145,7 +147,7 @@ impl Kernel {
         match self {
             Kernel::Gather => Family::Gather,
             Kernel::Forward | Kernel::BackwardInput | Kernel::WeightGrad => Family::Dense,
-            Kernel::SoftmaxXent | Kernel::BatchStats => Family::Loss,
+            Kernel::SoftmaxXent | Kernel::BatchStats | Kernel::GroupStats => Family::Loss,
             Kernel::SqNormGroups | Kernel::StepStats => Family::Reduce,
             Kernel::Perturb | Kernel::Update | Kernel::FdPoint => Family::Optim,
             Kernel::SampleSqNorms | Kernel::FdScores | Kernel::Gibbs => Family::Rwsam,
@@ -160,6 +162,7 @@ impl Kernel {
             Kernel::WeightGrad => "weight_grad",
             Kernel::SoftmaxXent => "softmax_xent",
             Kernel::BatchStats => "batch_stats",
+            Kernel::GroupStats => "group_stats",
             Kernel::SqNormGroups => "sq_norm_groups",
             Kernel::StepStats => "step_stats",
             Kernel::Perturb => "perturb",

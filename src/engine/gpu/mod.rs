@@ -16,6 +16,8 @@
 //! Architecture invariant: the only module that touches wgpu (with `context` and `kernels`).
 
 pub mod context;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod evaluator;
 pub mod kernels;
 
 pub use context::GpuContext;
@@ -177,9 +179,7 @@ pub struct GpuEngine {
     stats_row: usize,
     b: Buffers,
     binds: Binds,
-    uniform: wgpu::Buffer,
-    uniform_bind: wgpu::BindGroup,
-    uniform_slots: u64,
+    uniforms: Uniforms,
     pending: VecDeque<Pending>,
     pool: Vec<wgpu::Buffer>,
 }
@@ -312,7 +312,7 @@ impl GpuEngine {
             optim: bind(d, k.layout(F::Optim), "optim", &[&b.params, &b.velocity, &b.grad, &b.ugrad, &b.norms, &b.wcopies]),
             rwsam: bind(d, k.layout(F::Rwsam), "rwsam", &[&b.acts, &b.deltas, &b.losses, &b.scores, &b.scale, &b.stats]),
         };
-        let (uniform, uniform_bind) = Self::make_uniform(&ctx, 512);
+        let uniforms = Uniforms::new(&ctx, 512);
         let engine = Self {
             spec,
             opt,
@@ -329,9 +329,7 @@ impl GpuEngine {
             stats_row,
             b,
             binds,
-            uniform,
-            uniform_bind,
-            uniform_slots: 512,
+            uniforms,
             pending: VecDeque::new(),
             pool: Vec::new(),
             ctx,
@@ -340,28 +338,6 @@ impl GpuEngine {
             return Err(Error::Gpu(e));
         }
         Ok(engine)
-    }
-
-    fn make_uniform(ctx: &GpuContext, slots: u64) -> (wgpu::Buffer, wgpu::BindGroup) {
-        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("params uniform"),
-            size: slots * SLOT,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("params uniform bind group"),
-            layout: &ctx.kernels().uniform_layout,
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &buffer,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
-                }),
-            }],
-        });
-        (buffer, bind)
     }
 
     pub fn context(&self) -> &GpuContext {
@@ -663,44 +639,9 @@ impl GpuEngine {
         })
     }
 
-    /// Writes the uniforms, encodes every op (dispatches batched into compute passes), submits,
-    /// and starts mapping the staging buffer of `readback` if any.
+    /// Submits the recorded work and starts mapping the staging buffer of `readback` if any.
     fn submit_recorded(&mut self, rec: Recorder, readback: Option<(PendingKind, wgpu::Buffer, u64)>) {
-        let needed = rec.slots.len() as u64;
-        if needed > self.uniform_slots {
-            let slots = needed.next_power_of_two();
-            let (u, bg) = Self::make_uniform(&self.ctx, slots);
-            self.uniform = u;
-            self.uniform_bind = bg;
-            self.uniform_slots = slots;
-        }
-        let mut bytes = vec![0u8; (needed * SLOT) as usize];
-        for (i, p) in rec.slots.iter().enumerate() {
-            let at = i * SLOT as usize;
-            bytes[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(p));
-        }
-        if !bytes.is_empty() {
-            self.ctx.queue.write_buffer(&self.uniform, 0, &bytes);
-        }
-        let kernels = self.ctx.kernels();
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("samlab steps") });
-        let mut i = 0;
-        while i < rec.ops.len() {
-            if let Op::Copy { src, src_offset, dst, dst_offset, size } = &rec.ops[i] {
-                encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
-                i += 1;
-                continue;
-            }
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("samlab compute"), timestamp_writes: None });
-            while let Some(Op::Dispatch { kernel, bind, slot, groups }) = rec.ops.get(i) {
-                pass.set_pipeline(kernels.pipeline(*kernel));
-                pass.set_bind_group(0, bind, &[]);
-                pass.set_bind_group(1, &self.uniform_bind, &[(*slot as u64 * SLOT) as u32]);
-                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-                i += 1;
-            }
-        }
-        self.ctx.queue.submit([encoder.finish()]);
+        encode_and_submit(&self.ctx, &mut self.uniforms, rec);
         if let Some((kind, staging, size)) = readback {
             let state = Arc::new(AtomicU8::new(0));
             let flag = state.clone();
@@ -783,22 +724,9 @@ impl GpuEngine {
             other => return Err(Error::Data(format!("no GPU buffer named {other}"))),
         }
         .clone();
-        let size = buf.size();
-        let staging = self.take_staging(size);
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("debug read") });
-        encoder.copy_buffer_to_buffer(&buf, 0, &staging, 0, size);
-        self.ctx.queue.submit([encoder.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| {
-            tx.send(r).ok();
-        });
-        self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
-        rx.recv().map_err(|e| Error::Gpu(e.to_string()))?.map_err(|e| Error::Gpu(e.to_string()))?;
-        let out = bytemuck::cast_slice::<u8, f32>(&staging.slice(..size).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?).to_vec();
-        staging.unmap();
-        self.pool.push(staging);
+        let out = read_blocking(&self.ctx, &buf, buf.size())?;
         self.check_error()?;
-        Ok(out)
+        Ok(bytemuck::cast_slice::<u8, f32>(&out).to_vec())
     }
 
     /// Records and runs one step without reading anything back (kernel tests inspect buffers).
@@ -846,6 +774,96 @@ impl GpuEngine {
         }
         Ok(())
     }
+}
+
+/// The per-dispatch uniform buffer (256-byte slots) and its bind group; grows on demand.
+struct Uniforms {
+    buffer: wgpu::Buffer,
+    bind: wgpu::BindGroup,
+    slots: u64,
+}
+
+impl Uniforms {
+    fn new(ctx: &GpuContext, slots: u64) -> Self {
+        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params uniform"),
+            size: slots * SLOT,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("params uniform bind group"),
+            layout: &ctx.kernels().uniform_layout,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &buffer,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                }),
+            }],
+        });
+        Self { buffer, bind, slots }
+    }
+}
+
+/// Writes the uniforms, encodes every op (consecutive dispatches share one compute pass) and
+/// submits. Never waits.
+fn encode_and_submit(ctx: &GpuContext, uniforms: &mut Uniforms, rec: Recorder) {
+    let needed = rec.slots.len() as u64;
+    if needed > uniforms.slots {
+        *uniforms = Uniforms::new(ctx, needed.next_power_of_two());
+    }
+    let mut bytes = vec![0u8; (needed * SLOT) as usize];
+    for (i, p) in rec.slots.iter().enumerate() {
+        let at = i * SLOT as usize;
+        bytes[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(p));
+    }
+    if !bytes.is_empty() {
+        ctx.queue.write_buffer(&uniforms.buffer, 0, &bytes);
+    }
+    let kernels = ctx.kernels();
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("samlab work") });
+    let mut i = 0;
+    while i < rec.ops.len() {
+        if let Op::Copy { src, src_offset, dst, dst_offset, size } = &rec.ops[i] {
+            encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
+            i += 1;
+            continue;
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("samlab compute"), timestamp_writes: None });
+        while let Some(Op::Dispatch { kernel, bind, slot, groups }) = rec.ops.get(i) {
+            pass.set_pipeline(kernels.pipeline(*kernel));
+            pass.set_bind_group(0, bind, &[]);
+            pass.set_bind_group(1, &uniforms.bind, &[(*slot as u64 * SLOT) as u32]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            i += 1;
+        }
+    }
+    ctx.queue.submit([encoder.finish()]);
+}
+
+/// Copies `size` bytes of `buf` to a staging buffer and waits for them (native CLI and tests).
+#[cfg(not(target_arch = "wasm32"))]
+fn read_blocking(ctx: &GpuContext, buf: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("blocking readback staging"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("blocking read") });
+    encoder.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
+    ctx.queue.submit([encoder.finish()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| {
+        tx.send(r).ok();
+    });
+    ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+    rx.recv().map_err(|e| Error::Gpu(e.to_string()))?.map_err(|e| Error::Gpu(format!("readback: {e}")))?;
+    let out = staging.slice(..size).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?.to_vec();
+    staging.unmap();
+    Ok(out)
 }
 
 impl Engine for GpuEngine {
