@@ -510,7 +510,7 @@ fn decision_surface_gives_probabilities_over_the_data_range() {
     assert!((s.probs[2 * (7 * 13 + 4) + 1] as f64 - p1).abs() < 1e-5);
     // A model that does not take 2 inputs is refused.
     let mut wide = Mlp::<f32>::new(MlpSpec::new(3, &[4], 2, Activation::Relu));
-    assert!(surface::decision_surface(&mut wide, &vec![0.0; 26], xr, yr, 5, 5).unwrap_err().to_string().contains("3 inputs"));
+    assert!(surface::decision_surface(&mut wide, &[0.0; 26], xr, yr, 5, 5).unwrap_err().to_string().contains("3 inputs"));
 }
 
 #[test]

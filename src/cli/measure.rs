@@ -8,7 +8,7 @@ use crate::data::Dataset;
 use crate::engine::make_engine;
 use crate::error::{Error, Result};
 use crate::formats::{BatchJson, ParamsJson};
-use crate::metrics::landscape::{self, CpuEvaluator, LandscapeConfig};
+use crate::metrics::landscape::{self, CpuEvaluator, LandscapeConfig, Snapshots};
 use crate::metrics::{self, EvalSet, MeasureConfig, png, surface};
 use crate::model::{Activation, Mlp, MlpSpec};
 use crate::run::Run;
@@ -222,13 +222,13 @@ pub struct LandscapeArgs {
 
 /// Trains `cfg`, taking `snapshots` evenly spaced weight snapshots (and the initial weights).
 /// Returns the run (finished) and the snapshots, the last one the final weights.
-pub fn train_with_snapshots(cfg: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, snapshots: usize, bar: &ProgressBar) -> Result<(Run, Vec<(u64, Vec<f32>)>)> {
+pub fn train_with_snapshots(cfg: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, snapshots: usize, bar: &ProgressBar) -> Result<(Run, Snapshots)> {
     let engine = make_engine(&cfg, data.clone(), &init)?;
     let mut run = Run::new(cfg, data, init.clone(), engine)?;
     let total = run.total_steps();
     bar.set_length(total);
-    let every = (total / snapshots.max(1) as u64).max(1);
-    let mut snaps: Vec<(u64, Vec<f32>)> = vec![(0, init.to_vec())];
+    let every = total.div_ceil(snapshots.max(1) as u64).max(1);
+    let mut snaps: Snapshots = vec![(0, init.to_vec())];
     let mut next = every.min(total);
     while !run.is_done() {
         let done = run.completed_steps();
@@ -269,27 +269,34 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         Some(path) => Some((path.clone(), load_params(path, cfg.model.activation)?)),
         None => None,
     };
-    let (spec, center, snapshots, trained) = match &a.params {
+    let loaded = match &a.params {
         Some(path) => {
             let (spec, p) = load_params(path, cfg.model.activation)?;
             check_fits(&spec, &data, "params")?;
-            (spec, p.iter().map(|&v| v as f32).collect::<Vec<f32>>(), Vec::new(), None)
+            Some((spec, p.iter().map(|&v| v as f32).collect::<Vec<f32>>()))
         }
+        None => None,
+    };
+    let spec = match &loaded {
+        Some((spec, _)) => spec.clone(),
+        None => MlpSpec::new(data.n_features, &cfg.model.hidden, data.n_classes, cfg.model.activation),
+    };
+    if let Some((path, (end_spec, _))) = &line_end
+        && end_spec.sizes != spec.sizes
+    {
+        return Err(Error::Data(format!("line-to {path}: layer sizes {:?} differ from the centre's {:?}", end_spec.sizes, spec.sizes)));
+    }
+    let (center, snapshots, trained) = match loaded {
+        Some((_, center)) => (center, Vec::new(), None),
         None => {
-            let spec = MlpSpec::new(data.n_features, &cfg.model.hidden, data.n_classes, cfg.model.activation);
             let init = Arc::new(spec.init(cfg.seed));
             let bar = progress_bar(cfg.total_steps(), a.quiet, &cfg.optimizer.label());
             let (run, snaps) = train_with_snapshots(cfg.clone(), data.clone(), init, a.snapshots, &bar)?;
             let center = snaps.last().expect("at least the initial weights").1.clone();
             let summary = json!({"final": run.history.last_eval(), "status": format!("{:?}", run.status), "steps": run.completed_steps()});
-            (spec, center, snaps, Some(summary))
+            (center, snaps, Some(summary))
         }
     };
-    if let Some((path, (end_spec, _))) = &line_end {
-        if end_spec.sizes != spec.sizes {
-            return Err(Error::Data(format!("line-to {path}: layer sizes {:?} differ from the centre's {:?}", end_spec.sizes, spec.sizes)));
-        }
-    }
     let set = EvalSet::from_train(&data, a.eval_size, cfg.seed);
     let mut ev = CpuEvaluator::<f32>::from_eval_set(spec.clone(), &set)?;
     let land_start = Instant::now();

@@ -205,6 +205,9 @@ pub fn line_between(ev: &mut dyn LossEvaluator, a: &[f32], b: &[f32], ts: &[f64]
     Ok(Slice { t: ts.to_vec(), loss: res.iter().map(|r| r.loss).collect(), accuracy: res.iter().map(|r| r.accuracy).collect() })
 }
 
+/// Weight snapshots of a trajectory: (steps completed, weights).
+pub type Snapshots = Vec<(u64, Vec<f32>)>;
+
 /// One trajectory snapshot projected onto the plane (d₁, d₂) through the centre.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct TrajectoryPoint {

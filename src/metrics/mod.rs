@@ -158,10 +158,10 @@ impl MeasureConfig {
         if !(self.rwsam.lambda.is_finite() && self.rwsam.lambda.abs() <= 1e4) {
             return Err(Error::invalid("lambda", self.rwsam.lambda, "−10000 ≤ λ ≤ 10000"));
         }
-        if let Some(r) = self.rwsam.target_ess {
-            if !(r > 0.0 && r <= 1.0) {
-                return Err(Error::invalid("target_ess", r, "0 < r ≤ 1 (ESS = r·B)"));
-            }
+        if let Some(r) = self.rwsam.target_ess
+            && !(r > 0.0 && r <= 1.0)
+        {
+            return Err(Error::invalid("target_ess", r, "0 < r ≤ 1 (ESS = r·B)"));
         }
         Ok(())
     }
@@ -240,7 +240,7 @@ pub fn measure<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &MeasureConfi
     let eig = hessian::top_eigenvalues(obj, w, cfg.top_k, cfg.power_iters, cfg.power_tol, cfg.seed);
     let (trace_h, trace_h_stderr) = hessian::hutchinson_trace(obj, w, cfg.probes, cfg.seed);
     let curve_max = if cfg.curve_max == 0 { n } else { cfg.curve_max.min(n) };
-    let mut curve_rng = Rng::stream(cfg.seed ^ 0x6d2d_6375_7276_65, Stream::Eval); // "m-curve"
+    let mut curve_rng = Rng::stream(cfg.seed ^ 0x006d_2d63_7572_7665, Stream::Eval); // "m-curve"
     let m_curve = sharpness::m_sharpness_curve(
         obj,
         w,
