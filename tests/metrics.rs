@@ -185,14 +185,17 @@ fn trace_v_and_micro_batch_norms_equal_explicit_per_sample_gradients() {
         let noise = metrics::noise::gradient_noise(&mut obj, &p.params, &g);
         assert!((noise.trace_v - explicit).abs() < 1e-10 * explicit.abs().max(1e-3), "{act:?}: tr V {} vs {explicit}", noise.trace_v);
         assert!(noise.trace_v > 0.0);
-        // Micro-batches of 4 in a shuffled order: ‖(1/4)Σ_{i∈I} ∇f_i‖².
+        // Micro-batches of m in a shuffled order: ‖(1/m)Σ_{i∈I} ∇f_i‖² (m = 2 through the Gram
+        // matrices, m ≥ 4 through explicit group gradients: the objective picks the cheaper).
         let order = Rng::new(4).permutation(24);
-        let got = obj.group_sq_norms(&p.params, &order, 4);
-        let want: Vec<f64> = order
-            .chunks(4)
-            .map(|idx| norm(&(0..p.params.len()).map(|k| idx.iter().map(|&i| grads[i][k]).sum::<f64>() / 4.0).collect::<Vec<_>>()).powi(2))
-            .collect();
-        assert_close(&format!("{act:?} micro-batch norms"), &got, &want, 1e-12, 1e-9);
+        for m in [2, 4, 8, 24] {
+            let got = obj.group_sq_norms(&p.params, &order, m);
+            let want: Vec<f64> = order
+                .chunks(m)
+                .map(|idx| norm(&(0..p.params.len()).map(|k| idx.iter().map(|&i| grads[i][k]).sum::<f64>() / m as f64).collect::<Vec<_>>()).powi(2))
+                .collect();
+            assert_close(&format!("{act:?} micro-batch norms, m = {m}"), &got, &want, 1e-12, 1e-9);
+        }
     }
 }
 

@@ -157,10 +157,26 @@ impl<T: Real> Objective for MlpObjective<T> {
             out
         };
         let layers = self.mlp.spec.layers().to_vec();
-        let acts = layers.iter().enumerate().map(|(l, s)| permute(&c.tape.acts[l], s.in_dim)).collect();
+        let acts: Vec<Vec<T>> = layers.iter().enumerate().map(|(l, s)| permute(&c.tape.acts[l], s.in_dim)).collect();
         let deltas: Vec<Vec<T>> = layers.iter().enumerate().map(|(l, s)| permute(&c.deltas[l], s.out_dim)).collect();
-        let tape = Tape { batch: used, acts, pre: Vec::new() };
-        self.mlp.group_sq_norms(&tape, &deltas, m).iter().map(|v| v.f64()).collect()
+        // Gram matrices cost m·Σ(in + out) per sample, forming each group's gradient costs
+        // n_params per sample: take the cheaper (large m favours the explicit gradients).
+        let widths: usize = layers.iter().map(|l| l.in_dim + l.out_dim + 1).sum();
+        if m * widths <= self.mlp.spec.n_params() {
+            let tape = Tape { batch: used, acts, pre: Vec::new() };
+            return self.mlp.group_sq_norms(&tape, &deltas, m).iter().map(|v| v.f64()).collect();
+        }
+        let scale = vec![T::one() / T::of(m as f64); m];
+        let mut grad = vec![T::zero(); self.mlp.spec.n_params()];
+        (0..used / m)
+            .map(|j| {
+                let rows = |v: &Vec<T>, width: usize| v[j * m * width..(j + 1) * m * width].to_vec();
+                let group = Tape { batch: m, acts: layers.iter().zip(&acts).map(|(s, a)| rows(a, s.in_dim)).collect(), pre: Vec::new() };
+                let group_deltas: Vec<Vec<T>> = layers.iter().zip(&deltas).map(|(s, d)| rows(d, s.out_dim)).collect();
+                self.mlp.weight_grads(&group, &group_deltas, &scale, &mut grad);
+                grad.iter().map(|g| g.f64() * g.f64()).sum::<f64>()
+            })
+            .collect()
     }
 
     fn hvp(&mut self, w: &[f64], v: &[f64]) -> Vec<f64> {
