@@ -81,15 +81,18 @@ impl RendererInfo {
         format!("{} ({})", self.adapter, self.backend)
     }
 
-    /// The engine factory for this renderer, with the reason the GPU does not train (if so).
-    pub fn engine_choice(renderer: Option<&RendererInfo>, platform: &str) -> EngineChoice {
-        match renderer {
-            None => EngineChoice::cpu("no GPU renderer"),
-            Some(r) if !r.compute && platform == "browser" => {
-                EngineChoice::cpu(format!("no WebGPU in this browser (renderer {}, no compute shaders): CPU fallback", r.backend))
-            }
-            Some(r) if !r.compute => EngineChoice::cpu(format!("the renderer's adapter {} has no compute shaders: CPU fallback", r.describe())),
-            Some(r) => EngineChoice::cpu(format!("{} adapter {} can compute; this build trains on the CPU", r.backend, r.adapter)),
+    /// The engine factory on the renderer's device: the GPU engine where the device can
+    /// compute, the CPU engine otherwise (with the reason, which the app shows).
+    pub fn engine_choice(rs: Option<&eframe::egui_wgpu::RenderState>, platform: &str) -> EngineChoice {
+        let Some(rs) = rs else { return EngineChoice::cpu("no GPU renderer") };
+        let r = Self::from_render_state(rs);
+        if !r.compute && platform == "browser" {
+            return EngineChoice::cpu(format!("no WebGPU in this browser (renderer {}, no compute shaders): CPU fallback", r.backend));
+        }
+        let caps = rs.adapter.get_downlevel_capabilities();
+        match crate::engine::gpu::GpuContext::from_device(rs.device.clone(), rs.queue.clone(), rs.adapter.get_info(), &caps) {
+            Ok(ctx) => EngineChoice::with_gpu(ctx),
+            Err(e) => EngineChoice::cpu(format!("{e}: CPU fallback")),
         }
     }
 }
@@ -120,19 +123,25 @@ pub struct SamLabApp {
     last_report: Option<web_time::Instant>,
     /// Train between frames (off in tests that check layout).
     pub train: bool,
+    fonts_installed: bool,
 }
 
 impl SamLabApp {
     /// Called by eframe once at start: the renderer's adapter, the stored session, the URL.
     pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
         let renderer = cc.wgpu_render_state.as_ref().map(RendererInfo::from_render_state);
+        let platform = platform::current();
+        let engine = RendererInfo::engine_choice(cc.wgpu_render_state.as_ref(), platform.name());
         let stored = cc.storage.and_then(|s| s.get_string(STORAGE_KEY));
-        Self::with(platform::current(), stored.as_deref(), renderer)
+        crate::ui::install_fonts(&cc.egui_ctx);
+        let mut app = Self::with(platform, stored.as_deref(), renderer, engine);
+        app.fonts_installed = true;
+        app
     }
 
     /// Builds the app from its environment: the URL hash wins over the stored session, which
     /// wins over the default preset; whatever is ignored is said in a message.
-    pub fn with(platform: Box<dyn Platform>, stored: Option<&str>, renderer: Option<RendererInfo>) -> Self {
+    pub fn with(platform: Box<dyn Platform>, stored: Option<&str>, renderer: Option<RendererInfo>, engine: EngineChoice) -> Self {
         let mut messages = Vec::new();
         let mut settings = Settings::default();
         if let Some(text) = stored {
@@ -158,7 +167,6 @@ impl SamLabApp {
                 }
             }
         }
-        let engine = RendererInfo::engine_choice(renderer.as_ref(), platform.name());
         let mut lab = Lab::new(settings.lab.clone(), engine);
         lab.budget = Duration::from_secs_f32(settings.budget_ms / 1e3);
         let mut app = Self {
@@ -179,6 +187,7 @@ impl SamLabApp {
             last_hash: String::new(),
             last_report: None,
             train: true,
+            fonts_installed: false,
         };
         app.sync_url();
         app
@@ -206,6 +215,10 @@ impl SamLabApp {
     /// One frame of the whole app inside `ui` (eframe calls this through `App::ui`; the UI
     /// tests call it directly).
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        if !self.fonts_installed {
+            crate::ui::install_fonts(ui.ctx());
+            self.fonts_installed = true;
+        }
         self.frames.tick();
         if self.train {
             self.lab.tick();
@@ -218,6 +231,7 @@ impl SamLabApp {
         egui::Panel::top("top").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.heading("SAM lab");
+                ui.menu_button("File", |ui| self.files_ui(ui, &mut commands)).response.on_hover_text("Save, load, share, export");
                 ui.separator();
                 ui.label("Presets:");
                 for p in Preset::ALL {
@@ -251,9 +265,6 @@ impl SamLabApp {
                         self.run_panel.ui(ui, &self.lab, selected, &mut commands);
                     });
                 }
-                egui::CollapsingHeader::new("Save, load, share, export").default_open(false).show(ui, |ui| {
-                    self.files_ui(ui, &mut commands);
-                });
             });
         });
         egui::CentralPanel::default().show(ui, |ui| {
@@ -290,8 +301,9 @@ impl SamLabApp {
     fn files_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<Command>) {
         if self.platform.can_load_files() {
             ui.horizontal(|ui| {
-                ui.label("File");
+                ui.label("Path");
                 ui.add(egui::TextEdit::singleline(&mut self.settings.file_path).desired_width(180.0))
+                    .accessible_name("Path")
                     .on_hover_text("A JSON file in the working directory (or an absolute path)");
             });
             ui.horizontal(|ui| {
@@ -307,7 +319,7 @@ impl SamLabApp {
                 out.push(Command::SaveConfig);
             }
             ui.label("Paste a saved config:");
-            ui.add(egui::TextEdit::multiline(&mut self.paste).desired_rows(3).desired_width(f32::INFINITY));
+            ui.add(egui::TextEdit::multiline(&mut self.paste).desired_rows(3).desired_width(f32::INFINITY)).accessible_name("Pasted config");
             if ui.button("Load pasted config").clicked() {
                 out.push(Command::LoadConfig);
             }
@@ -448,7 +460,7 @@ impl SamLabApp {
                         measure_every: cfg.measure_every,
                         color: 0,
                     };
-                    let shared = crate::lab::Shared { dataset: cfg.dataset, model: cfg.model, seed: cfg.seed };
+                    let shared = crate::lab::Shared { dataset: cfg.dataset, model: cfg.model, seed: cfg.seed, backend: cfg.backend };
                     let state = LabState { version: crate::lab::LAB_VERSION, preset: None, shared, runs: vec![spec] };
                     self.lab.set_state(state);
                     self.settings.selected = 0;
@@ -536,13 +548,13 @@ mod tests {
 
     #[test]
     fn stored_settings_round_trip_and_bad_ones_fall_back_with_a_message() {
-        let app = SamLabApp::with(Box::new(MemoryPlatform::default()), None, None);
+        let app = SamLabApp::with(Box::new(MemoryPlatform::default()), None, None, EngineChoice::cpu("test"));
         let text = app.stored_settings();
-        let back = SamLabApp::with(Box::new(MemoryPlatform::default()), Some(&text), None);
+        let back = SamLabApp::with(Box::new(MemoryPlatform::default()), Some(&text), None, EngineChoice::cpu("test"));
         assert_eq!(back.lab.state, app.lab.state);
         assert!(back.messages.is_empty());
         for bad in ["{", "[1]", r#"{"lab": {"version": 99}}"#, r#"{"lab": 3}"#] {
-            let app = SamLabApp::with(Box::new(MemoryPlatform::default()), Some(bad), None);
+            let app = SamLabApp::with(Box::new(MemoryPlatform::default()), Some(bad), None, EngineChoice::cpu("test"));
             assert_eq!(app.lab.state, LabState::default(), "{bad}");
             assert!(app.messages[0].text.contains("ignored the saved session"), "{bad}: {:?}", app.messages);
         }
@@ -552,10 +564,10 @@ mod tests {
     fn a_link_wins_over_the_stored_session_and_a_bad_link_is_reported() {
         let state = Preset::MSharpness.state();
         let platform = MemoryPlatform::with_hash(&state.to_hash());
-        let app = SamLabApp::with(Box::new(platform), None, None);
+        let app = SamLabApp::with(Box::new(platform), None, None, EngineChoice::cpu("test"));
         assert_eq!(app.lab.state, state);
         for bad in ["v1:%%%", "v0:abc", "garbage", "v1:e30"] {
-            let app = SamLabApp::with(Box::new(MemoryPlatform::with_hash(bad)), None, None);
+            let app = SamLabApp::with(Box::new(MemoryPlatform::with_hash(bad)), None, None, EngineChoice::cpu("test"));
             assert_eq!(app.lab.state, LabState::default(), "{bad}");
             assert!(app.messages.iter().any(|m| m.error && m.text.contains("ignored the link")), "{bad}: {:?}", app.messages);
         }
@@ -563,7 +575,7 @@ mod tests {
 
     #[test]
     fn a_single_run_config_loads_as_a_one_run_lab() {
-        let mut app = SamLabApp::with(Box::new(MemoryPlatform::default()), None, None);
+        let mut app = SamLabApp::with(Box::new(MemoryPlatform::default()), None, None, EngineChoice::cpu("test"));
         let mut cfg = crate::config::RunConfig::default();
         cfg.dataset.name = crate::config::DatasetName::Circles;
         cfg.optimizer.kind = crate::config::OptimizerKind::Asam;

@@ -12,7 +12,8 @@ pub mod views;
 use crate::config::{Backend, DataConfig, DatasetName, ModelConfig, OptimizerConfig, OptimizerKind, RunConfig, divisors};
 use crate::data::Dataset;
 use crate::engine::Engine;
-use crate::engine::cpu::spec_for;
+use crate::engine::cpu::{CpuEngine, spec_for};
+use crate::engine::gpu::{GpuContext, GpuEngine};
 use crate::error::{Error, Result};
 use crate::run::{Run, RunStatus};
 use serde::{Deserialize, Serialize};
@@ -42,12 +43,14 @@ pub struct Shared {
     pub dataset: DataConfig,
     pub model: ModelConfig,
     pub seed: u64,
+    /// Which engine trains (see `EngineChoice`): cpu, gpu or auto.
+    pub backend: Backend,
 }
 
 impl Default for Shared {
     fn default() -> Self {
         let c = RunConfig::default();
-        Self { dataset: c.dataset, model: c.model, seed: c.seed }
+        Self { dataset: c.dataset, model: c.model, seed: c.seed, backend: Backend::Auto }
     }
 }
 
@@ -92,7 +95,7 @@ impl RunSpec {
             steps: self.steps,
             eval_every: self.eval_every,
             measure_every: self.measure_every,
-            backend: Backend::Cpu,
+            backend: shared.backend,
             ..RunConfig::default()
         }
     }
@@ -261,6 +264,7 @@ impl Preset {
             dataset: DataConfig { name: DatasetName::Digits, label_noise: noise, ..DataConfig::default() },
             model: ModelConfig::default(),
             seed: 0,
+            backend: Backend::Auto,
         };
         let (shared, runs) = match self {
             Preset::MoonsSgdVsSam => {
@@ -268,6 +272,7 @@ impl Preset {
                     dataset: DataConfig { name: DatasetName::Moons, samples: 600, input_noise: 0.25, ..DataConfig::default() },
                     model: ModelConfig { hidden: vec![64, 64], ..ModelConfig::default() },
                     seed: 0,
+                    backend: Backend::Auto,
                 };
                 let runs = [OptimizerKind::Sgd, OptimizerKind::Sam]
                     .into_iter()
@@ -322,30 +327,84 @@ impl Preset {
     }
 }
 
-/// The one place engines are made. CPU engines now; a GPU branch (from the renderer's wgpu
-/// device, natively and in the browser) joins here when `engine::gpu` lands.
-#[derive(Clone, Debug, Default)]
+/// The one place engines are made: the CPU engine, or the GPU engine on the renderer's wgpu
+/// device (natively and in the browser), by the lab's `Backend` preference:
+/// - `cpu`: the CPU engine;
+/// - `gpu`: the GPU engine whenever a device with compute exists (software ones included);
+/// - `auto`: the GPU engine on a hardware GPU, the CPU engine otherwise (a software rasteriser
+///   such as lavapipe or SwiftShader is slower than the CPU engine).
+///
+/// A run the GPU engine refuses (a device limit) trains on the CPU, and says why.
+#[derive(Clone, Default)]
 pub struct EngineChoice {
-    /// Why the GPU is not used, if it is not (shown in the app's notice).
-    pub gpu_note: Option<String>,
+    gpu: Option<GpuContext>,
+    /// Why there is no GPU, when there is none.
+    no_gpu: String,
+    pub preference: Backend,
+}
+
+impl std::fmt::Debug for EngineChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EngineChoice({})", self.describe())
+    }
+}
+
+/// An engine for one run, and what the user should know about it.
+pub struct MadeEngine {
+    pub engine: Box<dyn Engine>,
+    /// Results arrive in later frames (the GPU engine).
+    pub asynchronous: bool,
+    /// e.g. why a run the GPU refused trains on the CPU.
+    pub note: Option<String>,
 }
 
 impl EngineChoice {
-    /// The CPU engine, with the reason the GPU is not used.
+    /// CPU engines only, with the reason there is no GPU.
     pub fn cpu(reason: impl Into<String>) -> Self {
-        Self { gpu_note: Some(reason.into()) }
+        Self { gpu: None, no_gpu: reason.into(), preference: Backend::Auto }
     }
 
-    pub fn make(&self, cfg: &RunConfig, data: Arc<Dataset>, init: &[f32]) -> Result<Box<dyn Engine>> {
-        Ok(Box::new(crate::engine::cpu::CpuEngine::<f32>::new(cfg, data, init)?))
+    /// With the renderer's device (see `GpuContext::from_device`).
+    pub fn with_gpu(ctx: GpuContext) -> Self {
+        Self { gpu: Some(ctx), no_gpu: String::new(), preference: Backend::Auto }
     }
 
-    /// "CPU (f32), time-sliced" and the reason, for the app's notice.
-    pub fn describe(&self) -> String {
-        match &self.gpu_note {
-            Some(note) => format!("CPU (f32) engine, time-sliced per frame — {note}"),
-            None => "CPU (f32) engine, time-sliced per frame".into(),
+    pub fn has_gpu(&self) -> bool {
+        self.gpu.is_some()
+    }
+
+    /// The GPU context the preference selects, if any.
+    fn selected_gpu(&self) -> Option<&GpuContext> {
+        let ctx = self.gpu.as_ref()?;
+        match self.preference {
+            Backend::Cpu => None,
+            Backend::Gpu => Some(ctx),
+            Backend::Auto => (!ctx.is_software()).then_some(ctx),
         }
+    }
+
+    pub fn make(&self, cfg: &RunConfig, data: Arc<Dataset>, init: &[f32]) -> Result<MadeEngine> {
+        let mut note = None;
+        if let Some(ctx) = self.selected_gpu() {
+            match GpuEngine::new(ctx.clone(), cfg, data.clone(), init) {
+                Ok(e) => return Ok(MadeEngine { engine: Box::new(e), asynchronous: true, note: None }),
+                Err(e) => note = Some(format!("the GPU engine refused this run ({e}); it trains on the CPU")),
+            }
+        }
+        Ok(MadeEngine { engine: Box::new(CpuEngine::<f32>::new(cfg, data, init)?), asynchronous: false, note })
+    }
+
+    /// Which engine trains and why, for the app's notice.
+    pub fn describe(&self) -> String {
+        if let Some(ctx) = self.selected_gpu() {
+            return format!("GPU engine on {}", ctx.describe());
+        }
+        let why = match (&self.gpu, self.preference) {
+            (None, _) => self.no_gpu.clone(),
+            (Some(_), Backend::Cpu) => "CPU chosen".into(),
+            (Some(ctx), _) => format!("{} is a software GPU, slower than the CPU engine (choose engine: gpu to use it anyway)", ctx.describe()),
+        };
+        format!("CPU (f32) engine, time-sliced per frame — {why}")
     }
 }
 
@@ -357,8 +416,18 @@ pub struct LabRun {
     /// Why the run could not be built.
     pub error: Option<String>,
     pub playing: bool,
-    /// Moving average of milliseconds per pump of one step, to size the next slice.
+    /// The engine returns results in later frames (GPU).
+    pub asynchronous: bool,
+    /// What the user should know about the engine of this run (e.g. a GPU refusal).
+    pub note: Option<String>,
+    /// Moving average of milliseconds per pump of one step, to size the next CPU slice.
     ms_per_step: f64,
+    /// Steps per submission of an asynchronous engine, adapted to keep it about one frame busy.
+    async_steps: u64,
+    /// Frames the last asynchronous submission has been in flight.
+    waited: u32,
+    /// Single steps asked for while paused on an asynchronous engine: train up to this step.
+    step_target: Option<u64>,
     pub views: views::RunViews,
 }
 
@@ -378,7 +447,52 @@ impl LabRun {
     pub fn is_active(&self) -> bool {
         self.playing && self.run.as_ref().is_some_and(|r| !r.is_done())
     }
+
+    fn fail(&mut self, e: Error) {
+        self.error = Some(e.to_string());
+        self.playing = false;
+    }
+
+    /// Collects what an asynchronous engine finished and submits the next steps once the last
+    /// submission is back (never more than one in flight).
+    fn pump_async(&mut self) {
+        let Some(run) = &mut self.run else { return };
+        if let Err(e) = run.collect() {
+            return self.fail(e);
+        }
+        if self.step_target.is_some_and(|t| run.completed_steps() >= t) {
+            self.step_target = None;
+        }
+        let k = if self.playing {
+            self.async_steps
+        } else if self.step_target.is_some() {
+            1
+        } else {
+            return;
+        };
+        if run.is_done() {
+            return;
+        }
+        if run.is_busy() {
+            self.waited += 1;
+            return;
+        }
+        if self.playing {
+            if self.waited <= 1 {
+                self.async_steps = (self.async_steps * 2).min(MAX_ASYNC_STEPS);
+            } else if self.waited > 3 {
+                self.async_steps = (self.async_steps / 2).max(1);
+            }
+        }
+        self.waited = 0;
+        if let Err(e) = run.pump(k) {
+            self.fail(e);
+        }
+    }
 }
+
+/// Most steps an asynchronous engine gets per submission.
+const MAX_ASYNC_STEPS: u64 = 256;
 
 /// Throughput, measured over the last second.
 #[derive(Clone, Debug, Default)]
@@ -438,6 +552,7 @@ impl Lab {
     /// Reloads the shared data and initial weights and rebuilds every run (paused runs stay paused).
     pub fn rebuild_all(&mut self) {
         self.state.fit_runs();
+        self.engine.preference = self.state.shared.backend;
         let probe = RunSpec::default().config(&self.state.shared);
         match prepare(&probe) {
             Ok((data, init)) => {
@@ -466,14 +581,30 @@ impl Lab {
         let (run, error) = match (&self.data, &self.init) {
             (Some(data), Some(init)) => {
                 let cfg = spec.config(&self.state.shared);
-                match self.engine.make(&cfg, data.clone(), init).and_then(|e| Run::new(cfg, data.clone(), init.clone(), e)) {
-                    Ok(run) => (Some(run), None),
+                match self.engine.make(&cfg, data.clone(), init).and_then(|m| Ok((Run::new(cfg, data.clone(), init.clone(), m.engine)?, m.asynchronous, m.note))) {
+                    Ok((run, asynchronous, note)) => (Some((run, asynchronous, note)), None),
                     Err(e) => (None, Some(e.to_string())),
                 }
             }
             _ => (None, Some(self.data_error.clone().unwrap_or_else(|| "no data".into()))),
         };
-        LabRun { spec, run, error, playing, ms_per_step: 1.0, views: views::RunViews::default() }
+        let (run, asynchronous, note) = match run {
+            Some((r, a, n)) => (Some(r), a, n),
+            None => (None, false, None),
+        };
+        LabRun {
+            spec,
+            run,
+            error,
+            playing,
+            asynchronous,
+            note,
+            ms_per_step: 1.0,
+            async_steps: 4,
+            waited: 0,
+            step_target: None,
+            views: views::RunViews::default(),
+        }
     }
 
     /// Replaces the whole state (a preset, a loaded file, a URL).
@@ -601,6 +732,11 @@ impl Lab {
         let Some(r) = self.runs.get_mut(i) else { return };
         let Some(run) = &mut r.run else { return };
         let before = run.completed_steps();
+        if r.asynchronous {
+            // The result arrives in a later frame; `tick` submits the step.
+            r.step_target = Some(r.step_target.unwrap_or(before).max(before) + 1);
+            return;
+        }
         for _ in 0..4 {
             if run.is_done() || run.completed_steps() > before {
                 break;
@@ -613,14 +749,17 @@ impl Lab {
         self.total_steps += run.completed_steps().saturating_sub(before);
     }
 
-    /// Steps every playing run for about `budget` in total: runs are served round robin (the
-    /// first one served changes every frame) and each gets an equal share; at least one pump
-    /// happens per frame, so a slow step delays a frame but never stops training.
-    /// Returns the number of steps completed.
+    /// Steps every playing run. Asynchronous (GPU) runs keep one submission in flight each;
+    /// CPU runs share about `budget` of this frame: they are served round robin (the first one
+    /// served changes every frame) with equal shares, and at least one pump happens per frame,
+    /// so a slow step delays a frame but never stops training. Returns the steps completed.
     pub fn tick(&mut self) -> u64 {
         let start = Instant::now();
-        let active: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].is_active()).collect();
-        let mut done = 0;
+        let before: u64 = self.runs.iter().map(LabRun::completed).sum();
+        for r in self.runs.iter_mut().filter(|r| r.asynchronous) {
+            r.pump_async();
+        }
+        let active: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].is_active() && !self.runs[i].asynchronous).collect();
         if !active.is_empty() {
             let n = active.len();
             let share = self.budget / n as u32;
@@ -632,18 +771,20 @@ impl Lab {
                 }
                 let i = active[(self.cursor + j) % n];
                 let slice_end = (now + share).min(deadline);
-                done += self.slice(i, slice_end);
+                self.slice(i, slice_end);
             }
             self.cursor = (self.cursor + 1) % n;
         }
-        // Finish the pending responses of paused runs too (a param read, a last evaluation).
-        for r in &mut self.runs {
+        // Finish the pending responses of paused CPU runs too (a parameter read, an evaluation).
+        for r in self.runs.iter_mut().filter(|r| !r.asynchronous) {
             if let Some(run) = &mut r.run {
                 if let Err(e) = run.collect() {
-                    r.error = Some(e.to_string());
+                    r.fail(e);
                 }
             }
         }
+        let after: u64 = self.runs.iter().map(LabRun::completed).sum();
+        let done = after.saturating_sub(before);
         self.total_steps += done;
         self.throughput.add(done, Instant::now());
         done
@@ -935,6 +1076,44 @@ mod tests {
         lab.tick();
         assert_eq!(lab.runs[0].completed(), stopped);
         assert!(lab.runs[1].completed() > other);
+    }
+
+    /// The GPU engine on lavapipe (or a real GPU): runs advance through asynchronous readbacks
+    /// while `tick` never waits. Skips without an adapter unless SAMLAB_REQUIRE_GPU=1.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn gpu_runs_advance_without_waiting_on_the_device() {
+        let ctx = match GpuContext::request_blocking() {
+            Ok(ctx) => ctx,
+            Err(e) if std::env::var("SAMLAB_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("SAMLAB_REQUIRE_GPU=1 but {e}"),
+            Err(e) => return eprintln!("skipped: no GPU adapter ({e})"),
+        };
+        let mut state = Preset::MoonsSgdVsSam.state();
+        state.shared.backend = Backend::Gpu;
+        let mut lab = Lab::new(state, EngineChoice::with_gpu(ctx));
+        assert!(lab.runs.iter().all(|r| r.asynchronous && r.run.is_some()), "{:?}", lab.runs.iter().map(|r| &r.error).collect::<Vec<_>>());
+        assert!(lab.engine.describe().starts_with("GPU engine on"), "{}", lab.engine.describe());
+        let start = Instant::now();
+        while lab.runs.iter().any(|r| r.completed() < 60) && start.elapsed() < Duration::from_secs(120) {
+            let t = Instant::now();
+            lab.tick();
+            assert!(t.elapsed() < Duration::from_secs(2), "a tick waited on the device");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(lab.runs.iter().all(|r| r.completed() >= 60 && r.error.is_none()), "{:?}", lab.runs.iter().map(|r| (r.completed(), &r.error)).collect::<Vec<_>>());
+        // A single step while paused arrives a few frames later.
+        lab.set_all_playing(false);
+        while lab.runs.iter().any(|r| r.run.as_ref().unwrap().is_busy()) {
+            lab.tick();
+        }
+        let before = lab.runs[0].completed();
+        lab.step_once(0);
+        let start = Instant::now();
+        while lab.runs[0].completed() == before && start.elapsed() < Duration::from_secs(30) {
+            lab.tick();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(lab.runs[0].completed(), before + 1);
     }
 
     #[test]

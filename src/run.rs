@@ -163,6 +163,11 @@ impl Run {
         self.status != RunStatus::Running
     }
 
+    /// Work submitted and not yet collected (`pump` submits nothing until it is back).
+    pub fn is_busy(&self) -> bool {
+        self.engine.in_flight() > 0 || self.submitted > self.completed
+    }
+
     /// The training-set indices of step t's batch.
     pub fn batch_indices(&mut self, t: u64) -> Vec<u32> {
         self.order.indices(t)

@@ -159,7 +159,7 @@ pub fn decision_surface(run: &Run, data: &Dataset, params: &[f32], step: u64) ->
 
 /// Samples examined so that one refresh costs about as much as a few training steps.
 fn examined(n_params: usize, n_train: usize) -> usize {
-    (20_000_000 / (6 * n_params.max(1))).clamp(64, 1024).min(n_train)
+    (40_000_000 / (6 * n_params.max(1))).clamp(64, 1024).min(n_train)
 }
 
 pub fn hardest_samples(run: &Run, data: &Dataset, params: &[f32], step: u64) -> Hardest {

@@ -59,7 +59,7 @@ impl DataPanel {
     fn surfaces_ui(&mut self, ui: &mut Ui, lab: &Lab, data: &Dataset, out: &mut Vec<Command>) {
         ui.horizontal(|ui| {
             ui.strong("Decision surfaces").on_hover_text(help::SURFACE);
-            ui.label(egui::RichText::new("ⓘ").weak()).on_hover_text(help::SURFACE);
+            ui.label(egui::RichText::new("(?)").weak()).on_hover_text(help::SURFACE);
         });
         let n = lab.runs.len().max(1);
         let cols = n.min(((ui.available_width() / 260.0).floor() as usize).max(1));
@@ -94,7 +94,7 @@ impl DataPanel {
     fn hardest_ui(&mut self, ui: &mut Ui, data: &Dataset, i: usize, r: &LabRun) {
         ui.horizontal(|ui| {
             ui.strong(format!("Largest per-sample gradient norms ‖∇f_i‖ — {}", run_name(i, &r.spec))).on_hover_text(help::HARDEST);
-            ui.label(egui::RichText::new("ⓘ").weak()).on_hover_text(help::HARDEST);
+            ui.label(egui::RichText::new("(?)").weak()).on_hover_text(help::HARDEST);
         });
         let Some(h) = &r.views.hardest else {
             ui.label(egui::RichText::new("computing from the current weights…").weak());
@@ -117,8 +117,9 @@ impl DataPanel {
         let Some((w, hgt)) = data.image_shape else { return };
         let key = format!("{:?}/{}/{}", data.name, data.n_train(), data.flipped.len());
         let side = 56.0;
-        ui.horizontal_wrapped(|ui| {
-            for s in &h.samples {
+        let cols = ((ui.available_width() / (side + 20.0)).floor() as usize).max(1);
+        egui::Grid::new("hardest_grid").spacing([6.0, 6.0]).show(ui, |ui| {
+            for (k, s) in h.samples.iter().enumerate() {
                 let tex = self
                     .samples
                     .entry((key.clone(), s.index))
@@ -133,7 +134,6 @@ impl DataPanel {
                     })
                     .clone();
                 ui.vertical(|ui| {
-                    ui.set_width(side + 8.0);
                     let stroke = if s.flipped {
                         egui::Stroke::new(3.0, Color32::from_rgb(0xe1, 0x57, 0x59))
                     } else {
@@ -149,6 +149,9 @@ impl DataPanel {
                     };
                     ui.label(egui::RichText::new(text).small());
                 });
+                if (k + 1) % cols == 0 {
+                    ui.end_row();
+                }
             }
         });
         if self.samples.len() > 4096 {

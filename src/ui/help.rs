@@ -25,6 +25,7 @@ pub const LABEL_NOISE: &str = "Symmetric label noise: exactly round(noise·n) tr
 pub const HIDDEN: &str = "Hidden layer widths of the MLP (every run shares the architecture and the initial weights).";
 pub const ACTIVATION: &str = "Hidden activation: ReLU, tanh or GELU (tanh form). He-normal init for ReLU/GELU, Xavier-normal for tanh; zero biases.";
 pub const SEED: &str = "The seed of everything random: toy data, split, label noise, initial weights, batch order, probes. The same seed gives the same runs, step for step.";
+pub const ENGINE: &str = "Which engine trains: auto (the GPU engine on a hardware GPU, else the CPU engine: a software GPU such as SwiftShader or lavapipe is slower than the CPU), gpu (the GPU engine on any adapter with compute shaders, through the renderer's device; WebGPU in the browser) or cpu (the f32 CPU reference, time-sliced between frames). Changing it restarts every run.";
 pub const BUDGET: &str = "Training time per frame, all runs together: the UI stays responsive while runs train between frames.";
 
 pub const LOSS: &str = "Mean softmax cross-entropy f = (1/n)·Σ_i [logsumexp(z_i) − z_i[y_i]] on the FULL train set (noisy labels, as trained on) and test set, at every evaluation.";
@@ -35,7 +36,7 @@ pub const NORMS: &str = "Per step: ‖∇f_γ(w)‖, the batch gradient norm (wh
 pub const ESS: &str = "RW-SAM per step: the effective sample size ESS = 1/Σ p_i² of the Gibbs weights (the 'effective m' RW-SAM imitates; B for λ = 0) and λ (fixed, or solved for a target ESS).";
 pub const SHARPNESS: &str = "SAM sharpness S_ρ(w) = f(w + ρ·∇f/‖∇f‖) − f(w) on a fixed evaluation subset of the training set: the first-order worst case inside the ρ-ball.";
 pub const LAMBDA_MAX: &str = "λ_max, the top Hessian eigenvalue of f on the evaluation subset: power iteration on exact Hessian-vector products (R-op).";
-pub const TRACE_H: &str = "tr H by Hutchinson: the mean of zᵀHz over Rademacher vectors z.";
+pub const TRACE_H: &str = "tr H by Hutchinson: the mean of z^T·H·z over Rademacher vectors z.";
 pub const TRACE_V: &str = "tr V, the trace of the gradient-noise covariance: mean_i ‖∇f_i‖² − ‖∇f‖² on the evaluation subset (exact, with the per-sample norm identity). The SAM family ends where it is smaller.";
 pub const M_CURVE: &str = "m-sharpness curve at the latest measurement: E‖∇f_I‖ over random micro-batches I of size m = 1, 2, 4, …, B, with the bound √(‖∇f‖² + tr V/m) beside it. The variance term grows as m shrinks.";
 pub const REGULARIZER: &str = "The implicit regulariser the SDE analysis assigns to m-USAM: R_m = (ρ/2)‖∇f‖² + (ρ/(2m))·tr V, at m = B (mini-batch) per measurement.";

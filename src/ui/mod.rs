@@ -15,6 +15,19 @@ use crate::config::OptimizerKind;
 use crate::lab::{Preset, RunSpec, Shared};
 use egui::Color32;
 
+/// Adds the built-in monospace font (Hack) as a fallback of the proportional family: it has
+/// the mathematical signs the labels use (‖, ∇, ∈, ∝) that Ubuntu-Light lacks.
+pub fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if fonts.font_data.contains_key("Hack") {
+        if let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional) {
+            let at = family.iter().position(|f| f == "Ubuntu-Light").map_or(0, |i| i + 1);
+            family.insert(at, "Hack".to_owned());
+        }
+    }
+    ctx.set_fonts(fonts);
+}
+
 /// Something the user asked for; the app applies it after the frame is drawn.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {

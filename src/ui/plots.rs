@@ -54,7 +54,7 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
     let card = ui.vertical(|ui| {
         ui.horizontal(|ui| {
             ui.strong(title).on_hover_text(tip);
-            ui.label(egui::RichText::new("ⓘ").weak()).on_hover_text(tip);
+            ui.label(egui::RichText::new("(?)").weak()).on_hover_text(tip);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 export = ui.small_button("PNG").on_hover_text(format!("Save the plot \"{title}\" as PNG")).clicked();
             });

@@ -67,6 +67,9 @@ impl RunsPanel {
                             }
                             RunStatus::Running => {}
                         }
+                        if let Some(n) = &r.note {
+                            ui.colored_label(Color32::from_rgb(0xf2, 0x8e, 0x2b), n);
+                        }
                         if let Some(e) = &r.error {
                             ui.colored_label(Color32::from_rgb(0xe1, 0x57, 0x59), e);
                         }
@@ -103,11 +106,15 @@ impl RunsPanel {
         ui.add_space(4.0);
         ui.horizontal(|ui| {
             let kind = self.add_kind.get_or_insert(OptimizerKind::Sam);
-            egui::ComboBox::from_id_salt("add_kind").selected_text(kind.label()).show_ui(ui, |ui| {
-                for k in OptimizerKind::ALL {
-                    ui.selectable_value(kind, k, k.label()).on_hover_text(k.describe());
-                }
-            });
+            egui::ComboBox::from_id_salt("add_kind")
+                .selected_text(kind.label())
+                .show_ui(ui, |ui| {
+                    for k in OptimizerKind::ALL {
+                        ui.selectable_value(kind, k, k.label()).on_hover_text(k.describe());
+                    }
+                })
+                .response
+                .accessible_name("Optimizer of the new run");
             let kind = *kind;
             if ui
                 .add_enabled(lab.can_add(), egui::Button::new("Add run"))

@@ -3,7 +3,7 @@
 //! rates and radii, label noise below 1), so nothing typed here can produce an invalid run.
 
 use super::{Command, help};
-use crate::config::{DatasetName, NormEstimator, OptimizerKind, RwDescent, Schedule, divisors};
+use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RwDescent, Schedule, divisors};
 use crate::lab::{Lab, RunSpec, Shared};
 use crate::model::Activation;
 use egui::{Slider, Ui};
@@ -18,57 +18,66 @@ impl SharedPanel {
         let before = lab.state.shared.clone();
         let mut s: Shared = before.clone();
         egui::Grid::new("shared_grid").num_columns(2).spacing([8.0, 4.0]).show(ui, |ui| {
-            ui.label("Dataset").on_hover_text(help::DATASET);
-            egui::ComboBox::from_id_salt("dataset").selected_text(s.dataset.name.as_str()).show_ui(ui, |ui| {
-                for d in DatasetName::ALL {
-                    ui.selectable_value(&mut s.dataset.name, d, d.as_str());
-                }
+            row(ui, "Dataset", help::DATASET, |ui| {
+                egui::ComboBox::from_id_salt("dataset")
+                    .selected_text(s.dataset.name.as_str())
+                    .show_ui(ui, |ui| {
+                        for d in DatasetName::ALL {
+                            ui.selectable_value(&mut s.dataset.name, d, d.as_str());
+                        }
+                    })
+                    .response
             });
-            ui.end_row();
             if s.dataset.name.is_toy() {
-                ui.label("Samples").on_hover_text(help::SAMPLES);
-                ui.add(Slider::new(&mut s.dataset.samples, 100..=5000).logarithmic(true)).on_hover_text(help::SAMPLES);
-                ui.end_row();
-                ui.label("Input noise").on_hover_text(help::INPUT_NOISE);
-                ui.add(Slider::new(&mut s.dataset.input_noise, 0.0..=1.0)).on_hover_text(help::INPUT_NOISE);
-                ui.end_row();
+                row(ui, "Samples", help::SAMPLES, |ui| ui.add(Slider::new(&mut s.dataset.samples, 100..=5000).logarithmic(true)));
+                row(ui, "Input noise", help::INPUT_NOISE, |ui| ui.add(Slider::new(&mut s.dataset.input_noise, 0.0..=1.0)));
             }
-            ui.label("Label noise").on_hover_text(help::LABEL_NOISE);
-            ui.add(Slider::new(&mut s.dataset.label_noise, 0.0..=0.9).custom_formatter(|v, _| format!("{:.0} %", 100.0 * v)).step_by(0.05))
-                .on_hover_text(help::LABEL_NOISE);
-            ui.end_row();
-            ui.label("Hidden layers").on_hover_text(help::HIDDEN);
-            ui.horizontal(|ui| {
+            row(ui, "Label noise", help::LABEL_NOISE, |ui| {
+                ui.add(Slider::new(&mut s.dataset.label_noise, 0.0..=0.9).custom_formatter(|v, _| format!("{:.0} %", 100.0 * v)).step_by(0.05))
+            });
+            row(ui, "Hidden layers", help::HIDDEN, |ui| {
                 let mut n = s.model.hidden.len();
-                ui.add(egui::DragValue::new(&mut n).range(1..=4).suffix(" layers")).on_hover_text(help::HIDDEN);
+                let r = ui.add(egui::DragValue::new(&mut n).range(1..=4).suffix(" layers"));
                 if n != s.model.hidden.len() {
                     let last = *s.model.hidden.last().unwrap_or(&64);
                     s.model.hidden.resize(n.clamp(1, 4), last);
                 }
+                r
             });
-            ui.end_row();
             for l in 0..s.model.hidden.len() {
-                ui.label(format!("  width {}", l + 1));
                 let w = &mut s.model.hidden[l];
-                egui::ComboBox::from_id_salt(("width", l)).selected_text(w.to_string()).show_ui(ui, |ui| {
-                    for c in WIDTHS {
-                        ui.selectable_value(w, c, c.to_string());
-                    }
+                row(ui, &format!("  width {}", l + 1), help::HIDDEN, |ui| {
+                    egui::ComboBox::from_id_salt(("width", l))
+                        .selected_text(w.to_string())
+                        .show_ui(ui, |ui| {
+                            for c in WIDTHS {
+                                ui.selectable_value(w, c, c.to_string());
+                            }
+                        })
+                        .response
                 });
-                ui.end_row();
             }
-            ui.label("Activation").on_hover_text(help::ACTIVATION);
-            egui::ComboBox::from_id_salt("activation").selected_text(s.model.activation.name()).show_ui(ui, |ui| {
-                for a in Activation::ALL {
-                    ui.selectable_value(&mut s.model.activation, a, a.name());
-                }
+            row(ui, "Activation", help::ACTIVATION, |ui| {
+                egui::ComboBox::from_id_salt("activation")
+                    .selected_text(s.model.activation.name())
+                    .show_ui(ui, |ui| {
+                        for a in Activation::ALL {
+                            ui.selectable_value(&mut s.model.activation, a, a.name());
+                        }
+                    })
+                    .response
             });
-            ui.end_row();
-            ui.label("Seed").on_hover_text(help::SEED);
-            ui.horizontal(|ui| {
-                ui.add(egui::DragValue::new(&mut s.seed).range(0..=999_999)).on_hover_text(help::SEED);
+            row(ui, "Engine", help::ENGINE, |ui| {
+                egui::ComboBox::from_id_salt("engine")
+                    .selected_text(format!("{:?}", s.backend).to_lowercase())
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut s.backend, Backend::Auto, "auto");
+                        ui.selectable_value(&mut s.backend, Backend::Gpu, "gpu");
+                        ui.selectable_value(&mut s.backend, Backend::Cpu, "cpu");
+                    })
+                    .response
             });
-            ui.end_row();
+            row(ui, "Seed", help::SEED, |ui| ui.add(egui::DragValue::new(&mut s.seed).range(0..=999_999)));
         });
         if s != before {
             out.push(Command::SetShared(s));
@@ -79,9 +88,10 @@ impl SharedPanel {
 #[derive(Default)]
 pub struct RunSettingsPanel;
 
+/// A grid row: the label, then the control named after it (for screen readers and tests).
 fn row(ui: &mut Ui, label: &str, tip: &str, add: impl FnOnce(&mut Ui) -> egui::Response) {
     ui.label(label).on_hover_text(tip);
-    add(ui).on_hover_text(tip);
+    add(ui).accessible_name(label.trim()).on_hover_text(tip);
     ui.end_row();
 }
 

@@ -52,7 +52,9 @@ impl StatusBar {
         for m in messages.iter().rev().take(4).rev() {
             let color = if m.error { Color32::from_rgb(0xe1, 0x57, 0x59) } else { ui.visuals().text_color() };
             ui.horizontal_wrapped(|ui| {
-                ui.label(RichText::new(if m.error { "⚠" } else { "ℹ" }).color(color));
+                if m.error {
+                    ui.label(RichText::new("Error:").strong().color(color));
+                }
                 ui.label(RichText::new(&m.text).color(color));
             });
         }

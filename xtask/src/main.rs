@@ -1,9 +1,18 @@
-//! Project tasks: `cargo xtask test` (every test: native, GPU on lavapipe, web build, browser,
-//! desktop smoke), `cargo xtask web` (build the browser bundle), `cargo xtask serve`.
+//! Project tasks:
+//! - `cargo xtask test`: every test — `cargo test --workspace` (native, GPU on lavapipe, UI
+//!   snapshots), then the web build, the browser test (headless Chromium through Playwright,
+//!   with and without WebGPU) and the desktop smoke test (Xvfb);
+//! - `cargo xtask web`: build the browser bundle into `dist/`;
+//! - `cargo xtask serve [PORT]`: serve `dist/` on 127.0.0.1 (default port 8080).
+//!
+//! `SAMLAB_SKIP_BROWSER=1` / `SAMLAB_SKIP_DESKTOP=1` skip the browser / desktop parts of `test`
+//! (with a printed notice; CI sets neither).
 
 use anyhow::{Context, Result, bail};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
@@ -28,14 +37,164 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("web") => web(),
+        Some("serve") => {
+            let port = args.get(1).map(|p| p.parse::<u16>().context("the port must be a number")).transpose()?.unwrap_or(8080);
+            serve(port)
+        }
         _ => {
-            eprintln!("usage: cargo xtask test");
+            eprintln!("usage: cargo xtask test | web | serve [PORT]");
             std::process::exit(2);
         }
     }
 }
 
+fn skip(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "1")
+}
+
 fn test(_args: &[String]) -> Result<()> {
     run(cargo().args(["test", "--workspace"]))?;
+    if skip("SAMLAB_SKIP_BROWSER") {
+        eprintln!("xtask: SAMLAB_SKIP_BROWSER=1: skipping the web build and the browser test");
+    } else {
+        web()?;
+        browser_test()?;
+    }
+    if skip("SAMLAB_SKIP_DESKTOP") {
+        eprintln!("xtask: SAMLAB_SKIP_DESKTOP=1: skipping the desktop smoke test");
+    } else {
+        desktop_smoke()?;
+    }
+    eprintln!("xtask: every test passed");
+    Ok(())
+}
+
+/// The browser bundle: the library for wasm32, its JS bindings, and the static page.
+fn web() -> Result<()> {
+    let root = root();
+    run(cargo().args(["build", "--release", "--lib", "--target", "wasm32-unknown-unknown"]))?;
+    let dist = root.join("dist");
+    std::fs::create_dir_all(&dist)?;
+    let target_dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let wasm = target_dir.join("wasm32-unknown-unknown/release/samlab.wasm");
+    run(Command::new("wasm-bindgen")
+        .args(["--target", "web", "--no-typescript", "--out-dir"])
+        .arg(&dist)
+        .arg(&wasm)
+        .current_dir(&root))
+    .context("wasm-bindgen failed; install it with `cargo install wasm-bindgen-cli --version =0.2.130` (the version in Cargo.lock)")?;
+    std::fs::copy(root.join("web/index.html"), dist.join("index.html")).context("copying web/index.html")?;
+    let size = std::fs::metadata(dist.join("samlab_bg.wasm")).map(|m| m.len()).unwrap_or(0);
+    eprintln!("xtask: web bundle in {} ({:.1} MB of wasm); serve it with `cargo xtask serve`", dist.display(), size as f64 / 1e6);
+    Ok(())
+}
+
+fn serve(port: u16) -> Result<()> {
+    let dist = root().join("dist");
+    if !dist.join("index.html").exists() {
+        bail!("{} has no index.html: run `cargo xtask web` first", dist.display());
+    }
+    eprintln!("xtask: serving {} on http://127.0.0.1:{port}/ (Ctrl-C stops)", dist.display());
+    run(Command::new("python3").args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "-d"]).arg(&dist))
+}
+
+/// Kills the child (and waits) when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("nothing listens on 127.0.0.1:{port} after {timeout:?}")
+}
+
+/// Serves dist/ and runs web/tests/browser.mjs (Playwright + headless Chromium).
+fn browser_test() -> Result<()> {
+    let root = root();
+    let tests = root.join("web/tests");
+    if !tests.join("node_modules/playwright-core").exists() {
+        run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent"]).current_dir(&tests))?;
+    }
+    let port = free_port()?;
+    let server = Command::new("python3")
+        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "-d"])
+        .arg(root.join("dist"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start python3 -m http.server")?;
+    let _server = Guard(server);
+    wait_for_port(port, Duration::from_secs(20))?;
+    let shots = root.join("target/screenshots");
+    std::fs::create_dir_all(&shots)?;
+    run(Command::new("node")
+        .arg("browser.mjs")
+        .env("SAMLAB_URL", format!("http://127.0.0.1:{port}/"))
+        .env("SAMLAB_SHOTS", &shots)
+        .current_dir(&tests))
+}
+
+/// Starts the desktop app under Xvfb, lets it train, checks it is still alive, and saves a
+/// screenshot of the screen (target/screenshots/desktop.png).
+fn desktop_smoke() -> Result<()> {
+    let root = root();
+    run(cargo().args(["build", "--bin", "samlab"]))?;
+    let target_dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let bin = target_dir.join("debug/samlab");
+    let shots = root.join("target/screenshots");
+    std::fs::create_dir_all(&shots)?;
+    let shot = shots.join("desktop.png");
+    let _ = std::fs::remove_file(&shot);
+    // A fresh storage directory: the smoke test opens the default preset, not a stored session.
+    let data_home = root.join("target/smoke-data");
+    let _ = std::fs::remove_dir_all(&data_home);
+    std::fs::create_dir_all(&data_home)?;
+    let script = format!(
+        r#"set -u
+"{bin}" > "{log}" 2>&1 &
+app=$!
+sleep "${{SAMLAB_SMOKE_SECONDS:-12}}"
+if ! kill -0 $app 2>/dev/null; then echo "the app exited early:"; cat "{log}"; exit 1; fi
+import -window root "{shot}"
+kill $app; wait $app 2>/dev/null
+exit 0"#,
+        bin = bin.display(),
+        log = shots.join("desktop.log").display(),
+        shot = shot.display()
+    );
+    run(Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x800x24", "bash", "-c", &script])
+        .env("XDG_DATA_HOME", &data_home)
+        .env("RUST_LOG", "warn")
+        .current_dir(&root))?;
+    check_not_blank(&shot)?;
+    eprintln!("xtask: desktop smoke test passed; screenshot {}", shot.display());
+    Ok(())
+}
+
+/// Fails when the screenshot has (almost) a single colour: the window drew nothing.
+fn check_not_blank(png: &Path) -> Result<()> {
+    let out = Command::new("identify").args(["-format", "%[fx:standard_deviation]"]).arg(png).output().context("imagemagick's identify")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sd: f64 = text.trim().parse().with_context(|| format!("identify printed {text:?} for {}", png.display()))?;
+    if sd < 0.02 {
+        bail!("{} is blank (standard deviation {sd:.4})", png.display());
+    }
     Ok(())
 }

@@ -1,0 +1,167 @@
+//! The app's behaviour through the accessibility tree (egui_kittest): what a user clicks and
+//! what the lab does. The app runs headless on the CPU engine with an in-memory platform.
+
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use samlab::app::SamLabApp;
+use samlab::config::OptimizerKind;
+use samlab::lab::{EngineChoice, LabState, Preset};
+use samlab::platform::MemoryPlatform;
+
+fn app_with(platform: MemoryPlatform) -> SamLabApp {
+    let mut app = SamLabApp::with(Box::new(platform), None, None, EngineChoice::cpu("UI test"));
+    // Behaviour tests step explicitly; one test turns training on.
+    app.train = false;
+    app
+}
+
+fn harness(app: SamLabApp) -> Harness<'static, SamLabApp> {
+    Harness::builder().with_size([1400.0, 1000.0]).with_context_setup(samlab::ui::install_fonts).build_ui_state(|ui, app: &mut SamLabApp| app.show(ui), app)
+}
+
+#[test]
+fn the_app_opens_on_the_default_preset_with_its_runs_listed() {
+    let mut h = harness(app_with(MemoryPlatform::default()));
+    h.run_steps(2);
+    assert_eq!(h.state().lab.state.preset, Some(Preset::DEFAULT));
+    // Each run's name labels its row (and its decision surface).
+    assert!(h.query_all_by_label("1. SGD").count() >= 1);
+    assert!(h.query_all_by_label("2. SAM").count() >= 1);
+    assert!(h.query_all_by_label_contains("Engine: CPU (f32) engine").count() >= 1);
+    // Every control a user can act on has a name (screen readers, and these tests).
+    h.check_accessibility();
+    h.get_by_role_and_label(Role::Slider, "Learning rate η");
+    h.get_by_role_and_label(Role::ComboBox, "Dataset");
+}
+
+#[test]
+fn clicking_a_preset_loads_its_runs() {
+    let mut h = harness(app_with(MemoryPlatform::default()));
+    h.run_steps(1);
+    h.get_by_label("m-sharpness").click();
+    h.run_steps(2);
+    let state = &h.state().lab.state;
+    assert_eq!(state.preset, Some(Preset::MSharpness));
+    let m: Vec<usize> = state.runs.iter().map(|r| r.optimizer.m).collect();
+    assert_eq!(m, [128, 32, 8, 1]);
+    assert!(state.runs.iter().all(|r| r.optimizer.kind == OptimizerKind::Msam && r.batch == 128));
+    assert_eq!(state.shared.dataset.label_noise, 0.4);
+    assert!(h.query_all_by_label("4. m-SAM m=1").count() >= 1);
+}
+
+#[test]
+fn clicking_an_optimizer_changes_the_selected_run_only() {
+    let mut h = harness(app_with(MemoryPlatform::default()));
+    h.run_steps(1);
+    h.get_all_by_label("2. SAM").next().expect("the run row comes first").click();
+    h.run_steps(1);
+    h.get_by_label("ASAM").click();
+    h.run_steps(2);
+    let runs = &h.state().lab.state.runs;
+    assert_eq!(runs[0].optimizer.kind, OptimizerKind::Sgd);
+    assert_eq!(runs[1].optimizer.kind, OptimizerKind::Asam);
+    assert!(h.state().lab.runs[1].run.is_some());
+    // ASAM shows its ξ, and the preset is no longer claimed.
+    h.get_by_role_and_label(Role::Slider, "ξ");
+    assert_eq!(h.state().lab.state.preset, None);
+}
+
+#[test]
+fn step_and_reset_return_to_the_same_initial_weights() {
+    let mut h = harness(app_with(MemoryPlatform::default()));
+    h.run_steps(1);
+    for _ in 0..5 {
+        h.get_all_by_label("Step").next().expect("a Step button").click();
+        h.run_steps(1);
+    }
+    assert_eq!(h.state().lab.runs[0].completed(), 5);
+    assert_eq!(h.state().lab.runs[1].completed(), 0);
+    let first = h.state().lab.runs[0].run.as_ref().unwrap().history.clone();
+    h.get_all_by_label("Reset").next().expect("a Reset button").click();
+    h.run_steps(1);
+    assert_eq!(h.state().lab.runs[0].completed(), 0);
+    for _ in 0..5 {
+        h.get_all_by_label("Step").next().unwrap().click();
+        h.run_steps(1);
+    }
+    assert_eq!(h.state().lab.runs[0].run.as_ref().unwrap().history, first, "the same steps again after reset");
+}
+
+#[test]
+fn runs_are_added_duplicated_and_removed_by_their_buttons() {
+    let mut h = harness(app_with(MemoryPlatform::default()));
+    h.run_steps(1);
+    h.get_by_label("Add run").click();
+    h.run_steps(1);
+    assert_eq!(h.state().lab.runs.len(), 3);
+    h.get_all_by_label("Duplicate").next().unwrap().click();
+    h.run_steps(1);
+    assert_eq!(h.state().lab.runs.len(), 4);
+    assert_eq!(h.state().lab.state.runs[3].optimizer.kind, OptimizerKind::Sgd);
+    h.get_all_by_label("Remove").next().unwrap().click();
+    h.run_steps(1);
+    assert_eq!(h.state().lab.runs.len(), 3);
+    assert_eq!(h.state().lab.state.runs[0].optimizer.kind, OptimizerKind::Sam);
+}
+
+#[test]
+fn playing_trains_between_frames_and_pause_stops_it() {
+    let mut app = app_with(MemoryPlatform::default());
+    app.train = true;
+    let mut h = harness(app);
+    h.run_steps(10);
+    let moved: Vec<u64> = h.state().lab.runs.iter().map(|r| r.completed()).collect();
+    assert!(moved.iter().all(|&s| s > 0), "{moved:?}");
+    h.get_by_label("Pause all").click();
+    h.run_steps(2);
+    let paused: Vec<u64> = h.state().lab.runs.iter().map(|r| r.completed()).collect();
+    h.run_steps(5);
+    let later: Vec<u64> = h.state().lab.runs.iter().map(|r| r.completed()).collect();
+    assert_eq!(paused, later);
+    h.get_by_label("Play all");
+}
+
+#[test]
+fn a_bad_link_opens_the_defaults_and_says_what_was_ignored() {
+    let mut h = harness(app_with(MemoryPlatform::with_hash("v1:not-base64-json")));
+    h.run_steps(2);
+    assert_eq!(h.state().lab.state, LabState::default());
+    h.get_by_label_contains("ignored the link's settings");
+}
+
+#[test]
+fn a_link_opens_its_settings_and_the_url_follows_changes() {
+    let state = Preset::RwSamTemperature.state();
+    let platform = MemoryPlatform::with_hash(&state.to_hash());
+    let mut h = harness(app_with(platform));
+    h.run_steps(2);
+    assert_eq!(h.state().lab.state, state);
+    h.get_by_label("moons: SGD vs SAM").click();
+    h.run_steps(2);
+    let (back, _) = LabState::from_hash(&h.state().lab.state.to_hash()).unwrap().unwrap();
+    assert_eq!(back, Preset::MoonsSgdVsSam.state());
+}
+
+#[test]
+fn save_and_load_round_trip_through_the_platform() {
+    let mut h = harness(app_with(MemoryPlatform::default()));
+    h.run_steps(1);
+    h.get_by_label("File").click();
+    h.run_steps(3);
+    h.get_by_label("Save config").click();
+    h.run_steps(1);
+    h.get_by_label("label noise: SGD vs SAM vs RW-SAM").click();
+    h.run_steps(1);
+    assert_eq!(h.state().lab.runs.len(), 3);
+    h.get_by_label("File").click();
+    h.run_steps(3);
+    h.get_by_label("Load config").click();
+    h.run_steps(1);
+    assert_eq!(h.state().lab.state, Preset::MoonsSgdVsSam.state());
+    h.get_by_label("File").click();
+    h.run_steps(3);
+    h.get_by_label("Export metrics CSV").click();
+    h.run_steps(2);
+    h.get_by_label_contains("saved the metrics: memory:samlab-metrics.csv");
+}

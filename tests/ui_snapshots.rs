@@ -1,0 +1,119 @@
+//! Small snapshots of panels and plots rendered from a fixed history (no training, no clock), on
+//! lavapipe. `UPDATE_SNAPSHOTS=1 cargo test --test ui_snapshots` rewrites the references in
+//! tests/snapshots/; a change fails the test and leaves `.new.png` and `.diff.png` beside them.
+
+use egui_kittest::Harness;
+use samlab::lab::views::{decision_surface, hardest_samples};
+use samlab::lab::{EngineChoice, Lab, LabState, Preset};
+use samlab::run::{EvalRecord, History, StepRecord};
+use samlab::ui::Command;
+use samlab::ui::data_view::DataPanel;
+use samlab::ui::plots::{MetricsPanel, XAxis};
+use samlab::ui::runs::RunsPanel;
+
+/// A made-up but plausible history: run k's loss decays at its own rate.
+fn fixture_history(k: usize, label_noise: bool) -> History {
+    let mut h = History::default();
+    let rate = 0.08 + 0.03 * k as f64;
+    let mut best: f64 = 0.0;
+    for e in 0..=20u64 {
+        let t = e as f64;
+        let train_loss = 0.05 + 0.65 * (-rate * t).exp();
+        let test_loss = train_loss + 0.04 * (1.0 + 0.02 * t) - 0.01 * k as f64;
+        let test_acc = 0.98 - 0.45 * (-rate * t).exp() - 0.005 * k as f64;
+        best = best.max(test_acc);
+        h.evals.push(EvalRecord {
+            step: e * 25,
+            epoch: t,
+            train_loss,
+            train_acc: 1.0 - 0.5 * (-rate * t).exp(),
+            test_loss,
+            test_acc,
+            best_test_acc: best,
+            clean_train_acc: label_noise.then(|| 0.9 - 0.4 * (-rate * t).exp()),
+            memorized: label_noise.then(|| 0.3 * (1.0 - (-0.05 * t).exp())),
+        });
+    }
+    for s in 0..500u64 {
+        let t = s as f64 / 25.0;
+        let wiggle = 0.05 * ((s as f64) * 0.7 + k as f64).sin();
+        let loss = 0.05 + 0.65 * (-rate * t).exp() + wiggle.abs();
+        h.steps.push(StepRecord {
+            step: s,
+            lr: 0.05,
+            loss,
+            batch_acc: 1.0 - loss / 1.5,
+            perturbed_loss: if k == 0 { loss } else { loss * 1.15 },
+            grad_norm: Some(0.5 + 2.0 * (-rate * t).exp() + wiggle),
+            perturbation_norm: if k == 0 { 0.0 } else { 0.05 },
+            ess: None,
+            lambda: None,
+        });
+    }
+    h
+}
+
+fn fixture_lab(state: LabState) -> Lab {
+    let mut lab = Lab::new(state, EngineChoice::cpu("snapshot fixture"));
+    lab.set_all_playing(false);
+    let noisy = lab.state.shared.dataset.label_noise > 0.0;
+    for (k, r) in lab.runs.iter_mut().enumerate() {
+        r.run.as_mut().expect("fixture runs build").history = fixture_history(k, noisy);
+    }
+    lab
+}
+
+fn render(name: &str, size: [f32; 2], mut draw: impl FnMut(&mut egui::Ui, &mut Vec<Command>) + 'static) {
+    let mut h = Harness::builder().with_size(size).with_context_setup(samlab::ui::install_fonts).build_ui(move |ui| {
+        let mut out = Vec::new();
+        draw(ui, &mut out);
+    });
+    h.run_steps(3);
+    h.snapshot(name);
+}
+
+#[test]
+fn metrics_panel_from_a_fixed_history() {
+    let lab = fixture_lab(Preset::MoonsSgdVsSam.state());
+    let mut panel = MetricsPanel;
+    render("metrics_panel", [1000.0, 900.0], move |ui, out| panel.ui(ui, &lab, XAxis::Epoch, out));
+}
+
+#[test]
+fn label_noise_plots_from_a_fixed_history() {
+    let lab = fixture_lab(Preset::LabelNoise.state());
+    let mut panel = MetricsPanel;
+    render("metrics_label_noise", [700.0, 1400.0], move |ui, out| panel.ui(ui, &lab, XAxis::Epoch, out));
+}
+
+#[test]
+fn runs_panel_lists_runs_with_progress_and_controls() {
+    let lab = fixture_lab(Preset::MSharpness.state());
+    let mut panel = RunsPanel::default();
+    render("runs_panel", [340.0, 560.0], move |ui, out| panel.ui(ui, &lab, 1, out));
+}
+
+#[test]
+fn decision_surfaces_from_the_initial_weights() {
+    let mut lab = fixture_lab(Preset::MoonsSgdVsSam.state());
+    let data = lab.data.clone().unwrap();
+    let init = lab.init.clone().unwrap();
+    for r in &mut lab.runs {
+        let s = decision_surface(r.run.as_ref().unwrap(), &data, &init, 0);
+        r.views.surface = Some(s);
+        r.views.generation = 1;
+    }
+    let mut panel = DataPanel::default();
+    render("decision_surfaces", [700.0, 420.0], move |ui, out| panel.ui(ui, &lab, 0, out));
+}
+
+#[test]
+fn hardest_samples_of_a_noisy_digits_run() {
+    let mut lab = fixture_lab(Preset::LabelNoise.state());
+    let data = lab.data.clone().unwrap();
+    let init = lab.init.clone().unwrap();
+    let r = &mut lab.runs[0];
+    r.views.hardest = Some(hardest_samples(r.run.as_ref().unwrap(), &data, &init, 0));
+    let mut panel = DataPanel::default();
+    render("hardest_samples", [760.0, 420.0], move |ui, out| panel.ui(ui, &lab, 0, out));
+}
