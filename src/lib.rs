@@ -7,6 +7,7 @@ pub mod data;
 pub mod engine;
 pub mod lab;
 pub mod error;
+pub mod experiments;
 pub mod metrics;
 pub mod model;
 pub mod optim;

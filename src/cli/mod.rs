@@ -2,7 +2,7 @@
 //! Every command writes JSON; bad input ends with status 2 and one line naming what is wrong.
 
 pub mod args;
-mod bench;
+pub mod bench;
 pub mod measure;
 
 use crate::config::RunConfig;
@@ -75,6 +75,25 @@ pub enum Command {
     /// Median milliseconds per step of every optimizer (digits 64-128-128-10, batch 128; mnist5k
     /// 784-512-512-10, batch 256) and each one's ratio to SGD on the same backend.
     Bench(bench::BenchArgs),
+    /// Reproduce one of the paper's findings at small scale: m-sweep, label-noise, noise-trace,
+    /// rwsam-lambda, cost, drift-check. Writes DIR/<name>.json, .md (mean ± std over seeds)
+    /// and .png.
+    Experiment {
+        /// m-sweep, label-noise, noise-trace, rwsam-lambda, cost or drift-check.
+        name: String,
+        #[arg(long, default_value_t = 5)]
+        seeds: usize,
+        /// A small variant (a few seconds on the CPU engine) for CI.
+        #[arg(long)]
+        quick: bool,
+        /// cpu, gpu or auto (cost: cpu, gpu or both).
+        #[arg(long, default_value = "cpu")]
+        backend: String,
+        #[arg(long, default_value = "results")]
+        out: String,
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Every metric of SPEC.md at given weights, in f64: loss, S_ρ, λ_max (top-k), tr H, tr V,
     /// the m-sharpness curve with its bound, R_m, RW-SAM weights/ESS/estimator correlation.
     Measure(measure::MeasureArgs),
@@ -94,6 +113,7 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Compare { optimizers, cfg, out, quiet } => cfg.resolve().and_then(|c| compare(&c, &optimizers, &out, quiet)),
         Command::Step { params, batch, activation, opt, out } => step(&params, &batch, &activation, &opt, &out),
         Command::Bench(b) => bench::run(&b),
+        Command::Experiment { name, seeds, quick, backend, out, quiet } => experiment(&name, seeds, quick, &backend, &out, quiet),
         Command::Measure(m) => measure::measure(&m),
         Command::Landscape(l) => measure::landscape(&l),
     };
@@ -281,4 +301,25 @@ fn step(params_path: &str, batch_path: &str, activation: &str, opt: &OptimizerAr
         "rwsam": report.rwsam,
     });
     write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
+}
+
+fn experiment(name: &str, seeds: usize, quick: bool, backend: &str, out: &str, quiet: bool) -> Result<()> {
+    use crate::config::Backend;
+    use crate::experiments::{Experiment, Options};
+    let exp: Experiment = name.parse()?;
+    if !(1..=100).contains(&seeds) {
+        return Err(Error::invalid("seeds", seeds, "1 to 100"));
+    }
+    let (backend, cost_backends) = match backend {
+        "both" => (Backend::Cpu, vec![Backend::Cpu, Backend::Gpu]),
+        b => {
+            let b: Backend = b.parse()?;
+            (b, vec![b])
+        }
+    };
+    let opts = Options { seeds, quick, backend, cost_backends };
+    let written = crate::experiments::runner::run_experiment(exp, &opts, out, quiet)?;
+    println!("{}", written.table);
+    eprintln!("wrote {}, {} and {}", written.json, written.markdown, written.png);
+    Ok(())
 }

@@ -1,0 +1,467 @@
+//! The paper's claims as small-scale experiments (SPEC.md, "Experiments the paper reports"):
+//! each experiment is a list of trials (a config, a series, an x value, a seed), run to the end,
+//! summarised over seeds (mean ± std) in a Markdown table and a figure. The same definitions
+//! run from the CLI (`samlab experiment`) and from the app's Experiments panel.
+//!
+//! Architecture invariant: definitions and summaries are plain data (wasm-friendly); running
+//! trials to the end and drawing PNGs is native-only (`runner`, `figure`).
+
+pub mod drift;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod figure;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod runner;
+
+use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
+use crate::error::{Error, Result};
+use crate::metrics::Measurement;
+use crate::run::{Run, RunStatus};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Experiment {
+    MSweep,
+    LabelNoise,
+    NoiseTrace,
+    RwsamLambda,
+    Cost,
+    DriftCheck,
+}
+
+impl Experiment {
+    pub const ALL: [Experiment; 6] =
+        [Experiment::MSweep, Experiment::LabelNoise, Experiment::NoiseTrace, Experiment::RwsamLambda, Experiment::Cost, Experiment::DriftCheck];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Experiment::MSweep => "m-sweep",
+            Experiment::LabelNoise => "label-noise",
+            Experiment::NoiseTrace => "noise-trace",
+            Experiment::RwsamLambda => "rwsam-lambda",
+            Experiment::Cost => "cost",
+            Experiment::DriftCheck => "drift-check",
+        }
+    }
+
+    /// What the experiment tests, for `--help`, the app and the Markdown header.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Experiment::MSweep => {
+                "m-SAM at fixed B with m = B, B/4, B/16, …, 1, beside SGD and n-SAM: the paper claims test accuracy improves as m decreases (and n-SAM ≈ SGD); tr V and λ_max at the end explain why"
+            }
+            Experiment::LabelNoise => "SGD, SAM, m-SAM (m = 8) and RW-SAM at 0/20/40/60/80 % symmetric label noise (the paper's Table 4)",
+            Experiment::NoiseTrace => "tr V, the trace of the gradient-noise covariance, at the end of training per optimizer (the paper's Table 6)",
+            Experiment::RwsamLambda => {
+                "RW-SAM over a grid of λ (exact and finite-difference norms) and of target ESS: accuracy, ESS and cost, against SAM and m-SAM"
+            }
+            Experiment::Cost => "ms per step and time to a target test accuracy for every optimizer on each backend",
+            Experiment::DriftCheck => {
+                "least squares: the Monte-Carlo mean m-USAM step against the SDE drift ∇f + ∇R_m, R_m = (ρ/2)‖∇f‖² + (ρ/2m)·tr V, for several m"
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Experiment {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| {
+            Error::invalid("experiment", s, format!("one of {}", Self::ALL.map(|e| e.name()).join(", ")))
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Options {
+    pub seeds: usize,
+    /// Small enough for CI: a few seconds each on the CPU engine.
+    pub quick: bool,
+    pub backend: Backend,
+    /// Extra backends for `cost` (it compares backends).
+    pub cost_backends: Vec<Backend>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { seeds: 5, quick: false, backend: Backend::Cpu, cost_backends: vec![Backend::Cpu] }
+    }
+}
+
+/// One run of an experiment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Trial {
+    /// The line it belongs to in the table and figure ("m-SAM", "SGD", "RW-SAM exact", …).
+    pub series: String,
+    /// Its position on the x axis (m, noise, λ, …); None for reference lines.
+    pub x: Option<f64>,
+    pub seed: u64,
+    pub config: RunConfig,
+    /// Measure tr V, λ_max, … on the evaluation subset at the end.
+    pub measure: bool,
+    /// Test accuracy whose first crossing is timed (`cost`).
+    pub target_acc: Option<f64>,
+}
+
+/// The paper's small-scale setting (SPEC.md and issue 6): digits, hidden 128,128, B = 128,
+/// lr 0.05, momentum 0.9, weight decay 5e-4, ρ 0.05, 40 epochs.
+pub fn base_config(quick: bool) -> RunConfig {
+    let mut cfg = RunConfig::default();
+    cfg.dataset.name = DatasetName::Digits;
+    if quick {
+        cfg.epochs = 3;
+        cfg.model.hidden = vec![32];
+    }
+    cfg
+}
+
+fn with(base: &RunConfig, f: impl FnOnce(&mut RunConfig)) -> RunConfig {
+    let mut c = base.clone();
+    f(&mut c);
+    c
+}
+
+fn kind(c: &mut RunConfig, k: OptimizerKind) {
+    c.optimizer.kind = k;
+}
+
+/// The trials of an experiment (none for `drift-check`, which is not a training experiment).
+pub fn trials(exp: Experiment, opts: &Options) -> Vec<Trial> {
+    let quick = opts.quick;
+    let mut base = base_config(quick);
+    base.backend = opts.backend;
+    let seeds = opts.seeds.max(1) as u64;
+    let mut out = Vec::new();
+    let mut push = |series: &str, x: Option<f64>, cfg: &RunConfig, measure: bool, target: Option<f64>| {
+        for seed in 0..seeds {
+            out.push(Trial { series: series.to_string(), x, seed, config: RunConfig { seed, ..cfg.clone() }, measure, target_acc: target });
+        }
+    };
+    match exp {
+        Experiment::MSweep => {
+            let noisy = with(&base, |c| c.dataset.label_noise = 0.4);
+            let b = noisy.batch;
+            let mut ms = Vec::new();
+            let mut m = b;
+            while m >= 1 {
+                ms.push(m);
+                m /= 4;
+            }
+            if *ms.last().expect("B ≥ 1") != 1 {
+                ms.push(1);
+            }
+            if quick {
+                ms = vec![b, 8, 1];
+            }
+            push("SGD", None, &with(&noisy, |c| kind(c, OptimizerKind::Sgd)), true, None);
+            push("n-SAM", None, &with(&noisy, |c| kind(c, OptimizerKind::Nsam)), true, None);
+            for m in ms {
+                let cfg = with(&noisy, |c| {
+                    kind(c, OptimizerKind::Msam);
+                    c.optimizer.m = m;
+                });
+                push("m-SAM", Some(m as f64), &cfg, true, None);
+            }
+        }
+        Experiment::LabelNoise => {
+            let noises: &[f64] = if quick { &[0.0, 0.4] } else { &[0.0, 0.2, 0.4, 0.6, 0.8] };
+            for &noise in noises {
+                let c = with(&base, |c| c.dataset.label_noise = noise);
+                push("SGD", Some(noise), &with(&c, |c| kind(c, OptimizerKind::Sgd)), false, None);
+                push("SAM", Some(noise), &with(&c, |c| kind(c, OptimizerKind::Sam)), false, None);
+                let msam = with(&c, |c| {
+                    kind(c, OptimizerKind::Msam);
+                    c.optimizer.m = 8;
+                });
+                push("m-SAM m=8", Some(noise), &msam, false, None);
+                push("RW-SAM", Some(noise), &with(&c, |c| kind(c, OptimizerKind::Rwsam)), false, None);
+            }
+        }
+        Experiment::NoiseTrace => {
+            push("SGD", None, &with(&base, |c| kind(c, OptimizerKind::Sgd)), true, None);
+            push("SAM", None, &with(&base, |c| kind(c, OptimizerKind::Sam)), true, None);
+            let msam = with(&base, |c| {
+                kind(c, OptimizerKind::Msam);
+                c.optimizer.m = 8;
+            });
+            push("m-SAM m=8", None, &msam, true, None);
+            push("RW-SAM", None, &with(&base, |c| kind(c, OptimizerKind::Rwsam)), true, None);
+        }
+        Experiment::RwsamLambda => {
+            let noisy = with(&base, |c| c.dataset.label_noise = 0.4);
+            push("SAM", None, &with(&noisy, |c| kind(c, OptimizerKind::Sam)), false, None);
+            for m in if quick { vec![8] } else { vec![8, 1] } {
+                let cfg = with(&noisy, |c| {
+                    kind(c, OptimizerKind::Msam);
+                    c.optimizer.m = m;
+                });
+                push(&format!("m-SAM m={m}"), None, &cfg, false, None);
+            }
+            let lambdas: &[f64] = if quick { &[0.0, 4.0] } else { &[0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0] };
+            for (estimator, name) in [(NormEstimator::Exact, "RW-SAM exact"), (NormEstimator::FiniteDifference, "RW-SAM finite-difference")] {
+                for &lambda in lambdas {
+                    let cfg = with(&noisy, |c| {
+                        kind(c, OptimizerKind::Rwsam);
+                        c.optimizer.rwsam.lambda = lambda;
+                        c.optimizer.rwsam.estimator = estimator;
+                    });
+                    push(name, Some(lambda), &cfg, false, None);
+                }
+            }
+            // ESS = r·B imitates m-SAM with m ≈ r·B (x: the target ESS).
+            let ratios: &[f64] = if quick { &[0.25] } else { &[0.5, 0.25, 1.0 / 16.0] };
+            for &r in ratios {
+                let cfg = with(&noisy, |c| {
+                    kind(c, OptimizerKind::Rwsam);
+                    c.optimizer.rwsam.target_ess = Some(r);
+                    c.optimizer.rwsam.normalize = true;
+                });
+                push("RW-SAM target ESS", Some(r * noisy.batch as f64), &cfg, false, None);
+            }
+        }
+        Experiment::Cost => {
+            let target = Some(if quick { 0.8 } else { 0.95 });
+            for &backend in &opts.cost_backends {
+                let b = with(&base, |c| c.backend = backend);
+                for cfg in cost_suite(&b) {
+                    let series = format!("{backend:?}").to_lowercase();
+                    let mut t = cfg.clone();
+                    t.seed = 0;
+                    push(&format!("{series}: {}", cfg.optimizer.label()), None, &t, false, target);
+                }
+            }
+        }
+        Experiment::DriftCheck => {}
+    }
+    out
+}
+
+/// Every optimizer once, with m-SAM at m = 8 and 1 (the `cost` experiment and `bench`).
+pub fn cost_suite(base: &RunConfig) -> Vec<RunConfig> {
+    let mut v: Vec<RunConfig> = [OptimizerKind::Sgd, OptimizerKind::Usam, OptimizerKind::Sam, OptimizerKind::Nsam, OptimizerKind::Asam, OptimizerKind::Rwsam]
+        .iter()
+        .map(|&k| with(base, |c| kind(c, k)))
+        .collect();
+    for m in [8, 1] {
+        v.push(with(base, |c| {
+            kind(c, OptimizerKind::Msam);
+            c.optimizer.m = m;
+        }));
+    }
+    v
+}
+
+/// The outcome of one trial.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrialResult {
+    pub series: String,
+    pub x: Option<f64>,
+    pub seed: u64,
+    pub label: String,
+    pub engine: String,
+    pub diverged: bool,
+    pub steps: u64,
+    pub final_test_acc: f64,
+    pub best_test_acc: f64,
+    pub final_train_acc: f64,
+    pub final_train_loss: f64,
+    pub clean_train_acc: Option<f64>,
+    pub memorized: Option<f64>,
+    pub trace_v: Option<f64>,
+    pub lambda_max: Option<f64>,
+    pub trace_h: Option<f64>,
+    pub sharpness: Option<f64>,
+    /// Mean RW-SAM effective sample size over the steps.
+    pub mean_ess: Option<f64>,
+    pub ms_per_step: f64,
+    /// First evaluation at or above the target test accuracy.
+    pub steps_to_target: Option<u64>,
+    pub seconds_to_target: Option<f64>,
+}
+
+impl TrialResult {
+    /// Summarises a finished run (and its final measurement, if the trial asked for one).
+    pub fn from_run(trial: &Trial, run: &Run, measurement: Option<&Measurement>, engine: &str, ms_per_step: f64) -> Self {
+        let last = run.history.last_eval().cloned().unwrap_or_default();
+        let ess: Vec<f64> = run.history.steps.iter().filter_map(|s| s.ess).collect();
+        let steps_to_target =
+            trial.target_acc.and_then(|t| run.history.evals.iter().find(|e| e.test_acc >= t).map(|e| e.step));
+        Self {
+            series: trial.series.clone(),
+            x: trial.x,
+            seed: trial.seed,
+            label: trial.config.optimizer.label(),
+            engine: engine.to_string(),
+            diverged: matches!(run.status, RunStatus::Diverged(_)),
+            steps: run.completed_steps(),
+            final_test_acc: last.test_acc,
+            best_test_acc: last.best_test_acc,
+            final_train_acc: last.train_acc,
+            final_train_loss: last.train_loss,
+            clean_train_acc: last.clean_train_acc,
+            memorized: last.memorized,
+            trace_v: measurement.map(|m| m.trace_v),
+            lambda_max: measurement.map(|m| m.lambda_max),
+            trace_h: measurement.map(|m| m.trace_h),
+            sharpness: measurement.map(|m| m.sharpness),
+            mean_ess: (!ess.is_empty()).then(|| ess.iter().sum::<f64>() / ess.len() as f64),
+            ms_per_step,
+            steps_to_target,
+            seconds_to_target: steps_to_target.map(|s| s as f64 * ms_per_step / 1e3),
+        }
+    }
+}
+
+/// Mean and sample standard deviation (0 for one value).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// One (series, x) cell of a metric over seeds.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Cell {
+    pub series: String,
+    pub x: Option<f64>,
+    pub mean: f64,
+    pub std: f64,
+    pub n: usize,
+}
+
+pub type Metric = fn(&TrialResult) -> Option<f64>;
+
+/// Groups results by (series, x) in first-seen order and summarises `metric`.
+pub fn aggregate(results: &[TrialResult], metric: Metric) -> Vec<Cell> {
+    let mut keys: Vec<(String, Option<f64>)> = Vec::new();
+    for r in results {
+        let k = (r.series.clone(), r.x);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.into_iter()
+        .filter_map(|(series, x)| {
+            let v: Vec<f64> = results.iter().filter(|r| r.series == series && r.x == x).filter_map(metric).filter(|v| v.is_finite()).collect();
+            if v.is_empty() {
+                return None;
+            }
+            let (mean, std) = mean_std(&v);
+            Some(Cell { series, x, mean, std, n: v.len() })
+        })
+        .collect()
+}
+
+/// The metrics an experiment reports: (column title, accessor, shown as a percentage).
+pub fn metrics(exp: Experiment) -> Vec<(&'static str, Metric, bool)> {
+    let test: Metric = |r| Some(r.final_test_acc);
+    let best: Metric = |r| Some(r.best_test_acc);
+    let trv: Metric = |r| r.trace_v;
+    let lmax: Metric = |r| r.lambda_max;
+    let mem: Metric = |r| r.memorized;
+    let ess: Metric = |r| r.mean_ess;
+    let ms: Metric = |r| Some(r.ms_per_step);
+    let tts: Metric = |r| r.seconds_to_target;
+    let sts: Metric = |r| r.steps_to_target.map(|s| s as f64);
+    match exp {
+        Experiment::MSweep => vec![("test acc", test, true), ("best test acc", best, true), ("tr V", trv, false), ("λ_max", lmax, false), ("noisy labels memorised", mem, true)],
+        Experiment::LabelNoise => vec![("test acc", test, true), ("best test acc", best, true), ("noisy labels memorised", mem, true)],
+        Experiment::NoiseTrace => vec![("tr V", trv, false), ("λ_max", lmax, false), ("test acc", test, true)],
+        Experiment::RwsamLambda => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false), ("ms/step", ms, false)],
+        Experiment::Cost => vec![("ms/step", ms, false), ("steps to target", sts, false), ("s to target", tts, false), ("test acc", test, true)],
+        Experiment::DriftCheck => vec![],
+    }
+}
+
+fn fmt_x(x: Option<f64>) -> String {
+    match x {
+        None => "–".into(),
+        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
+        Some(v) => format!("{v}"),
+    }
+}
+
+/// The Markdown table of an experiment: one row per (series, x), mean ± std over seeds.
+pub fn markdown_table(exp: Experiment, results: &[TrialResult]) -> String {
+    let cols = metrics(exp);
+    let x_name = match exp {
+        Experiment::MSweep => "m",
+        Experiment::LabelNoise => "label noise",
+        Experiment::RwsamLambda => "λ (or target ESS)",
+        _ => "x",
+    };
+    let mut s = format!("| series | {x_name} |");
+    for (name, _, _) in &cols {
+        s.push_str(&format!(" {name} |"));
+    }
+    s.push_str(" seeds |\n|---|---|");
+    s.push_str(&"---|".repeat(cols.len() + 1));
+    s.push('\n');
+    let per_metric: Vec<Vec<Cell>> = cols.iter().map(|(_, m, _)| aggregate(results, *m)).collect();
+    let rows = aggregate(results, |r| Some(r.final_test_acc));
+    for row in rows {
+        s.push_str(&format!("| {} | {} |", row.series, fmt_x(row.x)));
+        for ((_, _, pct), cells) in cols.iter().zip(&per_metric) {
+            match cells.iter().find(|c| c.series == row.series && c.x == row.x) {
+                Some(c) if *pct => s.push_str(&format!(" {:.2} ± {:.2} |", 100.0 * c.mean, 100.0 * c.std)),
+                Some(c) => s.push_str(&format!(" {} ± {} |", sig(c.mean), sig(c.std))),
+                None => s.push_str(" – |"),
+            }
+        }
+        s.push_str(&format!(" {} |\n", row.n));
+    }
+    s
+}
+
+/// Four significant digits, plain notation where it reads well.
+pub fn sig(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let mag = v.abs().log10().floor() as i32;
+    if (-3..5).contains(&mag) { format!("{:.*}", (3 - mag).max(0) as usize, v) } else { format!("{v:.3e}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn m_sweep_covers_b_over_powers_of_four_down_to_one() {
+        let t = trials(Experiment::MSweep, &Options { seeds: 1, ..Default::default() });
+        let ms: Vec<f64> = t.iter().filter(|t| t.series == "m-SAM").filter_map(|t| t.x).collect();
+        assert_eq!(ms, vec![128.0, 32.0, 8.0, 2.0, 1.0]);
+        assert!(t.iter().all(|t| t.config.dataset.label_noise == 0.4 && t.config.epochs == 40 && t.config.validate().is_ok()));
+        assert!(t.iter().any(|t| t.series == "SGD") && t.iter().any(|t| t.series == "n-SAM"));
+    }
+
+    #[test]
+    fn every_experiment_has_valid_configs_and_distinct_seeds() {
+        for exp in Experiment::ALL {
+            for quick in [false, true] {
+                let t = trials(exp, &Options { seeds: 2, quick, ..Default::default() });
+                assert_eq!(t.is_empty(), exp == Experiment::DriftCheck, "{exp:?}");
+                for trial in &t {
+                    trial.config.validate().unwrap_or_else(|e| panic!("{exp:?}: {e}"));
+                    assert_eq!(trial.config.seed, trial.seed);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn aggregate_gives_mean_and_sample_std_per_cell() {
+        let mk = |s: &str, x: f64, acc: f64| TrialResult { series: s.into(), x: Some(x), final_test_acc: acc, ..Default::default() };
+        let r = vec![mk("a", 1.0, 0.5), mk("a", 1.0, 0.7), mk("b", 1.0, 0.9)];
+        let cells = aggregate(&r, |r| Some(r.final_test_acc));
+        assert_eq!(cells.len(), 2);
+        assert!((cells[0].mean - 0.6).abs() < 1e-12 && (cells[0].std - 0.02f64.sqrt()).abs() < 1e-12);
+        assert_eq!((cells[1].n, cells[1].std), (1, 0.0));
+        let md = markdown_table(Experiment::LabelNoise, &r);
+        assert!(md.contains("| a | 1 | 60.00 ± 14.14 |"), "{md}");
+    }
+}
