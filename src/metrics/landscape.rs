@@ -285,14 +285,14 @@ impl Default for LandscapeConfig {
 
 impl LandscapeConfig {
     pub fn validate(&self) -> Result<()> {
-        if !(1..=401).contains(&self.grid) {
-            return Err(Error::invalid("grid", self.grid, "1 ≤ points per side ≤ 401"));
+        if !(2..=401).contains(&self.grid) {
+            return Err(Error::invalid("grid", self.grid, "2 ≤ points per side ≤ 401"));
         }
         if !(self.range.is_finite() && self.range > 0.0 && self.range <= 100.0) {
             return Err(Error::invalid("range", self.range, "0 < range ≤ 100"));
         }
-        if !(1..=10_001).contains(&self.slice_points) {
-            return Err(Error::invalid("slice_points", self.slice_points, "1 ≤ points ≤ 10001"));
+        if !(2..=10_001).contains(&self.slice_points) {
+            return Err(Error::invalid("slice_points", self.slice_points, "2 ≤ points ≤ 10001"));
         }
         Ok(())
     }
