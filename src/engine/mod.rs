@@ -11,7 +11,6 @@ pub mod cpu;
 pub mod gpu;
 pub mod step;
 
-use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::mlp::Evaluation;
 pub use step::{RwReport, StepReport};
@@ -63,7 +62,7 @@ pub trait Engine {
 /// compute exists and the CPU engine otherwise (a software rasteriser such as lavapipe is slower
 /// than the CPU engine; ask for it with `gpu`). Natively only: opening a device blocks.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn make_engine(cfg: &crate::config::RunConfig, data: std::sync::Arc<Dataset>, init: &[f32]) -> Result<Box<dyn Engine>> {
+pub fn make_engine(cfg: &crate::config::RunConfig, data: std::sync::Arc<crate::data::Dataset>, init: &[f32]) -> Result<Box<dyn Engine>> {
     use crate::config::Backend;
     let cpu = |data| -> Result<Box<dyn Engine>> { Ok(Box::new(cpu::CpuEngine::<f32>::new(cfg, data, init)?)) };
     match cfg.backend {
