@@ -9,6 +9,13 @@
 //   deltas:  d = ∂f_i/∂z per sample (not divided by the batch), same layout as pre
 //   scale:   per-sample weights s_row of the weight gradient (RW-SAM's p)
 //   grads:   gradient output, one or more parameter vectors
+//   base_pre: pre-activations of an earlier pass at the same rows (DENSE_FROZEN only)
+//
+// DENSE_FROZEN (flags bit 4u, forward and backward_input): a ReLU keeps the activation pattern
+// of base_pre instead of its own. Gradients then come from the piecewise-linear extension of
+// the network at the base point, so a central difference of them is the exact Hessian-vector
+// product of the R-op (no jumps from kinks crossed by the displacement). Smooth activations
+// ignore it.
 
 @group(0) @binding(0) var<storage, read> weights: array<f32>;
 @group(0) @binding(1) var<storage, read_write> acts: array<f32>;
@@ -16,9 +23,15 @@
 @group(0) @binding(3) var<storage, read_write> deltas: array<f32>;
 @group(0) @binding(4) var<storage, read> scale: array<f32>;
 @group(0) @binding(5) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(6) var<storage, read> base_pre: array<f32>;
 
 const WG_ACCUMULATE: u32 = 1u;
 const WG_USE_SCALE: u32 = 2u;
+const DENSE_FROZEN: u32 = 4u;
+
+fn frozen_relu() -> bool {
+    return (p.flags & DENSE_FROZEN) != 0u && p.act == ACT_RELU;
+}
 
 fn copy_base(row: u32) -> u32 {
     if (p.copy_stride == 0u) { return 0u; }
@@ -41,7 +54,10 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let z = weights[base + p.b_off + o] + acc;
     pre[p.z_off + row * p.out_dim + o] = z;
-    if (p.act != ACT_NONE) {
+    let zi = p.z_off + row * p.out_dim + o;
+    if (frozen_relu()) {
+        acts[p.off0 + row * p.out_dim + o] = select(0.0, z, base_pre[zi] > 0.0);
+    } else if (p.act != ACT_NONE) {
         acts[p.off0 + row * p.out_dim + o] = activate(z, p.act);
     }
 }
@@ -62,7 +78,11 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc += deltas[d + o] * weights[base + o * p.in_dim];
     }
     let zi = p.off0 + row * p.in_dim + i;
-    deltas[zi] = acc * activate_grad(pre[zi], p.act);
+    var z = pre[zi];
+    if (frozen_relu()) {
+        z = base_pre[zi];
+    }
+    deltas[zi] = acc * activate_grad(z, p.act);
 }
 
 // For output group g (workgroup y) over rows g·group … (g+1)·group − 1:

@@ -9,7 +9,7 @@
 @group(0) @binding(4) var<storage, read_write> scale: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 
-// One layer's share of ‖∇f_row‖²: scores[row] (+)= ‖d_row‖²·(‖a_row‖² + 1) (a at a_off, width
+// One layer's share of ‖∇f_row‖²: scores[off0 + row] (+)= ‖d_row‖²·(‖a_row‖² + 1) (a at a_off, width
 // in; d at z_off, width out; flags & 1 accumulates). Dispatch ⌈rows/64⌉.
 @compute @workgroup_size(64)
 fn sample_sq_norms(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -26,7 +26,8 @@ fn sample_sq_norms(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
         dd += v * v;
     }
     let share = dd * (aa + 1.0);
-    scores[row] = select(share, scores[row] + share, (p.flags & 1u) != 0u);
+    let at = p.off0 + row;
+    scores[at] = select(share, scores[at] + share, (p.flags & 1u) != 0u);
 }
 
 // s_row = |f_row(w + δz) − f_row(w)| / δ with f(w + δz) at losses[off0 + row] (f0 = δ).

@@ -478,3 +478,54 @@ fn gpu_landscape_evaluator_matches_cpu_evaluator() {
     assert_eq!(g.iter().map(|v| v.accuracy).collect::<Vec<_>>(), c.iter().map(|v| v.accuracy).collect::<Vec<_>>());
     assert!(gpu.evaluate(&[vec![0.0; 3]]).is_err());
 }
+
+#[test]
+fn gpu_objective_and_every_metric_match_the_cpu_reference() {
+    use samlab::engine::gpu::objective::GpuObjective;
+    use samlab::metrics::{MeasureConfig, MlpObjective, Objective, measure};
+    let Some(ctx) = context() else { return };
+    let data = dataset(21);
+    for act in [Activation::Tanh, Activation::Relu] {
+        let cfg = config(opt(OptimizerKind::Sgd), act);
+        let spec = samlab::engine::cpu::spec_for(&cfg, &data);
+        let w = f64s(&init(&cfg, &data));
+        let x64 = f64s(&data.train_x);
+        let mut cpu = MlpObjective::<f64>::new(spec.clone(), x64, data.train_y.clone()).unwrap();
+        let mut gpu = GpuObjective::new(ctx.clone(), spec.clone(), &data.train_x, &data.train_y).unwrap();
+        let what = format!("{act:?}");
+        check(&format!("{what}: sample losses"), &to32(&gpu.sample_losses(&w)), &cpu.sample_losses(&w));
+        let ((lg, gg), (lc, gc)) = (gpu.loss_grad(&w), cpu.loss_grad(&w));
+        assert!((lg - lc).abs() < 1e-5 * lc.abs(), "{what}: loss {lg} vs {lc}");
+        check(&format!("{what}: gradient"), &to32(&gg), &gc);
+        check(&format!("{what}: per-sample ‖∇f_i‖²"), &to32(&gpu.sample_sq_norms(&w)), &cpu.sample_sq_norms(&w));
+        let order: Vec<usize> = Rng::new(5).permutation(N_TRAIN);
+        for m in [1, 3, 5] {
+            check(&format!("{what}: ‖∇f_I‖², m = {m}"), &to32(&gpu.group_sq_norms(&w, &order, m)), &cpu.group_sq_norms(&w, &order, m));
+        }
+        // The central difference of gradients against the exact R-op: O(t²) + f32 rounding / t.
+        let v: Vec<f64> = (0..w.len()).map(|i| if i % 3 == 0 { 1.0 } else { -0.5 }).collect();
+        let (hg, hc) = (gpu.hvp(&w, &v), cpu.hvp(&w, &v));
+        let scale = hc.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+        assert_close(&format!("{what}: Hessian-vector product"), &hg, &hc, 2e-3 * scale, 2e-2);
+        assert_eq!(gpu.accuracy(&w), cpu.accuracy(&w));
+        // Every metric, through the very same code on both objectives.
+        let mc = MeasureConfig { probes: 32, power_iters: 60, curve_max: 16, curve_groups: 8, rw_batch: 12, ..MeasureConfig::default() };
+        let a = measure(&mut gpu, &w, &mc, 0).unwrap().measurement;
+        let b = measure(&mut cpu, &w, &mc, 0).unwrap().measurement;
+        assert!(gpu.take_error().is_none());
+        let rel = |x: f64, y: f64, tol: f64, name: &str| assert!((x - y).abs() <= tol * y.abs().max(1e-6), "{what}: {name} {x} vs {y}");
+        rel(a.loss, b.loss, 1e-5, "loss");
+        rel(a.grad_norm, b.grad_norm, 1e-4, "‖∇f‖");
+        rel(a.sharpness, b.sharpness, 1e-2, "S_ρ");
+        rel(a.lambda_max, b.lambda_max, 1e-2, "λ_max");
+        rel(a.trace_h, b.trace_h, 2e-2, "tr H");
+        rel(a.trace_v, b.trace_v, 1e-4, "tr V");
+        for (p, q) in a.m_curve.iter().zip(&b.m_curve) {
+            rel(p.mean_norm, q.mean_norm, 1e-4, "E‖∇f_I‖");
+        }
+    }
+}
+
+fn to32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}

@@ -23,6 +23,10 @@ pub struct MeasureArgs {
     /// Params JSON (the format of `samlab step`).
     #[arg(long)]
     pub params: String,
+    /// cpu (f64 reference, exact R-op) or gpu (f32 kernels, Hessian-vector products by central
+    /// differences of gradients).
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
     /// The evaluation set as a batch JSON (the format of `samlab step`; z is ignored).
     #[arg(long, conflicts_with = "dataset", required_unless_present = "dataset")]
     pub batch: Option<String>,
@@ -129,24 +133,43 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
     cfg.rwsam.normalize = a.normalize_scores;
     cfg.validate()?;
     let (spec, params) = load_params(&a.params, activation)?;
-    // f64 throughout, like the `step` oracle.
-    let (mut obj, source) = match (&a.batch, &a.dataset) {
+    // The evaluation set: f64 features for the CPU reference (like the `step` oracle).
+    let (x, y, source): (Vec<f64>, Vec<u32>, serde_json::Value) = match (&a.batch, &a.dataset) {
         (Some(path), _) => {
             let b = BatchJson::parse(&read(path)?, path)?.check(&spec)?;
-            (metrics::MlpObjective::<f64>::new(spec.clone(), b.x, b.y)?, json!({"batch": path}))
+            (b.x, b.y, json!({"batch": path}))
         }
         (None, Some(name)) => {
             let data = load_dataset(name, a.samples, a.seed)?;
             check_fits(&spec, &data, "params")?;
             let set = EvalSet::from_train(&data, a.eval_size, a.seed);
-            (set.objective::<f64>(&spec)?, json!({"dataset": data.name, "eval_size": set.len(), "seed": a.seed}))
+            let source = json!({"dataset": data.name, "eval_size": set.len(), "seed": a.seed});
+            (set.x.iter().map(|&v| v as f64).collect(), set.y, source)
         }
         (None, None) => return Err(Error::invalid("batch", "(none)", "--batch b.json or --dataset NAME")),
     };
-    let report = metrics::measure(&mut obj, &params, &cfg, a.step)?;
+    let (report, engine) = match a.backend.parse::<crate::config::Backend>()? {
+        crate::config::Backend::Gpu => {
+            // f32 on the GPU; Hessian-vector products by central differences of gradients.
+            let ctx = crate::engine::gpu::GpuContext::request_blocking()?;
+            let engine = format!("GPU: {}", ctx.describe());
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let mut obj = crate::engine::gpu::objective::GpuObjective::new(ctx, spec.clone(), &x32, &y)?;
+            let report = metrics::measure(&mut obj, &params, &cfg, a.step)?;
+            if let Some(e) = obj.take_error() {
+                return Err(Error::Gpu(e));
+            }
+            (report, engine)
+        }
+        _ => {
+            let mut obj = metrics::MlpObjective::<f64>::new(spec.clone(), x, y)?;
+            (metrics::measure(&mut obj, &params, &cfg, a.step)?, "CPU (f64, exact R-op)".to_string())
+        }
+    };
     let doc = json!({
         "samlab_version": env!("CARGO_PKG_VERSION"),
         "source": source,
+        "engine": engine,
         "activation": activation,
         "n_params": spec.n_params(),
         "settings": cfg,

@@ -67,10 +67,10 @@ impl GpuEvaluator {
         let preds = storage(d, "eval preds", rows as u64 * 4);
         let wcopies = storage(d, "landscape points", (chunk * n_params) as u64 * 4);
         let stats = storage(d, "landscape stats", (2 * chunk) as u64 * 4);
-        let (unused_scale, unused_grads) = (storage(d, "unused scale", 16), storage(d, "unused grads", 16));
+        let (unused_scale, unused_grads, unused_base) = (storage(d, "unused scale", 16), storage(d, "unused grads", 16), storage(d, "unused base_pre", 16));
         let k = ctx.kernels();
         let gather = bind(d, k.layout(Family::Gather), "eval gather", &[&data_x, &data_y, &indices, &acts, &labels]);
-        let dense = bind(d, k.layout(Family::Dense), "eval dense", &[&wcopies, &acts, &pre, &deltas, &unused_scale, &unused_grads]);
+        let dense = bind(d, k.layout(Family::Dense), "eval dense", &[&wcopies, &acts, &pre, &deltas, &unused_scale, &unused_grads, &unused_base]);
         let loss = bind(d, k.layout(Family::Loss), "eval loss", &[&pre, &labels, &deltas, &losses, &preds, &stats]);
         let mut uniforms = Uniforms::new(&ctx, 16);
         // Layer 0 of every copy's rows: the evaluation set, replicated once.

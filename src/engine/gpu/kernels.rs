@@ -79,8 +79,8 @@ impl Family {
         match self {
             // data_x, data_y, indices, acts, labels
             Family::Gather => &[R, R, R, RW, RW],
-            // weights, acts, pre, deltas, scale, grads
-            Family::Dense => &[R, RW, RW, RW, R, RW],
+            // weights, acts, pre, deltas, scale, grads, base_pre
+            Family::Dense => &[R, RW, RW, RW, R, RW, R],
             // pre, labels, deltas, losses, preds, stats
             Family::Loss => &[R, R, RW, RW, RW, RW],
             // vec, params, norms, stats

@@ -19,6 +19,8 @@ pub mod context;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod evaluator;
 pub mod kernels;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod objective;
 
 pub use context::GpuContext;
 
@@ -86,6 +88,8 @@ struct Buffers {
     eval_preds: wgpu::Buffer,
     scores: wgpu::Buffer,
     stats: wgpu::Buffer,
+    /// dense.wgsl's base_pre, unused in training (DENSE_FROZEN is for Hessian products).
+    no_base: wgpu::Buffer,
 }
 
 struct Binds {
@@ -296,15 +300,16 @@ impl GpuEngine {
             eval_preds: storage(d, "eval_preds storage", (n_train + n_test) as u64 * f),
             scores: storage(d, "scores storage", batch as u64 * f),
             stats: storage(d, "stats storage", (MAX_STEPS_PER_SUBMIT * stats_row) as u64 * f),
+            no_base: storage(d, "unused base_pre", 16),
         };
         let k = ctx.kernels();
         use kernels::Family as F;
         let binds = Binds {
             gather_train: bind(d, k.layout(F::Gather), "gather train", &[&b.train_x, &b.train_y, &b.indices, &b.acts, &b.labels]),
             gather_test: bind(d, k.layout(F::Gather), "gather test", &[&b.test_x, &b.test_y, &b.indices, &b.acts, &b.labels]),
-            dense_params_grad: bind(d, k.layout(F::Dense), "dense params→grad", &[&b.params, &b.acts, &b.pre, &b.deltas, &b.scale, &b.grad]),
-            dense_params_ugrad: bind(d, k.layout(F::Dense), "dense params→ugrad", &[&b.params, &b.acts, &b.pre, &b.deltas, &b.scale, &b.ugrad]),
-            dense_copies_grad: bind(d, k.layout(F::Dense), "dense copies→grad", &[&b.wcopies, &b.acts, &b.pre, &b.deltas, &b.scale, &b.grad]),
+            dense_params_grad: bind(d, k.layout(F::Dense), "dense params→grad", &[&b.params, &b.acts, &b.pre, &b.deltas, &b.scale, &b.grad, &b.no_base]),
+            dense_params_ugrad: bind(d, k.layout(F::Dense), "dense params→ugrad", &[&b.params, &b.acts, &b.pre, &b.deltas, &b.scale, &b.ugrad, &b.no_base]),
+            dense_copies_grad: bind(d, k.layout(F::Dense), "dense copies→grad", &[&b.wcopies, &b.acts, &b.pre, &b.deltas, &b.scale, &b.grad, &b.no_base]),
             loss_train: bind(d, k.layout(F::Loss), "loss train", &[&b.pre, &b.labels, &b.deltas, &b.losses, &b.preds, &b.stats]),
             loss_eval: bind(d, k.layout(F::Loss), "loss eval", &[&b.pre, &b.labels, &b.deltas, &b.eval_losses, &b.eval_preds, &b.stats]),
             reduce_grad: bind(d, k.layout(F::Reduce), "reduce grad", &[&b.grad, &b.params, &b.norms, &b.stats]),
