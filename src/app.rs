@@ -9,6 +9,7 @@
 use crate::lab::{EngineChoice, Lab, LabState, Preset};
 use crate::platform::{self, Platform, StatusReport};
 use crate::ui::data_view::DataPanel;
+use crate::ui::landscape::LandscapePanel;
 use crate::ui::plots::{MetricsPanel, XAxis};
 use crate::ui::runs::RunsPanel;
 use crate::ui::settings::{RunSettingsPanel, SharedPanel};
@@ -73,7 +74,12 @@ impl RendererInfo {
             wgpu::Backend::Gl if cfg!(target_arch = "wasm32") => "WebGL2".to_string(),
             b => format!("{b:?}"),
         };
-        let adapter = if info.name.is_empty() { "unnamed adapter".to_string() } else { info.name.clone() };
+        // Browsers often hide the adapter's name (WebGPU privacy): fall back to what they tell.
+        let adapter = [&info.name, &info.driver, &info.driver_info]
+            .into_iter()
+            .find(|s| !s.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("{:?} adapter (name hidden)", info.device_type).replace("Cpu ", "software ").replace("DiscreteGpu ", "discrete GPU ").replace("IntegratedGpu ", "integrated GPU "));
         Self { adapter, backend, compute }
     }
 
@@ -116,6 +122,7 @@ pub struct SamLabApp {
     run_panel: RunSettingsPanel,
     metrics_panel: MetricsPanel,
     data_panel: DataPanel,
+    landscape_panel: LandscapePanel,
     status_bar: StatusBar,
     pending_png: Option<PendingPng>,
     paste: String,
@@ -181,6 +188,7 @@ impl SamLabApp {
             run_panel: RunSettingsPanel,
             metrics_panel: MetricsPanel,
             data_panel: DataPanel::default(),
+            landscape_panel: LandscapePanel::default(),
             status_bar: StatusBar,
             pending_png: None,
             paste: String::new(),
@@ -282,6 +290,8 @@ impl SamLabApp {
                 self.data_panel.ui(ui, &self.lab, selected, &mut commands);
                 ui.separator();
                 self.metrics_panel.ui(ui, &self.lab, self.settings.x_axis, &mut commands);
+                ui.separator();
+                self.landscape_panel.ui(ui, &self.lab, &mut commands);
             });
         });
 
@@ -377,6 +387,7 @@ impl SamLabApp {
             }
             Command::SetSpec(i, spec) => lab.set_spec(i, spec),
             Command::SetShared(shared) => lab.set_shared(shared),
+            Command::Landscape(i, to) => lab.start_landscape(i, to),
             Command::SetBudgetMs(ms) => {
                 self.settings.budget_ms = ms.clamp(1.0, 30.0);
                 lab.budget = Duration::from_secs_f32(self.settings.budget_ms / 1e3);

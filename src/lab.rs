@@ -7,6 +7,7 @@
 //! apart from `web_time::Instant`, which works natively and in the browser). The UI reads it and
 //! sends it commands.
 
+pub mod landscape;
 pub mod views;
 
 use crate::config::{Backend, DataConfig, DatasetName, ModelConfig, OptimizerConfig, OptimizerKind, RunConfig, divisors};
@@ -340,6 +341,9 @@ pub struct EngineChoice {
     gpu: Option<GpuContext>,
     /// Why there is no GPU, when there is none.
     no_gpu: String,
+    /// Set when the GPU engine failed at run time (a shader the browser rejects, a lost
+    /// device): every run then trains on the CPU, and the notice says why.
+    failed: Option<String>,
     pub preference: Backend,
 }
 
@@ -361,12 +365,12 @@ pub struct MadeEngine {
 impl EngineChoice {
     /// CPU engines only, with the reason there is no GPU.
     pub fn cpu(reason: impl Into<String>) -> Self {
-        Self { gpu: None, no_gpu: reason.into(), preference: Backend::Auto }
+        Self { gpu: None, no_gpu: reason.into(), failed: None, preference: Backend::Auto }
     }
 
     /// With the renderer's device (see `GpuContext::from_device`).
     pub fn with_gpu(ctx: GpuContext) -> Self {
-        Self { gpu: Some(ctx), no_gpu: String::new(), preference: Backend::Auto }
+        Self { gpu: Some(ctx), no_gpu: String::new(), failed: None, preference: Backend::Auto }
     }
 
     pub fn has_gpu(&self) -> bool {
@@ -375,12 +379,22 @@ impl EngineChoice {
 
     /// The GPU context the preference selects, if any.
     fn selected_gpu(&self) -> Option<&GpuContext> {
+        if self.failed.is_some() {
+            return None;
+        }
         let ctx = self.gpu.as_ref()?;
         match self.preference {
             Backend::Cpu => None,
             Backend::Gpu => Some(ctx),
             Backend::Auto => (!ctx.is_software()).then_some(ctx),
         }
+    }
+
+    /// Stops using the GPU for the rest of the session.
+    pub fn mark_failed(&mut self, why: String) {
+        let one_line: String = why.split_whitespace().collect::<Vec<_>>().join(" ");
+        let short: String = one_line.chars().take(240).collect();
+        self.failed.get_or_insert(short);
     }
 
     pub fn make(&self, cfg: &RunConfig, data: Arc<Dataset>, init: &[f32]) -> Result<MadeEngine> {
@@ -400,6 +414,7 @@ impl EngineChoice {
             return format!("GPU engine on {}", ctx.describe());
         }
         let why = match (&self.gpu, self.preference) {
+            _ if self.failed.is_some() => format!("the GPU engine failed ({}): CPU fallback", self.failed.as_deref().unwrap_or_default()),
             (None, _) => self.no_gpu.clone(),
             (Some(_), Backend::Cpu) => "CPU chosen".into(),
             (Some(ctx), _) => format!("{} is a software GPU, slower than the CPU engine (choose engine: gpu to use it anyway)", ctx.describe()),
@@ -428,6 +443,8 @@ pub struct LabRun {
     waited: u32,
     /// Single steps asked for while paused on an asynchronous engine: train up to this step.
     step_target: Option<u64>,
+    /// The GPU engine of this run failed; the lab rebuilds it on the CPU.
+    gpu_failure: Option<String>,
     pub views: views::RunViews,
 }
 
@@ -458,7 +475,8 @@ impl LabRun {
     fn pump_async(&mut self) {
         let Some(run) = &mut self.run else { return };
         if let Err(e) = run.collect() {
-            return self.fail(e);
+            self.gpu_failure = Some(e.to_string());
+            return;
         }
         if self.step_target.is_some_and(|t| run.completed_steps() >= t) {
             self.step_target = None;
@@ -486,7 +504,7 @@ impl LabRun {
         }
         self.waited = 0;
         if let Err(e) = run.pump(k) {
-            self.fail(e);
+            self.gpu_failure = Some(e.to_string());
         }
     }
 }
@@ -529,6 +547,9 @@ pub struct Lab {
     cursor: usize,
     /// Steps completed by all runs since the lab was built (a counter the browser test reads).
     pub total_steps: u64,
+    /// The landscape being computed or shown, and why the last one stopped (if it failed).
+    pub landscape: Option<landscape::LandscapeJob>,
+    pub landscape_error: Option<String>,
 }
 
 impl Lab {
@@ -544,6 +565,8 @@ impl Lab {
             throughput: Throughput::default(),
             cursor: 0,
             total_steps: 0,
+            landscape: None,
+            landscape_error: None,
         };
         lab.rebuild_all();
         lab
@@ -603,6 +626,7 @@ impl Lab {
             async_steps: 4,
             waited: 0,
             step_target: None,
+            gpu_failure: None,
             views: views::RunViews::default(),
         }
     }
@@ -759,6 +783,7 @@ impl Lab {
         for r in self.runs.iter_mut().filter(|r| r.asynchronous) {
             r.pump_async();
         }
+        self.fall_back_from_failed_gpu_runs();
         let active: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].is_active() && !self.runs[i].asynchronous).collect();
         if !active.is_empty() {
             let n = active.len();
@@ -783,11 +808,29 @@ impl Lab {
                 }
             }
         }
+        // A landscape in progress gets half the training budget on top.
+        self.advance_landscape(Instant::now() + self.budget / 2);
         let after: u64 = self.runs.iter().map(LabRun::completed).sum();
         let done = after.saturating_sub(before);
         self.total_steps += done;
         self.throughput.add(done, Instant::now());
         done
+    }
+
+    /// A run whose GPU engine failed restarts on the CPU (from the shared initial weights), and
+    /// the lab stops using the GPU: one failure usually means every GPU run will fail.
+    fn fall_back_from_failed_gpu_runs(&mut self) {
+        let Some(why) = self.runs.iter_mut().find_map(|r| r.gpu_failure.take()) else { return };
+        log::warn!("the GPU engine failed: {why}");
+        self.engine.mark_failed(why.clone());
+        for i in 0..self.runs.len() {
+            if self.runs[i].asynchronous {
+                let playing = self.runs[i].playing;
+                let mut rebuilt = self.build_run(self.state.runs[i].clone(), playing);
+                rebuilt.note = Some(format!("the GPU engine failed ({why}); this run restarted on the CPU"));
+                self.runs[i] = rebuilt;
+            }
+        }
     }
 
     /// Pumps run i until `until` (at least once). Returns the steps completed.
@@ -822,9 +865,54 @@ impl Lab {
         run.completed_steps() - before
     }
 
-    /// True while any run trains (the app keeps repainting).
+    /// True while any run trains or a landscape is computed (the app keeps repainting).
     pub fn is_training(&self) -> bool {
-        self.runs.iter().any(LabRun::is_active)
+        self.runs.iter().any(LabRun::is_active) || self.landscape.as_ref().is_some_and(|j| !j.view.is_complete())
+    }
+
+    /// Starts a landscape: the 2D grid around run i's weights, or the line from run i to run j.
+    pub fn start_landscape(&mut self, i: usize, to: Option<usize>) {
+        self.landscape_error = None;
+        let label = |k: usize, runs: &[LabRun]| runs.get(k).map(|r| format!("{}. {}", k + 1, r.label())).unwrap_or_default();
+        let (li, lj) = (label(i, &self.runs), to.map(|j| label(j, &self.runs)));
+        let job = match to {
+            None => match self.runs.get_mut(i).and_then(|r| r.run.as_mut()) {
+                Some(run) => landscape::LandscapeJob::grid(i, li, run),
+                None => return self.landscape_error = Some("that run has no weights".into()),
+            },
+            Some(j) if j != i && j < self.runs.len() && i < self.runs.len() => {
+                let (a, b) = if i < j {
+                    let (x, y) = self.runs.split_at_mut(j);
+                    (&mut x[i], &mut y[0])
+                } else {
+                    let (x, y) = self.runs.split_at_mut(i);
+                    (&mut y[0], &mut x[j])
+                };
+                match (a.run.as_mut(), b.run.as_mut()) {
+                    (Some(ra), Some(rb)) => landscape::LandscapeJob::line(i, li, j, lj.unwrap_or_default(), [ra, rb]),
+                    _ => return self.landscape_error = Some("those runs have no weights".into()),
+                }
+            }
+            Some(_) => return self.landscape_error = Some("pick two different runs".into()),
+        };
+        match job {
+            Ok(job) => self.landscape = Some(job),
+            Err(e) => self.landscape_error = Some(e.to_string()),
+        }
+    }
+
+    /// Evaluates landscape points until `until` (after the runs' pending work was collected).
+    fn advance_landscape(&mut self, until: Instant) {
+        let Some(data) = self.data.clone() else { return };
+        let Some(job) = &mut self.landscape else { return };
+        if job.view.is_complete() {
+            return;
+        }
+        let mut runs: Vec<Option<&mut Run>> = self.runs.iter_mut().map(|r| r.run.as_mut()).collect();
+        if let Err(e) = job.advance(&mut runs, &data, until) {
+            self.landscape_error = Some(e);
+            self.landscape = None;
+        }
     }
 
     /// Refreshes at most one run's data views (decision surface or hardest samples) per call,

@@ -4,7 +4,9 @@ use super::{Platform, StatusReport};
 use std::path::{Path, PathBuf};
 
 #[derive(Default)]
-pub struct NativePlatform;
+pub struct NativePlatform {
+    last_log: std::cell::Cell<Option<web_time::Instant>>,
+}
 
 impl NativePlatform {
     fn resolve(path: &str) -> PathBuf {
@@ -42,5 +44,23 @@ impl Platform for NativePlatform {
 
     fn set_url_hash(&self, _hash: &str) {}
 
-    fn report_status(&self, _status: &StatusReport) {}
+    /// Logs the status every two seconds (`RUST_LOG=samlab::status=info`; the desktop smoke
+    /// test reads it to see that training advances).
+    fn report_status(&self, status: &StatusReport) {
+        let now = web_time::Instant::now();
+        if self.last_log.get().is_some_and(|t| now.duration_since(t).as_secs_f64() < 2.0) {
+            return;
+        }
+        self.last_log.set(Some(now));
+        log::info!(
+            target: "samlab::status",
+            "steps={} runs={} fps={:.0} steps_per_s={:.0} engine=\"{}\" renderer=\"{}\"",
+            status.steps,
+            status.runs,
+            status.fps,
+            status.steps_per_s,
+            status.engine,
+            status.renderer
+        );
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod data_view;
 pub mod help;
+pub mod landscape;
 pub mod plots;
 pub mod runs;
 pub mod settings;
@@ -45,6 +46,8 @@ pub enum Command {
     SetSpec(usize, RunSpec),
     SetShared(Shared),
     SetBudgetMs(f32),
+    /// Compute the loss landscape around run i (grid), or on the line from run i to run j.
+    Landscape(usize, Option<usize>),
     SaveConfig,
     /// Load the settings from the file path field (desktop) or the pasted text (browser).
     LoadConfig,

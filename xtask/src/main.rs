@@ -173,6 +173,9 @@ sleep "${{SAMLAB_SMOKE_SECONDS:-12}}"
 if ! kill -0 $app 2>/dev/null; then echo "the app exited early:"; cat "{log}"; exit 1; fi
 import -window root "{shot}"
 kill $app; wait $app 2>/dev/null
+last=$(grep -o 'steps=[0-9]*' "{log}" | tail -1 | cut -d= -f2)
+echo "desktop app: $(grep 'samlab::status' "{log}" | tail -1)"
+if [ -z "$last" ] || [ "$last" -eq 0 ]; then echo "training did not advance:"; cat "{log}"; exit 1; fi
 exit 0"#,
         bin = bin.display(),
         log = shots.join("desktop.log").display(),
@@ -181,7 +184,7 @@ exit 0"#,
     run(Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x800x24", "bash", "-c", &script])
         .env("XDG_DATA_HOME", &data_home)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,samlab::status=info")
         .current_dir(&root))?;
     check_not_blank(&shot)?;
     eprintln!("xtask: desktop smoke test passed; screenshot {}", shot.display());
