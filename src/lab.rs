@@ -217,7 +217,7 @@ impl LabState {
 
 /// Sets m to the largest divisor of the batch that is ≤ m (m-SAM needs m | B).
 pub fn fit_m(r: &mut RunSpec) {
-    if r.batch % r.optimizer.m.max(1) != 0 || r.optimizer.m == 0 {
+    if r.optimizer.m == 0 || !r.batch.is_multiple_of(r.optimizer.m) {
         let m = r.optimizer.m.max(1);
         r.optimizer.m = divisors(r.batch).into_iter().filter(|&d| d <= m).max().unwrap_or(1);
     }
@@ -736,10 +736,10 @@ impl Lab {
     /// Back to the shared initial weights, empty history (the same run again, step for step).
     pub fn reset(&mut self, i: usize) {
         if let Some(r) = self.runs.get_mut(i) {
-            if let Some(run) = &mut r.run {
-                if let Err(e) = run.reset() {
-                    r.error = Some(e.to_string());
-                }
+            if let Some(run) = &mut r.run
+                && let Err(e) = run.reset()
+            {
+                r.error = Some(e.to_string());
             }
             r.views.clear();
         }
@@ -802,10 +802,10 @@ impl Lab {
         }
         // Finish the pending responses of paused CPU runs too (a parameter read, an evaluation).
         for r in self.runs.iter_mut().filter(|r| !r.asynchronous) {
-            if let Some(run) = &mut r.run {
-                if let Err(e) = run.collect() {
-                    r.fail(e);
-                }
+            if let Some(run) = &mut r.run
+                && let Err(e) = run.collect()
+            {
+                r.fail(e);
             }
         }
         // A landscape in progress gets half the training budget on top.

@@ -2,7 +2,6 @@
 //! desktop (eframe's wgpu renderer: WebGPU where the browser has it, WebGL2 otherwise).
 
 use crate::app::SamLabApp;
-use crate::platform::WebPlatform;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -10,7 +9,6 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(start)]
 pub fn start() {
     eframe::WebLogger::init(log::LevelFilter::Info).ok();
-    let _ = WebPlatform; // the platform the app picks up through `platform::current()`
     wasm_bindgen_futures::spawn_local(async {
         let Some(document) = web_sys::window().and_then(|w| w.document()) else {
             log::error!("SAM lab: no document");

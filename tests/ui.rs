@@ -165,3 +165,20 @@ fn save_and_load_round_trip_through_the_platform() {
     h.run_steps(2);
     h.get_by_label_contains("saved the metrics: memory:samlab-metrics.csv");
 }
+
+#[test]
+fn a_plot_exports_as_png() {
+    let mut h = Harness::builder()
+        .with_size([1400.0, 1000.0])
+        .with_context_setup(samlab::ui::install_fonts)
+        .wgpu()
+        .build_ui_state(|ui, app: &mut SamLabApp| app.show(ui), app_with(MemoryPlatform::default()));
+    h.run_steps(2);
+    h.get_all_by_label("PNG").next().expect("a PNG button").click();
+    for _ in 0..5 {
+        h.run_steps(1);
+        let _ = h.render();
+    }
+    let saved: Vec<&String> = h.state().messages.iter().map(|m| &m.text).collect();
+    assert!(saved.iter().any(|t| t.starts_with("saved the plot: memory:samlab-") && t.ends_with(".png")), "{saved:?}");
+}

@@ -5,6 +5,7 @@
 use egui_kittest::Harness;
 use samlab::lab::views::{decision_surface, hardest_samples};
 use samlab::lab::{EngineChoice, Lab, LabState, Preset};
+use samlab::metrics::{MPoint, Measurement};
 use samlab::run::{EvalRecord, History, StepRecord};
 use samlab::ui::Command;
 use samlab::ui::data_view::DataPanel;
@@ -51,6 +52,44 @@ fn fixture_history(k: usize, label_noise: bool) -> History {
         });
     }
     h
+}
+
+/// Measurements every 100 steps: SAM (k > 0) ends flatter, with less gradient noise.
+fn fixture_measurements(k: usize) -> Vec<Measurement> {
+    (0..=5u64)
+        .map(|j| {
+            let t = j as f64;
+            let flat = if k == 0 { 1.0 } else { 0.6 };
+            let trace_v = flat * (40.0 + 15.0 * t);
+            let grad_sq = 0.5 * (-0.4 * t).exp();
+            let m_curve = [1usize, 2, 4, 8, 16, 32]
+                .iter()
+                .map(|&m| MPoint {
+                    m,
+                    mean_norm: 0.9 * (grad_sq + trace_v / m as f64).sqrt(),
+                    rms_norm: (grad_sq + trace_v / m as f64).sqrt(),
+                    bound: (grad_sq + trace_v / m as f64).sqrt(),
+                    regularizer: 0.025 * (grad_sq + trace_v / m as f64),
+                    groups: 16,
+                })
+                .collect();
+            Measurement {
+                step: j * 100,
+                n_eval: 480,
+                rho: 0.05,
+                loss: 0.7 * (-0.5 * t).exp(),
+                grad_norm: grad_sq.sqrt(),
+                sharpness: flat * 0.02 * (1.0 + t),
+                lambda_max: flat * (5.0 + 6.0 * t),
+                top_eigenvalues: vec![flat * (5.0 + 6.0 * t)],
+                trace_h: flat * (30.0 + 25.0 * t),
+                trace_v,
+                n_usam_regularizer: 0.025 * grad_sq,
+                m_curve,
+                ..Measurement::default()
+            }
+        })
+        .collect()
 }
 
 fn fixture_lab(state: LabState) -> Lab {
@@ -116,4 +155,14 @@ fn hardest_samples_of_a_noisy_digits_run() {
     r.views.hardest = Some(hardest_samples(r.run.as_ref().unwrap(), &data, &init, 0));
     let mut panel = DataPanel::default();
     render("hardest_samples", [760.0, 420.0], move |ui, out| panel.ui(ui, &lab, 0, out));
+}
+
+#[test]
+fn measurement_plots_from_a_fixed_history() {
+    let mut lab = fixture_lab(Preset::MoonsSgdVsSam.state());
+    for (k, r) in lab.runs.iter_mut().enumerate() {
+        r.run.as_mut().unwrap().history.measurements = fixture_measurements(k);
+    }
+    let mut panel = MetricsPanel;
+    render("metrics_measurements", [1000.0, 1650.0], move |ui, out| panel.ui(ui, &lab, XAxis::Step, out));
 }

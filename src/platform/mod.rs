@@ -60,7 +60,7 @@ pub fn current() -> Box<dyn Platform> {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        Box::new(WebPlatform::default())
+        Box::new(WebPlatform)
     }
 }
 

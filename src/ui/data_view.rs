@@ -2,7 +2,7 @@
 //! (flipped labels marked); for images, the selected run's training samples with the largest
 //! per-sample gradient norms, flipped labels framed in red.
 
-use super::{Command, class_color, help, run_color, run_name};
+use super::{Card, Command, class_color, help, run_color, run_name};
 use crate::data::Dataset;
 use crate::lab::views::{Hardest, Surface};
 use crate::lab::{Lab, LabRun};
@@ -64,7 +64,7 @@ impl DataPanel {
         let n = lab.runs.len().max(1);
         let cols = n.min(((ui.available_width() / 260.0).floor() as usize).max(1));
         let dark = ui.visuals().dark_mode;
-        let mut cards: Vec<Box<dyn FnOnce(&mut Ui, &mut Vec<Command>) + '_>> = Vec::new();
+        let mut cards: Vec<Card<'_>> = Vec::new();
         for (i, r) in lab.runs.iter().enumerate() {
             let texture = r.views.surface.as_ref().map(|s| {
                 let entry = self.surfaces.entry(i);

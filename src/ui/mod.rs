@@ -20,14 +20,17 @@ use egui::Color32;
 /// the mathematical signs the labels use (‖, ∇, ∈, ∝) that Ubuntu-Light lacks.
 pub fn install_fonts(ctx: &egui::Context) {
     let mut fonts = egui::FontDefinitions::default();
-    if fonts.font_data.contains_key("Hack") {
-        if let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional) {
-            let at = family.iter().position(|f| f == "Ubuntu-Light").map_or(0, |i| i + 1);
-            family.insert(at, "Hack".to_owned());
-        }
+    if fonts.font_data.contains_key("Hack")
+        && let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional)
+    {
+        let at = family.iter().position(|f| f == "Ubuntu-Light").map_or(0, |i| i + 1);
+        family.insert(at, "Hack".to_owned());
     }
     ctx.set_fonts(fonts);
 }
+
+/// A panel piece drawn later into a grid cell (plots, surfaces), collecting commands.
+pub type Card<'a> = Box<dyn FnOnce(&mut egui::Ui, &mut Vec<Command>) + 'a>;
 
 /// Something the user asked for; the app applies it after the frame is drawn.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,7 +2,7 @@
 //! label-noise views, per-step batch losses and norms, RW-SAM's ESS, and the sharpness
 //! measurements (S_ρ, λ_max, tr H, tr V, R_m, the m-sharpness curve) of runs that measure.
 
-use super::{Command, help, run_color, run_name};
+use super::{Card, Command, help, run_color, run_name};
 use crate::lab::Lab;
 use crate::run::History;
 use egui::{Color32, Ui};
@@ -40,10 +40,10 @@ pub fn thin(points: impl Iterator<Item = [f64; 2]>) -> Vec<[f64; 2]> {
     }
     let stride = all.len().div_ceil(MAX_POINTS);
     let mut out: Vec<[f64; 2]> = all.iter().step_by(stride).copied().collect();
-    if let Some(last) = all.last() {
-        if out.last() != Some(last) {
-            out.push(*last);
-        }
+    if let Some(last) = all.last()
+        && out.last() != Some(last)
+    {
+        out.push(*last);
     }
     out
 }
@@ -138,7 +138,7 @@ impl MetricsPanel {
         });
 
         let cols = if ui.available_width() > 900.0 { 2 } else { 1 };
-        let mut cards: Vec<Box<dyn FnOnce(&mut Ui, &mut Vec<Command>) + '_>> = vec![
+        let mut cards: Vec<Card<'_>> = vec![
             Box::new(|ui, out| plot_card(ui, "plot_loss", "Loss (train solid, test dashed)", help::LOSS, x_label, &loss, out)),
             Box::new(|ui, out| plot_card(ui, "plot_acc", "Accuracy % (train solid, test dashed)", help::ACCURACY, x_label, &acc, out)),
         ];
@@ -158,7 +158,7 @@ impl MetricsPanel {
 }
 
 /// The sharpness measurements of runs that measure (`measure_every` > 0).
-fn measurement_cards<'a>(lab: &'a Lab, cards: &mut Vec<Box<dyn FnOnce(&mut Ui, &mut Vec<Command>) + 'a>>) {
+fn measurement_cards<'a>(lab: &'a Lab, cards: &mut Vec<Card<'a>>) {
     let any = lab.runs.iter().any(|r| r.run.as_ref().is_some_and(|run| !run.history.measurements.is_empty()));
     if !any {
         return;
@@ -190,7 +190,7 @@ fn measurement_cards<'a>(lab: &'a Lab, cards: &mut Vec<Box<dyn FnOnce(&mut Ui, &
 }
 
 /// Lays cards out in `cols` columns.
-pub fn grid<'a>(ui: &mut Ui, cols: usize, cards: Vec<Box<dyn FnOnce(&mut Ui, &mut Vec<Command>) + 'a>>, out: &mut Vec<Command>) {
+pub fn grid<'a>(ui: &mut Ui, cols: usize, cards: Vec<Card<'a>>, out: &mut Vec<Command>) {
     let mut cards = cards.into_iter();
     loop {
         let row: Vec<_> = cards.by_ref().take(cols).collect();

@@ -212,10 +212,11 @@ impl RunSettingsPanel {
                 ui.add(Slider::new(&mut s.measure_every, 0..=2000).logarithmic(true).custom_formatter(|v, _| if v < 0.5 { "never".into() } else { format!("{v:.0} steps") }))
             });
         });
-        if s.optimizer.kind == OptimizerKind::Rwsam {
-            if let Some(ess) = lab.runs.get(i).and_then(|r| r.run.as_ref()).and_then(|run| run.history.steps.last()).and_then(|st| st.ess) {
-                ui.label(format!("ESS at the last step: {ess:.1} of B = {}", s.batch)).on_hover_text(help::ESS);
-            }
+        let last_ess = lab.runs.get(i).and_then(|r| r.run.as_ref()).and_then(|run| run.history.steps.last()).and_then(|st| st.ess);
+        if s.optimizer.kind == OptimizerKind::Rwsam
+            && let Some(ess) = last_ess
+        {
+            ui.label(format!("ESS at the last step: {ess:.1} of B = {}", s.batch)).on_hover_text(help::ESS);
         }
         if s != *before {
             out.push(Command::SetSpec(i, s));
