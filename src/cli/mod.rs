@@ -79,7 +79,8 @@ pub enum Command {
     /// rwsam-lambda, cost, drift-check. Writes DIR/<name>.json, .md (mean ± std over seeds)
     /// and .png.
     Experiment {
-        /// m-sweep, label-noise, noise-trace, rwsam-lambda, cost or drift-check.
+        /// m-sweep, label-noise, noise-trace, rwsam-lambda, cost, drift-check, or all (every
+        /// experiment, plus the summary file).
         name: String,
         #[arg(long, default_value_t = 5)]
         seeds: usize,
@@ -91,6 +92,9 @@ pub enum Command {
         backend: String,
         #[arg(long, default_value = "results")]
         out: String,
+        /// With `all`: the summary Markdown (default: OUT/RESULTS.md).
+        #[arg(long)]
+        summary: Option<String>,
         #[arg(long)]
         quiet: bool,
     },
@@ -113,7 +117,9 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Compare { optimizers, cfg, out, quiet } => cfg.resolve().and_then(|c| compare(&c, &optimizers, &out, quiet)),
         Command::Step { params, batch, activation, opt, out } => step(&params, &batch, &activation, &opt, &out),
         Command::Bench(b) => bench::run(&b),
-        Command::Experiment { name, seeds, quick, backend, out, quiet } => experiment(&name, seeds, quick, &backend, &out, quiet),
+        Command::Experiment { name, seeds, quick, backend, out, summary, quiet } => {
+            experiment(&name, seeds, quick, &backend, &out, summary.as_deref(), quiet)
+        }
         Command::Measure(m) => measure::measure(&m),
         Command::Landscape(l) => measure::landscape(&l),
     };
@@ -303,10 +309,9 @@ fn step(params_path: &str, batch_path: &str, activation: &str, opt: &OptimizerAr
     write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
 }
 
-fn experiment(name: &str, seeds: usize, quick: bool, backend: &str, out: &str, quiet: bool) -> Result<()> {
+fn experiment(name: &str, seeds: usize, quick: bool, backend: &str, out: &str, summary: Option<&str>, quiet: bool) -> Result<()> {
     use crate::config::Backend;
     use crate::experiments::{Experiment, Options};
-    let exp: Experiment = name.parse()?;
     if !(1..=100).contains(&seeds) {
         return Err(Error::invalid("seeds", seeds, "1 to 100"));
     }
@@ -318,6 +323,13 @@ fn experiment(name: &str, seeds: usize, quick: bool, backend: &str, out: &str, q
         }
     };
     let opts = Options { seeds, quick, backend, cost_backends };
+    if name == "all" {
+        let summary = summary.map(str::to_string).unwrap_or_else(|| format!("{}/RESULTS.md", out.trim_end_matches('/')));
+        crate::experiments::runner::run_all(&opts, out, &summary, quiet)?;
+        eprintln!("wrote {out}/ and {summary}");
+        return Ok(());
+    }
+    let exp: Experiment = name.parse()?;
     let written = crate::experiments::runner::run_experiment(exp, &opts, out, quiet)?;
     println!("{}", written.table);
     eprintln!("wrote {}, {} and {}", written.json, written.markdown, written.png);
