@@ -442,10 +442,10 @@ impl RunConfig {
         if !(0.0..1.0).contains(&d.label_noise) {
             return Err(Error::invalid("dataset.label_noise", d.label_noise, "0 ≤ noise < 1"));
         }
-        if let Some(t) = d.test_fraction {
-            if !(t > 0.0 && t < 1.0) {
-                return Err(Error::invalid("dataset.test_fraction", t, "0 < fraction < 1"));
-            }
+        if let Some(t) = d.test_fraction
+            && !(t > 0.0 && t < 1.0)
+        {
+            return Err(Error::invalid("dataset.test_fraction", t, "0 < fraction < 1"));
         }
         let h = &self.model.hidden;
         if h.is_empty() || h.len() > MAX_LAYERS {
@@ -473,17 +473,17 @@ impl RunConfig {
         }
         in_range("optimizer.weight_decay", o.weight_decay, 0.0, 1.0)?;
         in_range("optimizer.rho", o.rho, 0.0, 100.0)?;
-        if o.kind.uses_m() && (o.m == 0 || self.batch % o.m != 0) {
+        if o.kind.uses_m() && (o.m == 0 || !self.batch.is_multiple_of(o.m)) {
             return Err(Error::invalid("optimizer.m", o.m, format!("a divisor of batch {}: {}", self.batch, divisor_list(self.batch))));
         }
         positive("optimizer.xi", o.xi, 100.0)?;
         let r = &o.rwsam;
         in_range("optimizer.rwsam.lambda", r.lambda, -1e4, 1e4)?;
         positive("optimizer.rwsam.delta", r.delta, 1.0)?;
-        if let Some(t) = r.target_ess {
-            if !(t > 0.0 && t <= 1.0) {
-                return Err(Error::invalid("optimizer.rwsam.target_ess", t, "0 < r ≤ 1 (ESS = r·B)"));
-            }
+        if let Some(t) = r.target_ess
+            && !(t > 0.0 && t <= 1.0)
+        {
+            return Err(Error::invalid("optimizer.rwsam.target_ess", t, "0 < r ≤ 1 (ESS = r·B)"));
         }
         if self.steps.is_none() && self.epochs == 0 {
             return Err(Error::invalid("epochs", 0, "≥ 1 (or set steps)"));
@@ -500,7 +500,7 @@ impl RunConfig {
 
 /// The divisors of n, for messages and the app's m selector.
 pub fn divisors(n: usize) -> Vec<usize> {
-    (1..=n).filter(|d| n % d == 0).collect()
+    (1..=n).filter(|&d| n.is_multiple_of(d)).collect()
 }
 
 fn divisor_list(n: usize) -> String {
@@ -545,8 +545,7 @@ mod tests {
         let mut cfg = RunConfig::default();
         cfg.model.hidden.clear();
         assert!(cfg.validate().unwrap_err().to_string().contains("model.hidden"));
-        let mut cfg = RunConfig::default();
-        cfg.batch = 5000;
+        let cfg = RunConfig { batch: 5000, ..RunConfig::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("1297 samples"));
     }
 

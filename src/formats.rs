@@ -117,10 +117,10 @@ impl BatchJson {
         if x.iter().any(|v| !v.is_finite()) {
             return Err(Error::Data("batch: x has a value that is not finite".into()));
         }
-        if let Some(z) = &self.z {
-            if z.len() != spec.n_params() {
-                return Err(Error::Data(format!("batch: z has {} entries, the params have {} (layer order, w then b)", z.len(), spec.n_params())));
-            }
+        if let Some(z) = &self.z
+            && z.len() != spec.n_params()
+        {
+            return Err(Error::Data(format!("batch: z has {} entries, the params have {} (layer order, w then b)", z.len(), spec.n_params())));
         }
         Ok(Batch { x, y: self.y.clone(), z: self.z.clone() })
     }

@@ -189,6 +189,16 @@ pub fn markdown(report: &DriftReport) -> String {
     s
 }
 
+/// Whether the measured drift agrees with the SDE prediction at every m.
+pub fn verdict(report: &DriftReport) -> String {
+    let worst = report.rows.iter().map(|r| r.max_z).fold(0.0, f64::max);
+    let without = report.rows.iter().map(|r| r.max_z_without_variance).fold(f64::INFINITY, f64::min);
+    format!(
+        "Largest deviation from ∇f + ∇R_m: {worst:.2} standard errors over all m and coordinates — the SDE drift {}; without the (ρ/2m)·tr V term the smallest deviation is {without:.1} standard errors, so the variance term is needed.",
+        if worst < 4.5 { "HOLDS within Monte-Carlo error" } else { "DOES NOT HOLD" }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,14 +215,4 @@ mod tests {
         assert!(m1.max_z_without_variance > 10.0, "{}", m1.max_z_without_variance);
         assert!(report.trace_v > 0.0);
     }
-}
-
-/// Whether the measured drift agrees with the SDE prediction at every m.
-pub fn verdict(report: &DriftReport) -> String {
-    let worst = report.rows.iter().map(|r| r.max_z).fold(0.0, f64::max);
-    let without = report.rows.iter().map(|r| r.max_z_without_variance).fold(f64::INFINITY, f64::min);
-    format!(
-        "Largest deviation from ∇f + ∇R_m: {worst:.2} standard errors over all m and coordinates — the SDE drift {}; without the (ρ/2m)·tr V term the smallest deviation is {without:.1} standard errors, so the variance term is needed.",
-        if worst < 4.5 { "HOLDS within Monte-Carlo error" } else { "DOES NOT HOLD" }
-    )
 }
