@@ -3,9 +3,12 @@
 //! within a per-frame time budget, and keeps the state that the app persists and shares
 //! (`LabState`: every run's settings, the seed and the preset, as JSON or a versioned URL hash).
 //!
-//! Architecture invariant: `lab` knows nothing of egui or of the platform (files, URL, clock
-//! apart from `web_time::Instant`, which works natively and in the browser). The UI reads it and
-//! sends it commands.
+//! Sharpness measurements (`measure_every`) run away from the UI: on a worker thread on the
+//! desktop, and lighter (fewer samples and probes) inline in the browser.
+//!
+//! Architecture invariant: `lab` knows nothing of egui, files or the URL; of the platform it
+//! uses only `Worker` (and `web_time::Instant`, which works natively and in the browser). The
+//! UI reads the lab and sends it commands.
 
 pub mod landscape;
 pub mod views;
@@ -16,6 +19,8 @@ use crate::engine::Engine;
 use crate::engine::cpu::{CpuEngine, spec_for};
 use crate::engine::gpu::{GpuContext, GpuEngine};
 use crate::error::{Error, Result};
+use crate::metrics::{EvalSet, MeasureConfig, Measurement};
+use crate::platform::{BACKGROUND_WORKERS, Worker};
 use crate::run::{Run, RunStatus};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -445,6 +450,8 @@ pub struct LabRun {
     step_target: Option<u64>,
     /// The GPU engine of this run failed; the lab rebuilds it on the CPU.
     gpu_failure: Option<String>,
+    /// Sharpness measurements every `measure_every` steps, off the UI thread.
+    pub measuring: Option<Measuring>,
     pub views: views::RunViews,
 }
 
@@ -505,6 +512,105 @@ impl LabRun {
         self.waited = 0;
         if let Err(e) = run.pump(k) {
             self.gpu_failure = Some(e.to_string());
+        }
+    }
+}
+
+/// Most measurements waiting for the worker per run.
+const MAX_MEASURE_QUEUE: usize = 4;
+
+/// Tags of the measurement parameter reads: the base plus the step.
+const MEASURE_TAG: u64 = 1 << 50;
+
+/// Inputs and outputs of the measurement worker: (generation, step, parameters) → (generation, result).
+type MeasureJob = (u64, u64, Vec<f32>);
+type MeasureDone = (u64, std::result::Result<Measurement, String>);
+
+/// A run's measurements: every `every` steps (and once at the end) the lab reads the run's
+/// weights and hands them to a worker that runs `metrics::measure` on a fixed subset of the
+/// training set; results land in the run's `history.measurements` in step order.
+pub struct Measuring {
+    every: u64,
+    next: u64,
+    last_asked: Option<u64>,
+    asked: Option<u64>,
+    in_flight: usize,
+    /// Bumped by a reset: results of older generations are dropped.
+    generation: u64,
+    worker: Worker<MeasureJob, MeasureDone>,
+    /// Size of the evaluation subset.
+    pub eval_samples: usize,
+    /// The last failure, if any.
+    pub error: Option<String>,
+}
+
+impl Measuring {
+    /// The subset and estimator sizes: the CLI's on the desktop (1024 samples); lighter in the
+    /// browser, where the measurement runs between frames (256 samples, fewer products).
+    fn new(cfg: &RunConfig, data: &Dataset) -> Result<Self> {
+        let spec = spec_for(cfg, data);
+        let mut mcfg = MeasureConfig::for_run(cfg);
+        let size = if BACKGROUND_WORKERS {
+            crate::metrics::DEFAULT_EVAL_SIZE
+        } else {
+            mcfg.probes = 8;
+            mcfg.power_iters = 20;
+            mcfg.curve_groups = 8;
+            256
+        };
+        let set = EvalSet::from_train(data, size, cfg.seed);
+        let eval_samples = set.len();
+        mcfg.curve_max = mcfg.curve_max.min(eval_samples);
+        let mut objective = set.objective::<f32>(&spec)?;
+        mcfg.validate()?;
+        let worker = Worker::new("samlab measurements", move |(generation, step, params): MeasureJob| {
+            let w: Vec<f64> = params.iter().map(|&v| v as f64).collect();
+            (generation, crate::metrics::measure(&mut objective, &w, &mcfg, step).map(|r| r.measurement).map_err(|e| e.to_string()))
+        });
+        Ok(Self { every: cfg.measure_every.max(1), next: 0, last_asked: None, asked: None, in_flight: 0, generation: 0, worker, eval_samples, error: None })
+    }
+
+    fn restart(&mut self) {
+        self.generation += 1;
+        self.next = 0;
+        self.last_asked = None;
+        self.asked = None;
+    }
+
+    /// Collects finished measurements, forwards arrived weights, asks for the next weights.
+    fn advance(&mut self, run: &mut Run) {
+        while let Some((generation, result)) = self.worker.try_recv() {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            if generation != self.generation {
+                continue;
+            }
+            match result {
+                Ok(m) => {
+                    let at = run.history.measurements.partition_point(|x| x.step <= m.step);
+                    run.history.measurements.insert(at, m);
+                }
+                Err(e) => self.error = Some(e),
+            }
+        }
+        if let Some(tag) = self.asked {
+            if let Some(params) = run.take_params(tag) {
+                self.asked = None;
+                self.in_flight += 1;
+                self.worker.send((self.generation, tag - MEASURE_TAG, params));
+            }
+            return;
+        }
+        // Measurements slower than training queue up on the worker (a few at most): training
+        // never waits, and a measurement may land a few steps after it was due.
+        if self.in_flight >= MAX_MEASURE_QUEUE {
+            return;
+        }
+        let step = run.completed_steps();
+        let due = step >= self.next || (run.is_done() && self.last_asked.is_some_and(|s| s < step));
+        if due && self.last_asked != Some(step) && run.request_params(MEASURE_TAG + step).is_ok() {
+            self.asked = Some(MEASURE_TAG + step);
+            self.last_asked = Some(step);
+            self.next = step + self.every;
         }
     }
 }
@@ -603,7 +709,9 @@ impl Lab {
     fn build_run(&self, spec: RunSpec, playing: bool) -> LabRun {
         let (run, error) = match (&self.data, &self.init) {
             (Some(data), Some(init)) => {
-                let cfg = spec.config(&self.state.shared);
+                let mut cfg = spec.config(&self.state.shared);
+                // The lab measures off the UI thread (see `Measuring`), not in the run's hook.
+                cfg.measure_every = 0;
                 match self.engine.make(&cfg, data.clone(), init).and_then(|m| Ok((Run::new(cfg, data.clone(), init.clone(), m.engine)?, m.asynchronous, m.note))) {
                     Ok((run, asynchronous, note)) => (Some((run, asynchronous, note)), None),
                     Err(e) => (None, Some(e.to_string())),
@@ -611,9 +719,19 @@ impl Lab {
             }
             _ => (None, Some(self.data_error.clone().unwrap_or_else(|| "no data".into()))),
         };
-        let (run, asynchronous, note) = match run {
+        let (run, asynchronous, mut note) = match run {
             Some((r, a, n)) => (Some(r), a, n),
             None => (None, false, None),
+        };
+        let measuring = match (&run, &self.data) {
+            (Some(_), Some(data)) if spec.measure_every > 0 => match Measuring::new(&spec.config(&self.state.shared), data) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    note = Some(format!("measurements off: {e}"));
+                    None
+                }
+            },
+            _ => None,
         };
         LabRun {
             spec,
@@ -627,6 +745,7 @@ impl Lab {
             waited: 0,
             step_target: None,
             gpu_failure: None,
+            measuring,
             views: views::RunViews::default(),
         }
     }
@@ -741,6 +860,9 @@ impl Lab {
             {
                 r.error = Some(e.to_string());
             }
+            if let Some(m) = &mut r.measuring {
+                m.restart();
+            }
             r.views.clear();
         }
     }
@@ -780,6 +902,12 @@ impl Lab {
     pub fn tick(&mut self) -> u64 {
         let start = Instant::now();
         let before: u64 = self.runs.iter().map(LabRun::completed).sum();
+        // Measurements first: a weight read asked now is taken before this frame's steps.
+        for r in &mut self.runs {
+            if let (Some(m), Some(run)) = (&mut r.measuring, &mut r.run) {
+                m.advance(run);
+            }
+        }
         for r in self.runs.iter_mut().filter(|r| r.asynchronous) {
             r.pump_async();
         }
@@ -1202,6 +1330,35 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
         }
         assert_eq!(lab.runs[0].completed(), before + 1);
+    }
+
+    #[test]
+    fn measurements_arrive_off_the_ui_thread_in_step_order() {
+        let mut state = Preset::MoonsSgdVsSam.state();
+        state.runs[1].measure_every = 40;
+        state.runs[1].epochs = 8; // 8 × 15 = 120 steps: measured at 0, about every 40 and at the end
+        let mut lab = Lab::new(state, EngineChoice::default());
+        assert!(lab.runs[0].measuring.is_none() && lab.runs[1].measuring.is_some());
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            let t = Instant::now();
+            lab.tick();
+            assert!(t.elapsed() < Duration::from_millis(500), "a frame waited for a measurement");
+            let r = &lab.runs[1];
+            if r.run.as_ref().unwrap().is_done() && r.measuring.as_ref().unwrap().in_flight == 0 && r.measuring.as_ref().unwrap().asked.is_none() && r.run.as_ref().unwrap().history.measurements.len() >= 3 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let m = &lab.runs[1].run.as_ref().unwrap().history.measurements;
+        assert!(m.len() >= 3, "{} measurements", m.len());
+        assert!(m.windows(2).all(|w| w[0].step < w[1].step));
+        assert_eq!(m[0].step, 0);
+        assert_eq!(m.last().unwrap().step, lab.runs[1].completed());
+        assert!(m.iter().all(|x| x.sharpness.is_finite() && x.trace_v >= 0.0 && x.lambda_max.is_finite()));
+        // A reset starts the measurements over.
+        lab.reset(1);
+        assert!(lab.runs[1].run.as_ref().unwrap().history.measurements.is_empty());
     }
 
     #[test]

@@ -52,6 +52,73 @@ pub trait Platform {
     fn report_status(&self, status: &StatusReport);
 }
 
+/// Whether `Worker`s run on background threads (desktop) or inline (browser).
+pub const BACKGROUND_WORKERS: bool = cfg!(not(target_arch = "wasm32"));
+
+/// Runs a function on its own inputs away from the UI: on a background thread on the desktop;
+/// in the browser (no threads without cross-origin isolation) inline, when the input is sent.
+/// Results come back in order through `try_recv`, never blocking.
+pub struct Worker<I, O> {
+    #[cfg(not(target_arch = "wasm32"))]
+    tx: Option<std::sync::mpsc::Sender<I>>,
+    #[cfg(not(target_arch = "wasm32"))]
+    rx: std::sync::mpsc::Receiver<O>,
+    #[cfg(target_arch = "wasm32")]
+    f: Box<dyn FnMut(I) -> O>,
+    #[cfg(target_arch = "wasm32")]
+    done: std::collections::VecDeque<O>,
+}
+
+impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
+    pub fn new(name: &str, f: impl FnMut(I) -> O + Send + 'static) -> Self {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let (tx, inputs) = std::sync::mpsc::channel::<I>();
+            let (outputs, rx) = std::sync::mpsc::channel::<O>();
+            let mut f = f;
+            let spawned = std::thread::Builder::new().name(name.to_string()).spawn(move || {
+                for input in inputs {
+                    if outputs.send(f(input)).is_err() {
+                        break;
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                log::error!("cannot start the {name} thread: {e}");
+            }
+            Self { tx: Some(tx), rx }
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = name;
+            Self { f: Box::new(f), done: std::collections::VecDeque::new() }
+        }
+    }
+
+    pub fn send(&mut self, input: I) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(input);
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let out = (self.f)(input);
+            self.done.push_back(out);
+        }
+    }
+
+    pub fn try_recv(&mut self) -> Option<O> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.rx.try_recv().ok()
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.done.pop_front()
+        }
+    }
+}
+
 /// The platform this build runs on.
 pub fn current() -> Box<dyn Platform> {
     #[cfg(not(target_arch = "wasm32"))]
@@ -155,6 +222,20 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_returns_results_in_order_without_blocking() {
+        let mut w = Worker::new("test worker", |x: u32| x * 2);
+        for i in 0..5 {
+            w.send(i);
+        }
+        let mut got = Vec::new();
+        let start = web_time::Instant::now();
+        while got.len() < 5 && start.elapsed().as_secs() < 10 {
+            got.extend(w.try_recv());
+        }
+        assert_eq!(got, [0, 2, 4, 6, 8]);
+    }
 
     #[test]
     fn crc32_matches_the_png_reference_value() {

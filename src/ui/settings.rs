@@ -212,6 +212,13 @@ impl RunSettingsPanel {
                 ui.add(Slider::new(&mut s.measure_every, 0..=2000).logarithmic(true).custom_formatter(|v, _| if v < 0.5 { "never".into() } else { format!("{v:.0} steps") }))
             });
         });
+        if let Some(m) = lab.runs.get(i).and_then(|r| r.measuring.as_ref()) {
+            ui.label(egui::RichText::new(format!("measured on {} training samples, off the UI thread where the platform allows", m.eval_samples)).weak())
+                .on_hover_text(help::MEASURE_EVERY);
+            if let Some(e) = &m.error {
+                ui.colored_label(egui::Color32::from_rgb(0xe1, 0x57, 0x59), format!("measurement failed: {e}"));
+            }
+        }
         let last_ess = lab.runs.get(i).and_then(|r| r.run.as_ref()).and_then(|run| run.history.steps.last()).and_then(|st| st.ess);
         if s.optimizer.kind == OptimizerKind::Rwsam
             && let Some(ess) = last_ess
