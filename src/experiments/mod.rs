@@ -9,6 +9,7 @@
 pub mod drift;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod figure;
+pub mod panels;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod runner;
 

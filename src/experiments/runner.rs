@@ -2,7 +2,8 @@
 //! table and PNG figure.
 
 use super::drift::{DriftConfig, drift_check};
-use super::figure::{drift_panels, experiment_panels, render};
+use super::figure::render;
+use super::panels::{drift_panels, experiment_panels};
 use super::{Experiment, Options, Trial, TrialResult, markdown_table, trials};
 use crate::cli::{prepare, progress_bar, write};
 use crate::config::Backend;
