@@ -56,31 +56,38 @@ impl Settings {
     }
 }
 
-/// The renderer's adapter, as eframe reports it.
+/// The renderer's adapter, as eframe reports it (read through eframe's render state: the app
+/// names no wgpu type; only `engine::gpu` does).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RendererInfo {
     pub adapter: String,
+    /// "WebGPU", "WebGL2", "Vulkan", "Metal", …
     pub backend: String,
-    /// The adapter can run compute shaders (WebGPU, Vulkan, Metal, DX12; not WebGL2).
-    pub compute: bool,
 }
 
 impl RendererInfo {
-    pub fn from_render_state(rs: &eframe::egui_wgpu::RenderState) -> Self {
+    /// `platform` is `Platform::name()`: a GL backend in the browser is WebGL2.
+    pub fn from_render_state(rs: &eframe::egui_wgpu::RenderState, platform: &str) -> Self {
         let info = rs.adapter.get_info();
-        let compute = rs.adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
-        let backend = match info.backend {
-            wgpu::Backend::BrowserWebGpu => "WebGPU".to_string(),
-            wgpu::Backend::Gl if cfg!(target_arch = "wasm32") => "WebGL2".to_string(),
-            b => format!("{b:?}"),
+        let backend = match format!("{:?}", info.backend).as_str() {
+            "BrowserWebGpu" => "WebGPU".to_string(),
+            "Gl" if platform == "browser" => "WebGL2".to_string(),
+            b => b.to_string(),
         };
         // Browsers often hide the adapter's name (WebGPU privacy): fall back to what they tell.
+        let kind = match format!("{:?}", info.device_type).as_str() {
+            "Cpu" => "software",
+            "DiscreteGpu" => "discrete GPU",
+            "IntegratedGpu" => "integrated GPU",
+            "VirtualGpu" => "virtual GPU",
+            _ => "unknown",
+        };
         let adapter = [&info.name, &info.driver, &info.driver_info]
             .into_iter()
             .find(|s| !s.trim().is_empty())
             .cloned()
-            .unwrap_or_else(|| format!("{:?} adapter (name hidden)", info.device_type).replace("Cpu ", "software ").replace("DiscreteGpu ", "discrete GPU ").replace("IntegratedGpu ", "integrated GPU "));
-        Self { adapter, backend, compute }
+            .unwrap_or_else(|| format!("{kind} adapter (name hidden)"));
+        Self { adapter, backend }
     }
 
     pub fn describe(&self) -> String {
@@ -88,16 +95,14 @@ impl RendererInfo {
     }
 
     /// The engine factory on the renderer's device: the GPU engine where the device can
-    /// compute, the CPU engine otherwise (with the reason, which the app shows).
+    /// compute (`GpuContext::from_device` checks), the CPU engine otherwise, with the reason.
     pub fn engine_choice(rs: Option<&eframe::egui_wgpu::RenderState>, platform: &str) -> EngineChoice {
         let Some(rs) = rs else { return EngineChoice::cpu("no GPU renderer") };
-        let r = Self::from_render_state(rs);
-        if !r.compute && platform == "browser" {
-            return EngineChoice::cpu(format!("no WebGPU in this browser (renderer {}, no compute shaders): CPU fallback", r.backend));
-        }
+        let r = Self::from_render_state(rs, platform);
         let caps = rs.adapter.get_downlevel_capabilities();
         match crate::engine::gpu::GpuContext::from_device(rs.device.clone(), rs.queue.clone(), rs.adapter.get_info(), &caps) {
             Ok(ctx) => EngineChoice::with_gpu(ctx),
+            Err(_) if r.backend == "WebGL2" => EngineChoice::cpu("no WebGPU in this browser (renderer WebGL2, no compute shaders): CPU fallback"),
             Err(e) => EngineChoice::cpu(format!("{e}: CPU fallback")),
         }
     }
@@ -136,8 +141,8 @@ pub struct SamLabApp {
 impl SamLabApp {
     /// Called by eframe once at start: the renderer's adapter, the stored session, the URL.
     pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
-        let renderer = cc.wgpu_render_state.as_ref().map(RendererInfo::from_render_state);
         let platform = platform::current();
+        let renderer = cc.wgpu_render_state.as_ref().map(|rs| RendererInfo::from_render_state(rs, platform.name()));
         let engine = RendererInfo::engine_choice(cc.wgpu_render_state.as_ref(), platform.name());
         let stored = cc.storage.and_then(|s| s.get_string(STORAGE_KEY));
         crate::ui::install_fonts(&cc.egui_ctx);

@@ -6,7 +6,8 @@
 //! - `cargo xtask serve [PORT]`: serve `dist/` on 127.0.0.1 (default port 8080).
 //!
 //! `SAMLAB_SKIP_BROWSER=1` / `SAMLAB_SKIP_DESKTOP=1` skip the browser / desktop parts of `test`
-//! (with a printed notice; CI sets neither).
+//! (with a printed notice; CI sets neither). `UPDATE_SCREENSHOTS=1` copies the screenshots the
+//! tests took into docs/screenshots/ for the README.
 
 use anyhow::{Context, Result, bail};
 use std::net::TcpListener;
@@ -49,24 +50,41 @@ fn main() -> Result<()> {
     }
 }
 
-fn skip(var: &str) -> bool {
+fn flag(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| v == "1")
 }
 
 fn test(_args: &[String]) -> Result<()> {
     run(cargo().args(["test", "--workspace"]))?;
-    if skip("SAMLAB_SKIP_BROWSER") {
+    if flag("SAMLAB_SKIP_BROWSER") {
         eprintln!("xtask: SAMLAB_SKIP_BROWSER=1: skipping the web build and the browser test");
     } else {
         web()?;
         browser_test()?;
     }
-    if skip("SAMLAB_SKIP_DESKTOP") {
+    if flag("SAMLAB_SKIP_DESKTOP") {
         eprintln!("xtask: SAMLAB_SKIP_DESKTOP=1: skipping the desktop smoke test");
     } else {
         desktop_smoke()?;
     }
+    if flag("UPDATE_SCREENSHOTS") {
+        update_screenshots()?;
+    }
     eprintln!("xtask: every test passed");
+    Ok(())
+}
+
+/// Copies the screenshots the tests took into docs/screenshots/ (for the README).
+fn update_screenshots() -> Result<()> {
+    let root = root();
+    let (shots, docs) = (root.join("target/screenshots"), root.join("docs/screenshots"));
+    std::fs::create_dir_all(&docs)?;
+    for (from, to) in [("desktop.png", "desktop.png"), ("web-link.png", "browser.png")] {
+        if shots.join(from).exists() {
+            std::fs::copy(shots.join(from), docs.join(to)).with_context(|| format!("copying {from}"))?;
+            eprintln!("xtask: docs/screenshots/{to} updated");
+        }
+    }
     Ok(())
 }
 
