@@ -49,6 +49,7 @@ pub fn machine() -> String {
 
 /// What `run_experiment` produced.
 pub struct Written {
+    pub verdicts: Vec<String>,
     pub json: String,
     pub markdown: String,
     pub png: String,
@@ -108,7 +109,7 @@ pub fn run_experiment(exp: Experiment, opts: &Options, out_dir: &str, quiet: boo
     doc["machine"] = json!(machine());
     doc["wall_time_s"] = json!(seconds);
     doc["verdicts"] = json!(verdicts);
-    let written = Written { json: paths("json"), markdown: paths("md"), png: paths("png"), table: format!("{table}\n{findings}") };
+    let written = Written { verdicts: verdicts.clone(), json: paths("json"), markdown: paths("md"), png: paths("png"), table: format!("{table}\n{findings}") };
     write(&written.json, &serde_json::to_string_pretty(&doc).expect("serialises"))?;
     write(&written.markdown, &markdown)?;
     render(&written.png, &panels)?;
@@ -136,11 +137,20 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool) -> Res
         machine(),
         opts.backend
     );
+    let mut sections = String::new();
+    let mut brief = String::from("## In brief\n\n");
     for exp in Experiment::ALL {
         let written = run_experiment(exp, opts, out_dir, quiet)?;
         let section = std::fs::read_to_string(&written.markdown).map_err(|e| crate::error::Error::io(&written.markdown, e))?;
-        doc.push_str(&section.replace(&format!("]({}.png)", exp.name()), &format!("]({prefix}{}.png)", exp.name())));
-        doc.push('\n');
+        sections.push_str(&section.replace(&format!("]({}.png)", exp.name()), &format!("]({prefix}{}.png)", exp.name())));
+        sections.push('\n');
+        // The claim-level lines of each experiment (those that say whether a claim holds).
+        for v in written.verdicts.iter().filter(|v| v.contains("HOLD") || v.contains("costs")) {
+            brief.push_str(&format!("- **{}**: {v}\n", exp.name()));
+        }
     }
+    doc.push_str(&brief);
+    doc.push('\n');
+    doc.push_str(&sections);
     write(summary, &doc)
 }
