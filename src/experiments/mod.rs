@@ -448,6 +448,9 @@ fn cell<'a>(cells: &'a [Cell], series: &str, x: Option<f64>) -> Option<&'a Cell>
 /// How a claim "a > b" fares: holds or not, and whether the gap exceeds twice its standard
 /// error over seeds (otherwise it is within seed noise).
 fn judge(a: &Cell, b: &Cell) -> &'static str {
+    if a.n < 2 || b.n < 2 {
+        return if a.mean > b.mean { "holds on one seed (no error bar)" } else { "does not hold on one seed (no error bar)" };
+    }
     let se = ((a.std * a.std) / a.n as f64 + (b.std * b.std) / b.n as f64).sqrt();
     let clear = (a.mean - b.mean).abs() > 2.0 * se;
     match (a.mean > b.mean, clear) {
