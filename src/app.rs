@@ -132,6 +132,7 @@ pub struct SamLabApp {
     pending_png: Option<PendingPng>,
     paste: String,
     last_hash: String,
+    last_hash_write: Option<web_time::Instant>,
     last_report: Option<web_time::Instant>,
     /// Train between frames (off in tests that check layout).
     pub train: bool,
@@ -198,11 +199,12 @@ impl SamLabApp {
             pending_png: None,
             paste: String::new(),
             last_hash: String::new(),
+            last_hash_write: None,
             last_report: None,
             train: true,
             fonts_installed: false,
         };
-        app.sync_url();
+        app.sync_url(true);
         app
     }
 
@@ -213,11 +215,18 @@ impl SamLabApp {
         }
     }
 
-    fn sync_url(&mut self) {
+    /// Mirrors the lab into the URL hash, at most every 300 ms (browsers throttle
+    /// `history.replaceState`, and a slider drag changes the state every frame); `force` writes now.
+    fn sync_url(&mut self, force: bool) {
+        let now = web_time::Instant::now();
+        if !force && self.last_hash_write.is_some_and(|t| now.duration_since(t) < Duration::from_millis(300)) {
+            return;
+        }
         let hash = self.lab.state.to_hash();
         if hash != self.last_hash {
             self.platform.set_url_hash(&hash);
             self.last_hash = hash;
+            self.last_hash_write = Some(now);
         }
     }
 
@@ -304,7 +313,7 @@ impl SamLabApp {
             self.apply(ui.ctx(), c);
         }
         self.finish_png(ui.ctx());
-        self.sync_url();
+        self.sync_url(false);
         self.report();
         if self.lab.is_training() {
             ui.ctx().request_repaint();
@@ -434,7 +443,7 @@ impl SamLabApp {
                 self.pending_png = Some(PendingPng { name, rect, image });
             }
             Command::ShareLink => {
-                self.sync_url();
+                self.sync_url(true);
                 if self.platform.name() == "browser" {
                     self.say(Message::info("the page's address now holds the whole lab: copy it from the address bar"));
                 } else {

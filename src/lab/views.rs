@@ -65,6 +65,8 @@ pub struct RunViews {
     /// Changes whenever the views change (keys the app's textures).
     pub generation: u64,
     last: Option<Instant>,
+    /// What the last computation took: the next waits at least 20 times as long (≤ 5 % of the time).
+    last_cost: Duration,
     pending: Option<u64>,
     next_tag: u64,
 }
@@ -91,16 +93,18 @@ impl RunViews {
             let Some(params) = run.take_params(tag) else { return false };
             self.pending = None;
             let step = run.completed_steps();
+            let started = Instant::now();
             if data.name.is_toy() && data.n_features == 2 {
                 self.surface = Some(decision_surface(run, data, &params, step));
             } else {
                 self.hardest = Some(hardest_samples(run, data, &params, step));
             }
             self.last = Some(Instant::now());
+            self.last_cost = started.elapsed();
             self.generation = next_generation();
             return true;
         }
-        let due = self.last.is_none_or(|t| t.elapsed() >= every);
+        let due = self.last.is_none_or(|t| t.elapsed() >= every.max(self.last_cost * 20));
         let moved = self.step() != Some(run.completed_steps());
         if due && moved {
             self.next_tag += 1;
