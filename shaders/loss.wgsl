@@ -40,15 +40,15 @@ fn softmax_xent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 var<workgroup> wg_loss: array<f32, 256>;
 var<workgroup> wg_hits: array<u32, 256>;
 
-// One workgroup: mean of losses[off0 … off0+rows) → stats[off1]; with flags & 1 also the
-// number of preds[off0 + row] == labels[row] → stats[off1 + 1]. Fixed-order tree: deterministic.
-@compute @workgroup_size(256)
-fn batch_stats(@builtin(local_invocation_index) t: u32) {
+// Sum of losses[loss_base + r] and count of preds[loss_base + r] == labels[label_base + r] for
+// r < count, by one workgroup: each thread a fixed stride, then a fixed tree (deterministic).
+// The result is valid in thread 0.
+fn reduce_loss_hits(t: u32, loss_base: u32, label_base: u32, count: u32) -> vec2<f32> {
     var acc = 0.0;
     var hits = 0u;
-    for (var r = t; r < p.rows; r += 256u) {
-        acc += losses[p.off0 + r];
-        hits += select(0u, 1u, preds[p.off0 + r] == labels[r]);
+    for (var r = t; r < count; r += 256u) {
+        acc += losses[loss_base + r];
+        hits += select(0u, 1u, preds[loss_base + r] == labels[label_base + r]);
     }
     wg_loss[t] = acc;
     wg_hits[t] = hits;
@@ -60,38 +60,30 @@ fn batch_stats(@builtin(local_invocation_index) t: u32) {
         }
     }
     workgroupBarrier();
+    return vec2<f32>(wg_loss[0], f32(wg_hits[0]));
+}
+
+// One workgroup: mean of losses[off0 … off0+rows) → stats[off1]; with flags & 1 also the
+// number of preds[off0 + row] == labels[row] → stats[off1 + 1].
+@compute @workgroup_size(256)
+fn batch_stats(@builtin(local_invocation_index) t: u32) {
+    let r = reduce_loss_hits(t, p.off0, 0u, p.rows);
     if (t == 0u) {
-        stats[p.off1] = wg_loss[0] / f32(p.rows);
+        stats[p.off1] = r.x / f32(p.rows);
         if ((p.flags & 1u) != 0u) {
-            stats[p.off1 + 1u] = f32(wg_hits[0]);
+            stats[p.off1 + 1u] = r.y;
         }
     }
 }
 
 // One workgroup per group g of `group` consecutive rows (dispatch (groups, 1)): the mean of
 // losses[off0 + g·group …] → stats[off1 + 2g] and the number of preds == labels →
-// stats[off1 + 2g + 1]. Landscapes: one group per weight vector. Fixed-order tree.
+// stats[off1 + 2g + 1]. Landscapes: one group per weight vector.
 @compute @workgroup_size(256)
 fn group_stats(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let base = p.off0 + wid.x * p.group;
-    var acc = 0.0;
-    var hits = 0u;
-    for (var r = t; r < p.group; r += 256u) {
-        acc += losses[base + r];
-        hits += select(0u, 1u, preds[base + r] == labels[wid.x * p.group + r]);
-    }
-    wg_loss[t] = acc;
-    wg_hits[t] = hits;
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        workgroupBarrier();
-        if (t < s) {
-            wg_loss[t] += wg_loss[t + s];
-            wg_hits[t] += wg_hits[t + s];
-        }
-    }
-    workgroupBarrier();
+    let r = reduce_loss_hits(t, p.off0 + wid.x * p.group, wid.x * p.group, p.group);
     if (t == 0u) {
-        stats[p.off1 + 2u * wid.x] = wg_loss[0] / f32(p.group);
-        stats[p.off1 + 2u * wid.x + 1u] = f32(wg_hits[0]);
+        stats[p.off1 + 2u * wid.x] = r.x / f32(p.group);
+        stats[p.off1 + 2u * wid.x + 1u] = r.y;
     }
 }

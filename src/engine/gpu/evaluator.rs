@@ -5,7 +5,7 @@
 //! Blocking (each `evaluate` waits for its chunk): for the CLI, bench and tests.
 
 use super::kernels::{ACT_NONE, Family, Kernel, Params};
-use super::{GpuContext, Recorder, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
+use super::{GpuContext, Recorder, layer_offsets, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
 use crate::error::{Error, Result};
 use crate::metrics::landscape::{LossAcc, LossEvaluator};
 use crate::model::MlpSpec;
@@ -45,21 +45,13 @@ impl GpuEvaluator {
             return Err(Error::Gpu(format!("one landscape point on {n_eval} samples needs more than {} MiB of activations", ACT_BUDGET >> 20)));
         }
         let rows = chunk * n_eval;
-        let mut a_off = Vec::new();
-        let mut z_off = Vec::new();
-        let (mut a, mut z) = (0usize, 0usize);
-        for l in spec.layers() {
-            a_off.push(a as u32);
-            z_off.push(z as u32);
-            a += rows * l.in_dim;
-            z += rows * l.out_dim;
-        }
+        let (a_off, z_off, acts_len, z) = layer_offsets(&spec, rows);
         let (d, q) = (&ctx.device, &ctx.queue);
         let replicated: Vec<u32> = (0..rows).map(|r| (r % n_eval) as u32).collect();
         let data_x = storage_init(d, q, "eval x", x);
         let data_y = storage_init(d, q, "eval y", y);
         let indices = storage_init(d, q, "eval indices", &replicated);
-        let acts = storage(d, "eval acts", (a + rows * spec.out_dim()) as u64 * 4);
+        let acts = storage(d, "eval acts", acts_len as u64 * 4);
         let pre = storage(d, "eval pre", z as u64 * 4);
         let deltas = storage(d, "eval deltas", z as u64 * 4);
         let labels = storage(d, "eval labels", rows as u64 * 4);

@@ -188,6 +188,20 @@ pub struct GpuEngine {
     pool: Vec<wgpu::Buffer>,
 }
 
+/// Per-layer regions of the activation buffers for `rows` rows: (a_off, z_off, acts_len, z_len),
+/// in floats; acts_len includes the logits' width after the last layer.
+fn layer_offsets(spec: &MlpSpec, rows: usize) -> (Vec<u32>, Vec<u32>, usize, usize) {
+    let (mut a_off, mut z_off) = (Vec::new(), Vec::new());
+    let (mut a, mut z) = (0usize, 0usize);
+    for l in spec.layers() {
+        a_off.push(a as u32);
+        z_off.push(z as u32);
+        a += rows * l.in_dim;
+        z += rows * l.out_dim;
+    }
+    (a_off, z_off, a + rows * spec.out_dim(), z)
+}
+
 fn storage(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
@@ -251,16 +265,7 @@ impl GpuEngine {
                 return Err(Error::invalid("model.hidden", l.out_dim, format!("a layer of ≤ {} weights on this device", 64 * limits.max_compute_workgroups_per_dimension as usize)));
             }
         }
-        let mut a_off = Vec::new();
-        let mut z_off = Vec::new();
-        let (mut a, mut z) = (0usize, 0usize);
-        for l in spec.layers() {
-            a_off.push(a as u32);
-            z_off.push(z as u32);
-            a += rows_max * l.in_dim;
-            z += rows_max * l.out_dim;
-        }
-        let (acts_len, z_len) = (a + rows_max * spec.out_dim(), z);
+        let (a_off, z_off, acts_len, z_len) = layer_offsets(&spec, rows_max);
         let rw = opt.kind == OptimizerKind::Rwsam;
         let stats_row = STAT_HEAD + if rw { 2 * batch } else { 0 };
         let n_train = data.n_train();

@@ -11,7 +11,7 @@
 //! `take_error`.
 
 use super::kernels::{ACT_NONE, Family, Kernel, Params};
-use super::{GpuContext, Recorder, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
+use super::{GpuContext, Recorder, layer_offsets, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
 use crate::error::{Error, Result};
 use crate::metrics::Objective;
 use crate::model::MlpSpec;
@@ -66,20 +66,13 @@ impl GpuObjective {
         let limits = ctx.device.limits();
         let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) as usize;
         let ugrad_copies = (UGRAD_BUDGET.min(max_binding) / (4 * p)).clamp(1, n);
-        let (mut a, mut z) = (0usize, 0usize);
-        let (mut a_off, mut z_off) = (Vec::new(), Vec::new());
-        for l in spec.layers() {
-            a_off.push(a as u32);
-            z_off.push(z as u32);
-            a += n * l.in_dim;
-            z += n * l.out_dim;
-        }
+        let (a_off, z_off, acts_len, z) = layer_offsets(&spec, n);
         let (d, q) = (&ctx.device, &ctx.queue);
         let f = 4u64;
         let data_x = storage_init(d, q, "objective x", x);
         let data_y = storage_init(d, q, "objective y", y);
         let indices = storage_init(d, q, "objective indices", &(0..n as u32).collect::<Vec<u32>>());
-        let acts = storage(d, "objective acts", (a + n * spec.out_dim()) as u64 * f);
+        let acts = storage(d, "objective acts", acts_len as u64 * f);
         let pre = storage(d, "objective pre", z as u64 * f);
         let deltas = storage(d, "objective deltas", z as u64 * f);
         let labels = storage(d, "objective labels", n as u64 * f);
