@@ -45,8 +45,9 @@ const SS_PERT_ASAM: u32 = 3u;         // ρ·‖T²g‖/(‖Tg‖ + ε), ‖T²g
 @compute @workgroup_size(1)
 fn step_stats() {
     let s = p.off1;
-    let nan = bitcast<f32>(0x7fc00000u);
-    stats[s + STAT_GRAD_NORM] = select(nan, norms[p.a_off], (p.flags & SS_GRAD_NORM) != 0u);
+    // −1 marks "not computed" (a norm is never negative; WGSL has no NaN constant that every
+    // compiler accepts: Chromium's rejects bitcast<f32>(0x7fc00000u)).
+    stats[s + STAT_GRAD_NORM] = select(-1.0, norms[p.a_off], (p.flags & SS_GRAD_NORM) != 0u);
     let mode = (p.flags >> SS_PERT_SHIFT) & 3u;
     var pert = 0.0;
     if (mode == SS_PERT_NONE) {

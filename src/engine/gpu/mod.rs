@@ -663,7 +663,8 @@ impl GpuEngine {
     }
 
     fn parse_step(&self, row: &[f32]) -> StepReport {
-        let finite = |v: f32| if v.is_nan() { None } else { Some(v as f64) };
+        // A negative grad norm is the kernels' "not computed" (see step_stats in reduce.wgsl).
+        let finite = |v: f32| if v < 0.0 { None } else { Some(v as f64) };
         let b = self.batch;
         StepReport {
             loss: row[STAT_LOSS] as f64,
