@@ -38,23 +38,26 @@ fn copy_base(row: u32) -> u32 {
     return (row / p.group) * p.copy_stride;
 }
 
-// z[row, o] = b[o] + Σ_i a[row, i]·W[o, i];  a_next[row, o] = σ(z) unless act = ACT_NONE.
-// Dispatch (⌈out/16⌉, ⌈rows/16⌉).
-@compute @workgroup_size(16, 16)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let o = gid.x;
-    let row = gid.y;
-    if (o >= p.out_dim || row >= p.rows) { return; }
-    let base = copy_base(row);
-    let w = base + p.w_off + o * p.in_dim;
-    let a = p.a_off + row * p.in_dim;
-    var acc = 0.0;
-    for (var i = 0u; i < p.in_dim; i++) {
-        acc += acts[a + i] * weights[w + i];
-    }
-    let z = weights[base + p.b_off + o] + acc;
-    pre[p.z_off + row * p.out_dim + o] = z;
+// Register blocking: each thread computes a 4×4 block of outputs (4 rows × 4 columns) so that
+// every value loaded feeds four multiply-adds. Per output the sum runs over its index in order,
+// as in a one-output-per-thread kernel: the blocking changes no result.
+
+// Four consecutive indices from `start`, clamped to `last` (the tail block reads valid memory;
+// its extra outputs are not written).
+fn four(start: u32, last: u32) -> vec4<u32> {
+    return min(vec4<u32>(start, start + 1u, start + 2u, start + 3u), vec4<u32>(last));
+}
+
+// The parameter copy of each row of a 4-row block (plus w_off).
+fn row_bases(rows: vec4<u32>) -> vec4<u32> {
+    return vec4<u32>(copy_base(rows.x), copy_base(rows.y), copy_base(rows.z), copy_base(rows.w)) + vec4<u32>(p.w_off);
+}
+
+fn store_forward(row: u32, o: u32, base: u32, acc: f32) {
+    if (row >= p.rows || o >= p.out_dim) { return; }
+    let z = weights[base - p.w_off + p.b_off + o] + acc;
     let zi = p.z_off + row * p.out_dim + o;
+    pre[zi] = z;
     if (frozen_relu()) {
         acts[p.off0 + row * p.out_dim + o] = select(0.0, z, base_pre[zi] > 0.0);
     } else if (p.act != ACT_NONE) {
@@ -62,21 +65,52 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// forward:  z_l = a_l·Wᵀ + b, a_l = σ(z_{l−1})
-// backward: d_{l−1}[row, i] = σ'(z_{l−1}[row, i]) · Σ_o d_l[row, o]·W[o, i]
-// d_l at z_off (width out), d_{l−1} and z_{l−1} at off0 (width in), act = σ of layer l−1.
-// Dispatch (⌈in/16⌉, ⌈rows/16⌉).
+// z[row, o] = b[o] + Σ_i a[row, i]·W[o, i];  a_next[row, o] = σ(z) unless act = ACT_NONE.
+// Dispatch (⌈out/64⌉, ⌈rows/64⌉): 16×16 threads of 4×4 outputs.
 @compute @workgroup_size(16, 16)
-fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    let row = gid.y;
-    if (i >= p.in_dim || row >= p.rows) { return; }
-    let base = copy_base(row) + p.w_off + i;
-    let d = p.z_off + row * p.out_dim;
-    var acc = 0.0;
-    for (var o = 0u; o < p.out_dim; o++) {
-        acc += deltas[d + o] * weights[base + o * p.in_dim];
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let o0 = gid.x * 4u;
+    let r0 = gid.y * 4u;
+    if (o0 >= p.out_dim || r0 >= p.rows) { return; }
+    let n = p.in_dim;
+    let r = four(r0, p.rows - 1u);
+    let o = four(o0, p.out_dim - 1u);
+    let wb = row_bases(r);
+    let ar = vec4<u32>(p.a_off) + r * n;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    if (all(wb == vec4<u32>(wb.x))) {
+        let wo = vec4<u32>(wb.x) + o * n;
+        for (var i = 0u; i < n; i++) {
+            let w = vec4<f32>(weights[wo.x + i], weights[wo.y + i], weights[wo.z + i], weights[wo.w + i]);
+            acc0 += acts[ar.x + i] * w;
+            acc1 += acts[ar.y + i] * w;
+            acc2 += acts[ar.z + i] * w;
+            acc3 += acts[ar.w + i] * w;
+        }
+    } else {
+        // Rows of the block read different copies (m-SAM with m < 4).
+        let on = o * n;
+        for (var i = 0u; i < n; i++) {
+            acc0 += acts[ar.x + i] * vec4<f32>(weights[wb.x + on.x + i], weights[wb.x + on.y + i], weights[wb.x + on.z + i], weights[wb.x + on.w + i]);
+            acc1 += acts[ar.y + i] * vec4<f32>(weights[wb.y + on.x + i], weights[wb.y + on.y + i], weights[wb.y + on.z + i], weights[wb.y + on.w + i]);
+            acc2 += acts[ar.z + i] * vec4<f32>(weights[wb.z + on.x + i], weights[wb.z + on.y + i], weights[wb.z + on.z + i], weights[wb.z + on.w + i]);
+            acc3 += acts[ar.w + i] * vec4<f32>(weights[wb.w + on.x + i], weights[wb.w + on.y + i], weights[wb.w + on.z + i], weights[wb.w + on.w + i]);
+        }
     }
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    let bases = array<u32, 4>(wb.x, wb.y, wb.z, wb.w);
+    for (var k = 0u; k < 4u; k++) {
+        for (var j = 0u; j < 4u; j++) {
+            store_forward(r0 + k, o0 + j, bases[k], accs[k][j]);
+        }
+    }
+}
+
+fn store_backward(row: u32, i: u32, acc: f32) {
+    if (row >= p.rows || i >= p.in_dim) { return; }
     let zi = p.off0 + row * p.in_dim + i;
     var z = pre[zi];
     if (frozen_relu()) {
@@ -85,43 +119,102 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
     deltas[zi] = acc * activate_grad(z, p.act);
 }
 
+// forward:  z_l = a_l·Wᵀ + b, a_l = σ(z_{l−1})
+// backward: d_{l−1}[row, i] = σ'(z_{l−1}[row, i]) · Σ_o d_l[row, o]·W[o, i]
+// d_l at z_off (width out), d_{l−1} and z_{l−1} at off0 (width in), act = σ of layer l−1.
+// Dispatch (⌈in/64⌉, ⌈rows/64⌉): 16×16 threads of 4×4 outputs.
+@compute @workgroup_size(16, 16)
+fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i0 = gid.x * 4u;
+    let r0 = gid.y * 4u;
+    if (i0 >= p.in_dim || r0 >= p.rows) { return; }
+    let n = p.in_dim;
+    let r = four(r0, p.rows - 1u);
+    let ii = four(i0, n - 1u);
+    let wb = row_bases(r);
+    let dr = vec4<u32>(p.z_off) + r * p.out_dim;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    if (all(wb == vec4<u32>(wb.x))) {
+        let wi = vec4<u32>(wb.x) + ii;
+        for (var o = 0u; o < p.out_dim; o++) {
+            let on = o * n;
+            let w = vec4<f32>(weights[wi.x + on], weights[wi.y + on], weights[wi.z + on], weights[wi.w + on]);
+            acc0 += deltas[dr.x + o] * w;
+            acc1 += deltas[dr.y + o] * w;
+            acc2 += deltas[dr.z + o] * w;
+            acc3 += deltas[dr.w + o] * w;
+        }
+    } else {
+        for (var o = 0u; o < p.out_dim; o++) {
+            let on = o * n;
+            acc0 += deltas[dr.x + o] * vec4<f32>(weights[wb.x + on + ii.x], weights[wb.x + on + ii.y], weights[wb.x + on + ii.z], weights[wb.x + on + ii.w]);
+            acc1 += deltas[dr.y + o] * vec4<f32>(weights[wb.y + on + ii.x], weights[wb.y + on + ii.y], weights[wb.y + on + ii.z], weights[wb.y + on + ii.w]);
+            acc2 += deltas[dr.z + o] * vec4<f32>(weights[wb.z + on + ii.x], weights[wb.z + on + ii.y], weights[wb.z + on + ii.z], weights[wb.z + on + ii.w]);
+            acc3 += deltas[dr.w + o] * vec4<f32>(weights[wb.w + on + ii.x], weights[wb.w + on + ii.y], weights[wb.w + on + ii.z], weights[wb.w + on + ii.w]);
+        }
+    }
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var k = 0u; k < 4u; k++) {
+        for (var j = 0u; j < 4u; j++) {
+            store_backward(r0 + k, i0 + j, accs[k][j]);
+        }
+    }
+}
+
+// a[row, i] of the input extended by a constant 1 at i = in (the bias column).
+fn input_or_one(row: u32, i: u32) -> f32 {
+    return select(1.0, acts[p.a_off + row * p.in_dim + min(i, p.in_dim - 1u)], i < p.in_dim);
+}
+
 // For output group g (workgroup y) over rows g·group … (g+1)·group − 1:
 //   dW[o, i] = f0 · Σ_row s_row · d[row, o] · a[row, i],   db[o] = f0 · Σ_row s_row · d[row, o]
 // written to grads[off0 + g·copy_stride + (w_off + o·in + i | b_off + o)], added when
 // flags & WG_ACCUMULATE; s_row = scale[row] when flags & WG_USE_SCALE, else 1.
-// Dispatch (⌈out·(in+1)/64⌉, groups). Each output is one thread summing rows in order:
-// deterministic.
+// Each thread a 4×4 block of (o, i) with i over the input and the bias column.
+// Dispatch (⌈⌈out/4⌉·⌈(in+1)/4⌉/64⌉, groups). Rows are summed in order: deterministic.
 @compute @workgroup_size(64)
 fn weight_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let e = gid.x;
+    let blocks_i = (p.in_dim + 4u) / 4u;
+    let blocks = ((p.out_dim + 3u) / 4u) * blocks_i;
+    if (gid.x >= blocks) { return; }
     let g = gid.y;
-    let n_w = p.out_dim * p.in_dim;
-    if (e >= n_w + p.out_dim) { return; }
+    let o0 = (gid.x / blocks_i) * 4u;
+    let i0 = (gid.x % blocks_i) * 4u;
+    let o = four(o0, p.out_dim - 1u);
     let use_scale = (p.flags & WG_USE_SCALE) != 0u;
     let start = g * p.group;
-    var acc = 0.0;
-    var dst = 0u;
-    if (e < n_w) {
-        let o = e / p.in_dim;
-        let i = e % p.in_dim;
-        for (var r = start; r < start + p.group; r++) {
-            let s = select(1.0, scale[r], use_scale);
-            acc += s * deltas[p.z_off + r * p.out_dim + o] * acts[p.a_off + r * p.in_dim + i];
-        }
-        dst = p.w_off + e;
-    } else {
-        let o = e - n_w;
-        for (var r = start; r < start + p.group; r++) {
-            let s = select(1.0, scale[r], use_scale);
-            acc += s * deltas[p.z_off + r * p.out_dim + o];
-        }
-        dst = p.b_off + o;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var r = start; r < start + p.group; r++) {
+        let s = select(1.0, scale[r], use_scale);
+        let dr = p.z_off + r * p.out_dim;
+        let d = vec4<f32>(s * deltas[dr + o.x], s * deltas[dr + o.y], s * deltas[dr + o.z], s * deltas[dr + o.w]);
+        let a = vec4<f32>(input_or_one(r, i0), input_or_one(r, i0 + 1u), input_or_one(r, i0 + 2u), input_or_one(r, i0 + 3u));
+        acc0 += d.x * a;
+        acc1 += d.y * a;
+        acc2 += d.z * a;
+        acc3 += d.w * a;
     }
-    let idx = p.off0 + g * p.copy_stride + dst;
-    let v = p.f0 * acc;
-    if ((p.flags & WG_ACCUMULATE) != 0u) {
-        grads[idx] = grads[idx] + v;
-    } else {
-        grads[idx] = v;
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    let base = p.off0 + g * p.copy_stride;
+    for (var j = 0u; j < 4u; j++) {
+        let oj = o0 + j;
+        if (oj >= p.out_dim) { continue; }
+        for (var k = 0u; k < 4u; k++) {
+            let ik = i0 + k;
+            if (ik > p.in_dim) { continue; }
+            let idx = base + select(p.b_off + oj, p.w_off + oj * p.in_dim + ik, ik < p.in_dim);
+            let v = p.f0 * accs[j][k];
+            if ((p.flags & WG_ACCUMULATE) != 0u) {
+                grads[idx] = grads[idx] + v;
+            } else {
+                grads[idx] = v;
+            }
+        }
     }
 }

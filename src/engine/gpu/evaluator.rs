@@ -4,7 +4,7 @@
 //! `group_stats` workgroup per copy reduces its mean loss and accuracy. Same kernels as training.
 //! Blocking (each `evaluate` waits for its chunk): for the CLI, bench and tests.
 
-use super::kernels::{ACT_NONE, Family, Kernel, Params};
+use super::kernels::{ACT_NONE, Family, Kernel, Params, forward_groups};
 use super::{GpuContext, Recorder, layer_offsets, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
 use crate::error::{Error, Result};
 use crate::metrics::landscape::{LossAcc, LossEvaluator};
@@ -117,7 +117,7 @@ impl LossEvaluator for GpuEvaluator {
                     off0: if last { 0 } else { self.a_off[l + 1] },
                     ..Default::default()
                 };
-                rec.dispatch(Kernel::Forward, &self.dense, p, [layer.out_dim.div_ceil(16) as u32, rows.div_ceil(16) as u32, 1]);
+                rec.dispatch(Kernel::Forward, &self.dense, p, forward_groups(layer.out_dim, rows));
             }
             let last = layers.len() - 1;
             let p = Params { rows: rows as u32, out_dim: self.spec.out_dim() as u32, z_off: self.z_off[last], ..Default::default() };

@@ -32,7 +32,7 @@ use crate::model::mlp::Evaluation;
 use crate::model::MlpSpec;
 use super::cpu::spec_for;
 use crate::rng;
-use kernels::{ACT_NONE, Kernel, Params, SLOT};
+use kernels::{ACT_NONE, backward_groups, forward_groups, weight_grad_groups, Kernel, Params, SLOT};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -261,7 +261,7 @@ impl GpuEngine {
             ));
         }
         for l in spec.layers() {
-            if (l.out_dim * (l.in_dim + 1)).div_ceil(64) > limits.max_compute_workgroups_per_dimension as usize {
+            if weight_grad_groups(l.out_dim, l.in_dim, 1)[0] > limits.max_compute_workgroups_per_dimension {
                 return Err(Error::invalid("model.hidden", l.out_dim, format!("a layer of ≤ {} weights on this device", 64 * limits.max_compute_workgroups_per_dimension as usize)));
             }
         }
@@ -402,7 +402,7 @@ impl GpuEngine {
                 ..self.layer_params(l, rows)
             };
             let layer = self.spec.layers()[l];
-            r.dispatch(Kernel::Forward, bind, p, [layer.out_dim.div_ceil(16) as u32, rows.div_ceil(16) as u32, 1]);
+            r.dispatch(Kernel::Forward, bind, p, forward_groups(layer.out_dim, rows));
         }
     }
 
@@ -434,7 +434,7 @@ impl GpuEngine {
                 ..self.layer_params(l, rows)
             };
             let layer = self.spec.layers()[l];
-            r.dispatch(Kernel::BackwardInput, bind, p, [layer.in_dim.div_ceil(16) as u32, rows.div_ceil(16) as u32, 1]);
+            r.dispatch(Kernel::BackwardInput, bind, p, backward_groups(layer.in_dim, rows));
         }
     }
 
@@ -454,7 +454,7 @@ impl GpuEngine {
                 ..self.layer_params(l, groups * group)
             };
             p.f[0] = scale;
-            r.dispatch(Kernel::WeightGrad, bind, p, [(layer.out_dim * (layer.in_dim + 1)).div_ceil(64) as u32, groups as u32, 1]);
+            r.dispatch(Kernel::WeightGrad, bind, p, weight_grad_groups(layer.out_dim, layer.in_dim, groups));
         }
     }
 

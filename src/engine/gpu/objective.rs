@@ -10,7 +10,7 @@
 //! The trait has no error channel: a device error turns the results into NaN and is kept for
 //! `take_error`.
 
-use super::kernels::{ACT_NONE, Family, Kernel, Params};
+use super::kernels::{ACT_NONE, backward_groups, forward_groups, weight_grad_groups, Family, Kernel, Params};
 use super::{GpuContext, Recorder, layer_offsets, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
 use crate::error::{Error, Result};
 use crate::metrics::Objective;
@@ -161,7 +161,7 @@ impl GpuObjective {
                 ..self.layer(l, rows)
             };
             let s = self.spec.layers()[l];
-            r.dispatch(Kernel::Forward, &self.dense_grad, p, [s.out_dim.div_ceil(16) as u32, rows.div_ceil(16) as u32, 1]);
+            r.dispatch(Kernel::Forward, &self.dense_grad, p, forward_groups(s.out_dim, rows));
         }
         let p = Params { out_dim: self.spec.out_dim() as u32, ..self.layer(n_layers - 1, rows) };
         r.dispatch_linear(Kernel::SoftmaxXent, &self.loss, p, rows);
@@ -169,7 +169,7 @@ impl GpuObjective {
             for l in (1..n_layers).rev() {
                 let p = Params { act: self.spec.activation.shader_id(), off0: self.z_off[l - 1], flags: frozen, ..self.layer(l, rows) };
                 let s = self.spec.layers()[l];
-                r.dispatch(Kernel::BackwardInput, &self.dense_grad, p, [s.in_dim.div_ceil(16) as u32, rows.div_ceil(16) as u32, 1]);
+                r.dispatch(Kernel::BackwardInput, &self.dense_grad, p, backward_groups(s.in_dim, rows));
             }
         }
     }
@@ -221,7 +221,7 @@ impl GpuObjective {
             let mut p = self.layer(l, self.n);
             p.f[0] = 1.0 / self.n as f32;
             let s = self.spec.layers()[l];
-            r.dispatch(Kernel::WeightGrad, &self.dense_grad, p, [(s.out_dim * (s.in_dim + 1)).div_ceil(64) as u32, 1, 1]);
+            r.dispatch(Kernel::WeightGrad, &self.dense_grad, p, weight_grad_groups(s.out_dim, s.in_dim, 1));
         }
         self.run(r);
         self.read(&self.grad.clone(), self.spec.n_params())
@@ -289,7 +289,7 @@ impl Objective for GpuObjective {
                 p.group = m as u32;
                 p.copy_stride = if take > 1 { p_len as u32 } else { 0 };
                 p.f[0] = 1.0 / m as f32;
-                r.dispatch(Kernel::WeightGrad, &self.dense_ugrad, p, [(s.out_dim * (s.in_dim + 1)).div_ceil(64) as u32, take as u32, 1]);
+                r.dispatch(Kernel::WeightGrad, &self.dense_ugrad, p, weight_grad_groups(s.out_dim, s.in_dim, take));
             }
             let p = Params { n: p_len as u32, off0: g0 as u32, ..Default::default() };
             r.dispatch(Kernel::SqNormGroups, &self.reduce_ugrad, p, [take as u32, 1, 1]);
