@@ -333,6 +333,12 @@ impl Preset {
     }
 }
 
+/// Weight snapshots a run keeps for the landscape's projected trajectory: up to 64, within about
+/// 16 MB per run.
+fn trajectory_snapshots(n_params: usize) -> usize {
+    ((16 << 20) / (4 * n_params.max(1))).clamp(4, 64)
+}
+
 /// The one place engines are made: the CPU engine, or the GPU engine on the renderer's wgpu
 /// device (natively and in the browser), by the lab's `Backend` preference:
 /// - `cpu`: the CPU engine;
@@ -712,7 +718,13 @@ impl Lab {
                 let mut cfg = spec.config(&self.state.shared);
                 // The lab measures off the UI thread (see `Measuring`), not in the run's hook.
                 cfg.measure_every = 0;
-                match self.engine.make(&cfg, data.clone(), init).and_then(|m| Ok((Run::new(cfg, data.clone(), init.clone(), m.engine)?, m.asynchronous, m.note))) {
+                let snapshots = trajectory_snapshots(init.len());
+                let made = self.engine.make(&cfg, data.clone(), init).and_then(|m| {
+                    let mut run = Run::new(cfg, data.clone(), init.clone(), m.engine)?;
+                    run.keep_snapshots(snapshots);
+                    Ok((run, m.asynchronous, m.note))
+                });
+                match made {
                     Ok((run, asynchronous, note)) => (Some((run, asynchronous, note)), None),
                     Err(e) => (None, Some(e.to_string())),
                 }

@@ -107,10 +107,15 @@ pub struct Run {
     /// built at the first measurement.
     next_measure: u64,
     measurer: Option<Box<crate::metrics::RunMeasurer>>,
+    /// Weights read back at evaluations, for the landscape's projected trajectory (app only).
+    pub snapshots: Vec<(u64, Vec<f32>)>,
+    snapshot_cap: usize,
 }
 
 /// Params requests of the measurement hook carry this tag plus the step.
 const MEASURE_TAG: u64 = 1 << 62;
+/// Params requests of the trajectory snapshots carry this tag plus the step.
+const SNAPSHOT_TAG: u64 = 1 << 61;
 
 impl Run {
     pub fn new(config: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, engine: Box<dyn Engine>) -> Result<Self> {
@@ -138,6 +143,8 @@ impl Run {
             next_eval: 0,
             order,
             pending_params: Vec::new(),
+            snapshots: Vec::new(),
+            snapshot_cap: 0,
             next_measure: if measure_every > 0 { 0 } else { u64::MAX },
             measurer: None,
         })
@@ -187,6 +194,9 @@ impl Run {
         }
         if self.next_eval == self.submitted && self.next_eval <= self.total && self.history.evals.last().is_none_or(|e| e.step != self.submitted) {
             self.engine.submit(Request::Evaluate { step: self.submitted })?;
+            if self.snapshot_cap > 0 {
+                self.engine.submit(Request::ReadParams { tag: SNAPSHOT_TAG + self.submitted })?;
+            }
             self.next_eval = if self.submitted == self.total { u64::MAX } else { (self.submitted + self.eval_every).min(self.total) };
             return Ok(());
         }
@@ -237,7 +247,31 @@ impl Run {
                 self.history.evals.push(rec);
             }
             Response::Params { tag, params } if (MEASURE_TAG..MEASURE_TAG + (1 << 48)).contains(&tag) => self.record_measurement(tag - MEASURE_TAG, &params),
+            Response::Params { tag, params } if (SNAPSHOT_TAG..SNAPSHOT_TAG + (1 << 48)).contains(&tag) => self.record_snapshot(tag - SNAPSHOT_TAG, params),
             Response::Params { tag, params } => self.pending_params.push((tag, params)),
+        }
+    }
+
+    /// Keeps the weights at every evaluation (at most `cap`, thinned evenly as training goes
+    /// on), for a landscape's projected trajectory; 0 turns it off.
+    pub fn keep_snapshots(&mut self, cap: usize) {
+        self.snapshot_cap = cap;
+        if cap == 0 {
+            self.snapshots.clear();
+        }
+    }
+
+    fn record_snapshot(&mut self, step: u64, params: Vec<f32>) {
+        self.snapshots.push((step, params));
+        if self.snapshots.len() > self.snapshot_cap.max(2) {
+            // Every other snapshot goes, the latest stays: spacing doubles, the start is kept.
+            let last = self.snapshots.pop().expect("more than two");
+            let mut k = 0;
+            self.snapshots.retain(|_| {
+                k += 1;
+                k % 2 == 1
+            });
+            self.snapshots.push(last);
         }
     }
 
@@ -294,6 +328,7 @@ impl Run {
         self.engine.finish()?;
         self.engine.set_params(&self.init)?;
         self.history = History::default();
+        self.snapshots.clear();
         self.status = RunStatus::Running;
         self.submitted = 0;
         self.completed = 0;
@@ -323,5 +358,47 @@ impl Run {
             self.record(r);
         }
         self.take_params(TAG).ok_or_else(|| Error::Gpu("the engine did not return the parameters".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatasetName;
+    use crate::engine::cpu::{CpuEngine, spec_for};
+
+    fn moons_run(epochs: u64) -> Run {
+        let mut cfg = RunConfig { epochs, batch: 32, ..RunConfig::default() };
+        cfg.dataset.name = DatasetName::Moons;
+        cfg.dataset.samples = 200;
+        cfg.model.hidden = vec![8];
+        let data = Arc::new(Dataset::load(&cfg.dataset, cfg.seed).unwrap());
+        let init = Arc::new(spec_for(&cfg, &data).init(cfg.seed));
+        let engine = Box::new(CpuEngine::<f32>::new(&cfg, data.clone(), &init).unwrap());
+        Run::new(cfg, data, init, engine).unwrap()
+    }
+
+    #[test]
+    fn snapshots_are_the_weights_at_evaluations_thinned_to_the_cap() {
+        let mut run = moons_run(20);
+        run.keep_snapshots(8);
+        run.run_to_end(7, |_| {}).unwrap();
+        let steps: Vec<u64> = run.snapshots.iter().map(|(s, _)| *s).collect();
+        assert!(steps.len() <= 8 && steps.len() >= 4, "{steps:?}");
+        assert_eq!(steps[0], 0);
+        assert_eq!(*steps.last().unwrap(), run.total_steps());
+        assert!(steps.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(&run.snapshots[0].1, &*run.init);
+        let now = run.params_blocking().unwrap();
+        assert_eq!(run.snapshots.last().unwrap().1, now);
+        run.reset().unwrap();
+        assert!(run.snapshots.is_empty());
+    }
+
+    #[test]
+    fn without_snapshots_nothing_is_read_back() {
+        let mut run = moons_run(2);
+        run.run_to_end(5, |_| {}).unwrap();
+        assert!(run.snapshots.is_empty() && run.pending_params.is_empty());
     }
 }

@@ -6,7 +6,7 @@
 use crate::data::Dataset;
 use crate::engine::cpu::spec_for;
 use crate::error::Result;
-use crate::metrics::landscape::{directions, linspace};
+use crate::metrics::landscape::{directions, linspace, project};
 use crate::metrics::{CpuEvaluator, EvalSet, LossEvaluator};
 use crate::run::Run;
 use web_time::Instant;
@@ -29,6 +29,16 @@ pub enum Shape {
     Line { t: Vec<f64>, to_label: String },
 }
 
+/// One training snapshot projected onto the grid's plane by least squares.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrajectoryPoint {
+    pub step: u64,
+    pub alpha: f64,
+    pub beta: f64,
+    /// ‖w − (w₀ + α·d₁ + β·d₂)‖ / ‖w − w₀‖: how much of the path the plane does not show.
+    pub relative_residual: f64,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct LandscapeView {
     /// "2. SAM" at request time.
@@ -41,6 +51,8 @@ pub struct LandscapeView {
     pub eval_samples: usize,
     /// Changes with every new point (keys the app's texture).
     pub generation: u64,
+    /// Grid only: the run's weights at its evaluations so far, projected onto (d₁, d₂).
+    pub trajectory: Vec<TrajectoryPoint>,
 }
 
 impl LandscapeView {
@@ -61,6 +73,8 @@ pub struct LandscapeJob {
     arrived: Vec<Option<Vec<f32>>>,
     asked: Instant,
     started: Option<Started>,
+    /// Grid only: the run's snapshots when the grid was asked for.
+    snapshots: Vec<(u64, Vec<f32>)>,
 }
 
 struct Started {
@@ -91,11 +105,13 @@ impl LandscapeJob {
                 done: 0,
                 eval_samples: 0,
                 generation: 0,
+                trajectory: Vec::new(),
             },
             waiting: vec![(i, tag)],
             arrived: vec![None],
             asked: Instant::now(),
             started: None,
+            snapshots: run.snapshots.clone(),
         })
     }
 
@@ -115,11 +131,13 @@ impl LandscapeJob {
                 done: 0,
                 eval_samples: 0,
                 generation: 0,
+                trajectory: Vec::new(),
             },
             waiting: vec![(i, ti), (j, tj)],
             arrived: vec![None, None],
             asked: Instant::now(),
             started: None,
+            snapshots: Vec::new(),
         })
     }
 
@@ -149,6 +167,16 @@ impl LandscapeJob {
             let started = match &self.view.shape {
                 Shape::Grid { .. } => {
                     let (d1, d2) = directions(&spec, &first, run.config.seed);
+                    // The path so far, seen from the plane (the centre itself is the last point).
+                    self.view.trajectory = self
+                        .snapshots
+                        .iter()
+                        .filter(|(_, w)| w.len() == first.len())
+                        .map(|(step, w)| {
+                            let (alpha, beta, _, relative_residual) = project(&first, &d1, &d2, w);
+                            TrajectoryPoint { step: *step, alpha, beta, relative_residual }
+                        })
+                        .collect();
                     Started { evaluator, a: first, b: d1, c: d2, point: Vec::new() }
                 }
                 Shape::Line { .. } => {
@@ -191,6 +219,28 @@ impl LandscapeJob {
 mod tests {
     use crate::lab::{EngineChoice, Lab, Preset};
     use web_time::Duration;
+
+    #[test]
+    fn a_grid_carries_the_runs_trajectory_projected_onto_its_plane() {
+        let mut lab = Lab::new(Preset::MoonsSgdVsSam.state(), EngineChoice::default());
+        // Train a few evaluations' worth, so that snapshots exist.
+        while lab.runs[1].completed() < 60 {
+            lab.tick();
+        }
+        lab.set_all_playing(false);
+        let snapshots = lab.runs[1].run.as_ref().unwrap().snapshots.len();
+        assert!(snapshots >= 2, "{snapshots} snapshots");
+        lab.start_landscape(1, None);
+        while !lab.landscape.as_ref().unwrap().view.is_complete() {
+            lab.tick();
+        }
+        let v = &lab.landscape.as_ref().unwrap().view;
+        assert_eq!(v.trajectory.len(), snapshots);
+        assert_eq!(v.trajectory[0].step, 0);
+        assert!(v.trajectory.windows(2).all(|w| w[0].step < w[1].step));
+        // Each point is a least-squares projection: a share of the path in [0, 1].
+        assert!(v.trajectory.iter().all(|t| t.alpha.is_finite() && t.beta.is_finite() && (0.0..=1.0 + 1e-9).contains(&t.relative_residual)));
+    }
 
     #[test]
     fn a_grid_fills_over_frames_and_its_centre_is_the_run_loss() {

@@ -3,7 +3,7 @@
 use super::{Command, help, run_name};
 use crate::lab::Lab;
 use crate::lab::landscape::{GRID, LandscapeView, RANGE, Shape};
-use crate::metrics::png::viridis;
+use crate::metrics::png::{marching_squares, viridis};
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Ui};
 use egui_plot::{Line, Plot, PlotImage, PlotPoint, PlotPoints, Points, VLine};
 
@@ -12,6 +12,25 @@ pub struct LandscapePanel {
     around: usize,
     to: usize,
     texture: Option<(u64, TextureHandle)>,
+    /// Contour segments in (α, β), for the grid generation they were traced from.
+    contours: Option<(u64, Vec<[[f64; 2]; 2]>)>,
+}
+
+/// Contour lines at 8 levels evenly spaced in log-loss over the evaluated points.
+fn contour_segments(v: &LandscapeView, axis: &[f64]) -> Vec<[[f64; 2]; 2]> {
+    let logs: Vec<Vec<f64>> = (0..GRID)
+        .map(|j| (0..GRID).map(|i| v.loss[j * GRID + i]).map(|l| if l.is_finite() && l > 0.0 { l.ln() } else { f64::NAN }).collect())
+        .collect();
+    let (lo, hi) = logs.iter().flatten().filter(|l| l.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &l| (a.min(l), b.max(l)));
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        return Vec::new(); // nothing evaluated yet, or a flat grid: no levels
+    }
+    let cell = axis[1] - axis[0];
+    let at = |(i, j): (f64, f64)| [axis[0] + i * cell, axis[0] + j * cell];
+    (1..=8)
+        .flat_map(|k| marching_squares(&logs, lo + (hi - lo) * k as f64 / 9.0))
+        .map(|(a, b)| [at(a), at(b)])
+        .collect()
 }
 
 /// log(loss) through viridis, over the evaluated points; not yet evaluated points are grey.
@@ -118,6 +137,27 @@ impl LandscapePanel {
                         id
                     }
                 };
+                if self.contours.as_ref().is_none_or(|(g, _)| *g != generation) {
+                    self.contours = Some((generation, if v.is_complete() { contour_segments(v, axis) } else { Vec::new() }));
+                }
+                let segments = &self.contours.as_ref().expect("filled above").1;
+                // The run's path, snapshot by snapshot, ending at the centre.
+                let mut path: Vec<[f64; 2]> = v.trajectory.iter().map(|t| [t.alpha, t.beta]).collect();
+                if !path.is_empty() {
+                    path.push([0.0, 0.0]);
+                    let mut res: Vec<f64> = v.trajectory.iter().filter(|t| t.step < v.step).map(|t| t.relative_residual).collect();
+                    res.sort_by(f64::total_cmp);
+                    let median = res.get(res.len() / 2).copied().unwrap_or(0.0);
+                    let text = format!(
+                        "trajectory: {} snapshots projected onto (d₁, d₂); median share of the path off the plane {:.0} %{}",
+                        v.trajectory.len(),
+                        100.0 * median,
+                        if median > 0.9 { " — random directions barely see it: projections can mislead" } else { "" }
+                    );
+                    ui.label(egui::RichText::new(text).small()).on_hover_text(
+                        "Each point is a snapshot w_t taken at an evaluation, placed at the (α, β) minimising ‖w_t − (w + α·d₁ + β·d₂)‖ (least squares). The share off the plane is that residual over ‖w_t − w‖.",
+                    );
+                }
                 let cell = 2.0 * RANGE / (GRID - 1) as f64;
                 let size = (2.0 * RANGE + cell) as f32;
                 let centre_row = GRID / 2;
@@ -133,6 +173,13 @@ impl LandscapePanel {
                         .allow_scroll(false)
                         .show(&mut cols[0], |p| {
                             p.image(PlotImage::new("log loss", tex, PlotPoint::new(0.0, 0.0), egui::vec2(size, size)));
+                            for seg in segments.iter() {
+                                p.line(Line::new("contours", PlotPoints::from(seg.to_vec())).color(Color32::from_white_alpha(90)).width(1.0));
+                            }
+                            if !path.is_empty() {
+                                p.line(Line::new("trajectory", PlotPoints::from(path.clone())).color(Color32::from_rgb(0xe1, 0x57, 0x59)).width(2.0));
+                                p.points(Points::new("trajectory", path.clone()).radius(2.5).color(Color32::from_rgb(0xe1, 0x57, 0x59)));
+                            }
                             p.points(Points::new("weights", vec![[0.0, 0.0]]).radius(4.0).color(Color32::WHITE));
                         });
                     Plot::new("landscape_slice")
