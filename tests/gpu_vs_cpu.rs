@@ -529,3 +529,27 @@ fn gpu_objective_and_every_metric_match_the_cpu_reference() {
 fn to32(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
+
+#[test]
+fn cli_landscape_on_the_gpu_matches_the_cpu_grid() {
+    if context().is_none() {
+        return;
+    }
+    let grid = |backend: &str| {
+        let out = std::env::temp_dir().join(format!("samlab-land-{backend}-{}.json", std::process::id()));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_samlab"))
+            .args(["landscape", "--quiet", "--dataset", "moons", "--epochs", "2", "--grid", "7", "--backend", backend])
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let loss: Vec<f64> = v["landscape"]["grid"]["loss"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect();
+        (loss, v["evaluator"].as_str().unwrap().to_string())
+    };
+    let (g, name) = grid("gpu");
+    let (c, _) = grid("cpu");
+    assert!(name.starts_with("GPU"), "{name}");
+    assert_eq!(g.len(), 49);
+    assert_close("landscape grid, GPU vs CPU", &g, &c, 1e-5, 1e-4);
+}

@@ -321,15 +321,24 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         }
     };
     let set = EvalSet::from_train(&data, a.eval_size, cfg.seed);
-    let mut ev = CpuEvaluator::<f32>::from_eval_set(spec.clone(), &set)?;
+    // The grid's points on the backend the run asked for: many weight vectors per GPU pass.
+    let (mut ev, evaluator): (Box<dyn landscape::LossEvaluator>, String) = match cfg.backend {
+        crate::config::Backend::Gpu => {
+            let ctx = crate::engine::gpu::GpuContext::request_blocking()?;
+            let name = format!("GPU: {}", ctx.describe());
+            (Box::new(crate::engine::gpu::evaluator::GpuEvaluator::new(ctx, spec.clone(), &set.x, &set.y, 4096)?), name)
+        }
+        _ => (Box::new(CpuEvaluator::<f32>::from_eval_set(spec.clone(), &set)?), "CPU (f32)".to_string()),
+    };
+    let ev = ev.as_mut();
     let land_start = Instant::now();
-    let land = landscape::landscape(&mut ev, &spec, &center, &snapshots, &lc)?;
+    let land = landscape::landscape(ev, &spec, &center, &snapshots, &lc)?;
     let landscape_s = land_start.elapsed().as_secs_f64();
     let line = match &line_end {
         Some((path, (_, end))) => {
             let end: Vec<f32> = end.iter().map(|&v| v as f32).collect();
             let ts = landscape::linspace(-0.25, 1.25, a.line_points);
-            Some(json!({"to": path, "line": landscape::line_between(&mut ev, &center, &end, &ts)?}))
+            Some(json!({"to": path, "line": landscape::line_between(ev, &center, &end, &ts)?}))
         }
         None => None,
     };
@@ -362,6 +371,7 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         "line": line,
         "surface": surface,
         "landscape_time_s": landscape_s,
+        "evaluator": evaluator,
         "wall_time_s": start.elapsed().as_secs_f64(),
     });
     write(&a.out, &serde_json::to_string(&doc).expect("JSON values serialise"))?;
