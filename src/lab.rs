@@ -10,6 +10,7 @@
 //! uses only `Worker` (and `web_time::Instant`, which works natively and in the browser). The
 //! UI reads the lab and sends it commands.
 
+pub mod experiments;
 pub mod landscape;
 pub mod views;
 
@@ -388,6 +389,11 @@ impl EngineChoice {
         self.gpu.is_some()
     }
 
+    /// Whether `make` gives the GPU engine now (the preference selects a GPU that has not failed).
+    pub fn uses_gpu(&self) -> bool {
+        self.selected_gpu().is_some()
+    }
+
     /// The GPU context the preference selects, if any.
     fn selected_gpu(&self) -> Option<&GpuContext> {
         if self.failed.is_some() {
@@ -522,6 +528,15 @@ impl LabRun {
     }
 }
 
+/// The browser's lighter measurement (it runs between frames, on the UI thread): fewer probes,
+/// power iterations and m-curve groups; returns the evaluation-subset size to use (256).
+pub(crate) fn lighten_for_the_browser(mcfg: &mut MeasureConfig) -> usize {
+    mcfg.probes = 8;
+    mcfg.power_iters = 20;
+    mcfg.curve_groups = 8;
+    256
+}
+
 /// Most measurements waiting for the worker per run.
 const MAX_MEASURE_QUEUE: usize = 4;
 
@@ -556,14 +571,7 @@ impl Measuring {
     fn new(cfg: &RunConfig, data: &Dataset) -> Result<Self> {
         let spec = spec_for(cfg, data);
         let mut mcfg = MeasureConfig::for_run(cfg);
-        let size = if BACKGROUND_WORKERS {
-            crate::metrics::DEFAULT_EVAL_SIZE
-        } else {
-            mcfg.probes = 8;
-            mcfg.power_iters = 20;
-            mcfg.curve_groups = 8;
-            256
-        };
+        let size = if BACKGROUND_WORKERS { crate::metrics::DEFAULT_EVAL_SIZE } else { lighten_for_the_browser(&mut mcfg) };
         let set = EvalSet::from_train(data, size, cfg.seed);
         let eval_samples = set.len();
         mcfg.curve_max = mcfg.curve_max.min(eval_samples);
