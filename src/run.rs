@@ -107,6 +107,8 @@ pub struct Run {
     /// built at the first measurement.
     next_measure: u64,
     measurer: Option<Box<crate::metrics::RunMeasurer>>,
+    /// The latest RW-SAM step's scores and Gibbs weights (the app's histogram).
+    pub last_rwsam: Option<crate::engine::RwReport>,
     /// Weights read back at evaluations, for the landscape's projected trajectory (app only).
     pub snapshots: Vec<(u64, Vec<f32>)>,
     snapshot_cap: usize,
@@ -145,6 +147,7 @@ impl Run {
             pending_params: Vec::new(),
             snapshots: Vec::new(),
             snapshot_cap: 0,
+            last_rwsam: None,
             next_measure: if measure_every > 0 { 0 } else { u64::MAX },
             measurer: None,
         })
@@ -311,6 +314,9 @@ impl Run {
             ess: report.rwsam.as_ref().map(|r| r.ess),
             lambda: report.rwsam.as_ref().map(|r| r.lambda),
         });
+        if report.rwsam.is_some() {
+            self.last_rwsam = report.rwsam;
+        }
     }
 
     /// Asks for the current parameters; they arrive through `take_params`.
@@ -329,6 +335,7 @@ impl Run {
         self.engine.set_params(&self.init)?;
         self.history = History::default();
         self.snapshots.clear();
+        self.last_rwsam = None;
         self.status = RunStatus::Running;
         self.submitted = 0;
         self.completed = 0;
@@ -393,6 +400,23 @@ mod tests {
         assert_eq!(run.snapshots.last().unwrap().1, now);
         run.reset().unwrap();
         assert!(run.snapshots.is_empty());
+    }
+
+    #[test]
+    fn the_latest_rwsam_weights_are_kept_and_cleared_by_reset() {
+        let mut run = moons_run(1);
+        assert!(run.last_rwsam.is_none());
+        run.config.optimizer.kind = crate::config::OptimizerKind::Rwsam;
+        let cfg = run.config.clone();
+        let engine = Box::new(CpuEngine::<f32>::new(&cfg, run.data.clone(), &run.init).unwrap());
+        let mut run = Run::new(cfg, run.data.clone(), run.init.clone(), engine).unwrap();
+        run.run_to_end(3, |_| {}).unwrap();
+        let rw = run.last_rwsam.clone().expect("RW-SAM reports its weights");
+        assert_eq!(rw.weights.len(), 32);
+        assert!((rw.weights.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+        assert_eq!(Some(rw.ess), run.history.steps.last().unwrap().ess);
+        run.reset().unwrap();
+        assert!(run.last_rwsam.is_none());
     }
 
     #[test]

@@ -152,8 +152,69 @@ impl MetricsPanel {
         if !ess.is_empty() {
             cards.push(Box::new(|ui, out| plot_card(ui, "plot_ess", "RW-SAM effective sample size", help::ESS, "step", &ess, out)));
         }
+        let weights = rwsam_weight_bars(lab);
+        if !weights.is_empty() {
+            cards.push(Box::new(move |ui, out| weights_card(ui, &weights, out)));
+        }
         measurement_cards(lab, &mut cards);
         grid(ui, cols, cards, out);
+    }
+}
+
+/// Bins of log₁₀(B·p_i) for the histogram of RW-SAM's weights (B·p = 1 is uniform, SAM).
+const WEIGHT_BINS: usize = 24;
+const WEIGHT_LOG_MIN: f64 = -4.0;
+
+/// Per RW-SAM run: its name, colour, the latest step's ESS and the counts per bin.
+fn rwsam_weight_bars(lab: &Lab) -> Vec<(String, Color32, f64, Vec<f64>, f64)> {
+    let mut out = Vec::new();
+    for (i, r) in lab.runs.iter().enumerate() {
+        let Some(rw) = r.run.as_ref().and_then(|run| run.last_rwsam.as_ref()) else { continue };
+        let b = rw.weights.len().max(1) as f64;
+        let log_max = b.log10();
+        let width = (log_max - WEIGHT_LOG_MIN) / WEIGHT_BINS as f64;
+        let mut counts = vec![0.0; WEIGHT_BINS];
+        for &p in &rw.weights {
+            let x = (b * p).max(1e-300).log10().clamp(WEIGHT_LOG_MIN, log_max);
+            counts[(((x - WEIGHT_LOG_MIN) / width) as usize).min(WEIGHT_BINS - 1)] += 1.0;
+        }
+        out.push((run_name(i, &r.spec), run_color(&r.spec), rw.ess, counts, width));
+    }
+    out
+}
+
+/// The histogram of the latest RW-SAM weights, one bar series per run.
+fn weights_card(ui: &mut Ui, runs: &[(String, Color32, f64, Vec<f64>, f64)], out: &mut Vec<Command>) {
+    let title = "RW-SAM weights B·p_i (latest step)";
+    let mut export = false;
+    let card = ui.vertical(|ui| {
+        ui.horizontal(|ui| {
+            ui.strong(title).on_hover_text(help::RW_WEIGHTS);
+            ui.label(egui::RichText::new("(?)").weak()).on_hover_text(help::RW_WEIGHTS);
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                export = ui.small_button("PNG").on_hover_text(format!("Save the plot \"{title}\" as PNG")).clicked();
+            });
+        });
+        let height = (ui.available_width() * 0.55).clamp(140.0, 260.0);
+        Plot::new("plot_rw_weights")
+            .height(height)
+            .legend(Legend::default())
+            .x_axis_label("log₁₀(B·p_i)   (0 = uniform)")
+            .y_axis_label("samples")
+            .allow_scroll(false)
+            .show(ui, |p| {
+                for (name, color, ess, counts, width) in runs {
+                    let bars: Vec<egui_plot::Bar> = counts
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &c)| egui_plot::Bar::new(WEIGHT_LOG_MIN + (k as f64 + 0.5) * width, c).width(width * 0.9))
+                        .collect();
+                    p.bar_chart(egui_plot::BarChart::new(format!("{name} (ESS {ess:.1})"), bars).color(*color));
+                }
+            });
+    });
+    if export {
+        out.push(Command::ExportPng(title.to_string(), card.response.rect));
     }
 }
 
