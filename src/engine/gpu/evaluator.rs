@@ -4,19 +4,17 @@
 //! `group_stats` workgroup per copy reduces its mean loss and accuracy. Same kernels as training.
 //! Blocking (each `evaluate` waits for its chunk): for the CLI, bench and tests.
 
-use super::kernels::{ACT_NONE, Family, Kernel, Params, forward_groups};
-use super::{GpuContext, Recorder, layer_offsets, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
+use super::kernels::{Family, Kernel, Params};
+use super::{GpuContext, Passes, Recorder, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
 use crate::error::{Error, Result};
 use crate::metrics::landscape::{LossAcc, LossEvaluator};
 use crate::model::MlpSpec;
 
 pub struct GpuEvaluator {
     ctx: GpuContext,
-    spec: MlpSpec,
+    passes: Passes,
     n_eval: usize,
     chunk: usize,
-    a_off: Vec<u32>,
-    z_off: Vec<u32>,
     wcopies: wgpu::Buffer,
     stats: wgpu::Buffer,
     dense: wgpu::BindGroup,
@@ -45,7 +43,7 @@ impl GpuEvaluator {
             return Err(Error::Gpu(format!("one landscape point on {n_eval} samples needs more than {} MiB of activations", ACT_BUDGET >> 20)));
         }
         let rows = chunk * n_eval;
-        let (a_off, z_off, acts_len, z) = layer_offsets(&spec, rows);
+        let (passes, acts_len, z) = Passes::new(spec.clone(), rows);
         let (d, q) = (&ctx.device, &ctx.queue);
         let replicated: Vec<u32> = (0..rows).map(|r| (r % n_eval) as u32).collect();
         let data_x = storage_init(d, q, "eval x", x);
@@ -73,13 +71,13 @@ impl GpuEvaluator {
         if let Some(e) = ctx.take_error() {
             return Err(Error::Gpu(e));
         }
-        Ok(Self { ctx, spec, n_eval, chunk, a_off, z_off, wcopies, stats, dense, loss, uniforms })
+        Ok(Self { ctx, passes, n_eval, chunk, wcopies, stats, dense, loss, uniforms })
     }
 }
 
 impl LossEvaluator for GpuEvaluator {
     fn n_params(&self) -> usize {
-        self.spec.n_params()
+        self.passes.spec.n_params()
     }
 
     fn points_per_call(&self) -> usize {
@@ -100,28 +98,9 @@ impl LossEvaluator for GpuEvaluator {
             self.ctx.queue.write_buffer(&self.wcopies, 0, bytemuck::cast_slice(&flat));
             let rows = block.len() * self.n_eval;
             let mut rec = Recorder::default();
-            let layers = self.spec.layers();
-            for (l, layer) in layers.iter().enumerate() {
-                let last = l + 1 == layers.len();
-                let p = Params {
-                    rows: rows as u32,
-                    in_dim: layer.in_dim as u32,
-                    out_dim: layer.out_dim as u32,
-                    group: self.n_eval as u32,
-                    a_off: self.a_off[l],
-                    z_off: self.z_off[l],
-                    w_off: layer.w_offset as u32,
-                    b_off: layer.b_offset as u32,
-                    copy_stride: n as u32,
-                    act: if last { ACT_NONE } else { self.spec.activation.shader_id() },
-                    off0: if last { 0 } else { self.a_off[l + 1] },
-                    ..Default::default()
-                };
-                rec.dispatch(Kernel::Forward, &self.dense, p, forward_groups(layer.out_dim, rows));
-            }
-            let last = layers.len() - 1;
-            let p = Params { rows: rows as u32, out_dim: self.spec.out_dim() as u32, z_off: self.z_off[last], ..Default::default() };
-            rec.dispatch_linear(Kernel::SoftmaxXent, &self.loss, p, rows);
+            // Row r of the chunk reads point r / n_eval.
+            self.passes.forward(&mut rec, &self.dense, rows, self.n_eval, n as u32, 0);
+            self.passes.loss(&mut rec, &self.loss, rows, 0);
             let p = Params { group: self.n_eval as u32, ..Default::default() };
             rec.dispatch(Kernel::GroupStats, &self.loss, p, [block.len() as u32, 1, 1]);
             encode_and_submit(&self.ctx, &mut self.uniforms, rec);

@@ -166,7 +166,7 @@ struct Pending {
 
 pub struct GpuEngine {
     ctx: GpuContext,
-    spec: MlpSpec,
+    passes: Passes,
     opt: OptimizerConfig,
     seed: u64,
     batch: usize,
@@ -178,8 +178,6 @@ pub struct GpuEngine {
     n_train: usize,
     n_test: usize,
     identity_len: usize,
-    a_off: Vec<u32>,
-    z_off: Vec<u32>,
     stats_row: usize,
     b: Buffers,
     binds: Binds,
@@ -200,6 +198,76 @@ fn layer_offsets(spec: &MlpSpec, rows: usize) -> (Vec<u32>, Vec<u32>, usize, usi
         z += rows * l.out_dim;
     }
     (a_off, z_off, a + rows * spec.out_dim(), z)
+}
+
+/// The MLP's passes as dispatches over per-layer regions of the activation buffers: one place
+/// for the engine, the landscape evaluator and the metrics objective.
+struct Passes {
+    spec: MlpSpec,
+    a_off: Vec<u32>,
+    z_off: Vec<u32>,
+}
+
+impl Passes {
+    /// The passes for `rows` rows; also returns the activation and pre-activation lengths.
+    fn new(spec: MlpSpec, rows: usize) -> (Self, usize, usize) {
+        let (a_off, z_off, acts_len, z_len) = layer_offsets(&spec, rows);
+        (Self { spec, a_off, z_off }, acts_len, z_len)
+    }
+
+    fn layer(&self, l: usize, rows: usize) -> Params {
+        let layer = self.spec.layers()[l];
+        Params {
+            rows: rows as u32,
+            in_dim: layer.in_dim as u32,
+            out_dim: layer.out_dim as u32,
+            group: rows.max(1) as u32,
+            a_off: self.a_off[l],
+            z_off: self.z_off[l],
+            w_off: layer.w_offset as u32,
+            b_off: layer.b_offset as u32,
+            ..Default::default()
+        }
+    }
+
+    /// Forward through every layer; with copy_stride > 0 row r reads copy r / group.
+    fn forward(&self, r: &mut Recorder, bind: &wgpu::BindGroup, rows: usize, group: usize, copy_stride: u32, flags: u32) {
+        let n = self.spec.n_layers();
+        for l in 0..n {
+            let last = l + 1 == n;
+            let p = Params {
+                group: group as u32,
+                copy_stride,
+                act: if last { ACT_NONE } else { self.spec.activation.shader_id() },
+                off0: if last { 0 } else { self.a_off[l + 1] },
+                flags,
+                ..self.layer(l, rows)
+            };
+            r.dispatch(Kernel::Forward, bind, p, forward_groups(self.spec.layers()[l].out_dim, rows));
+        }
+    }
+
+    /// Deltas of every layer from the loss deltas down to layer 0.
+    fn backward(&self, r: &mut Recorder, bind: &wgpu::BindGroup, rows: usize, group: usize, copy_stride: u32, flags: u32) {
+        for l in (1..self.spec.n_layers()).rev() {
+            let p = Params {
+                group: group as u32,
+                copy_stride,
+                act: self.spec.activation.shader_id(),
+                off0: self.z_off[l - 1],
+                flags,
+                ..self.layer(l, rows)
+            };
+            r.dispatch(Kernel::BackwardInput, bind, p, backward_groups(self.spec.layers()[l].in_dim, rows));
+        }
+    }
+
+    /// Softmax cross-entropy of the last layer: losses/preds at `out_off`.
+    fn loss(&self, r: &mut Recorder, bind: &wgpu::BindGroup, rows: usize, out_off: usize) {
+        let l = self.spec.n_layers() - 1;
+        let p = Params { out_dim: self.spec.out_dim() as u32, off0: out_off as u32, ..self.layer(l, rows) };
+        r.dispatch_linear(Kernel::SoftmaxXent, bind, p, rows);
+    }
 }
 
 fn storage(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
@@ -265,7 +333,7 @@ impl GpuEngine {
                 return Err(Error::invalid("model.hidden", l.out_dim, format!("a layer of ≤ {} weights on this device", 64 * limits.max_compute_workgroups_per_dimension as usize)));
             }
         }
-        let (a_off, z_off, acts_len, z_len) = layer_offsets(&spec, rows_max);
+        let (passes, acts_len, z_len) = Passes::new(spec.clone(), rows_max);
         let rw = opt.kind == OptimizerKind::Rwsam;
         let stats_row = STAT_HEAD + if rw { 2 * batch } else { 0 };
         let n_train = data.n_train();
@@ -324,7 +392,7 @@ impl GpuEngine {
         };
         let uniforms = Uniforms::new(&ctx, 512);
         let engine = Self {
-            spec,
+            passes,
             opt,
             seed: cfg.seed,
             batch,
@@ -334,8 +402,6 @@ impl GpuEngine {
             n_train,
             n_test,
             identity_len,
-            a_off,
-            z_off,
             stats_row,
             b,
             binds,
@@ -367,51 +433,27 @@ impl GpuEngine {
 
     fn gather(&self, r: &mut Recorder, test: bool, rows: usize, idx_off: usize) {
         let bind = if test { &self.binds.gather_test } else { &self.binds.gather_train };
-        let p = Params { rows: rows as u32, in_dim: self.spec.in_dim() as u32, off0: idx_off as u32, ..Default::default() };
-        r.dispatch_linear(Kernel::Gather, bind, p, rows * self.spec.in_dim());
+        let p = Params { rows: rows as u32, in_dim: self.passes.spec.in_dim() as u32, off0: idx_off as u32, ..Default::default() };
+        r.dispatch_linear(Kernel::Gather, bind, p, rows * self.passes.spec.in_dim());
     }
 
-    fn layer_params(&self, l: usize, rows: usize) -> Params {
-        let layer = self.spec.layers()[l];
-        Params {
-            rows: rows as u32,
-            in_dim: layer.in_dim as u32,
-            out_dim: layer.out_dim as u32,
-            a_off: self.a_off[l],
-            z_off: self.z_off[l],
-            w_off: layer.w_offset as u32,
-            b_off: layer.b_offset as u32,
-            ..Default::default()
+    fn dense_bind(&self, weights: Weights) -> (&wgpu::BindGroup, u32) {
+        match weights {
+            Weights::Params => (&self.binds.dense_params_grad, 0),
+            Weights::Copies => (&self.binds.dense_copies_grad, self.n_params as u32),
         }
     }
 
     /// Forward through every layer; with `Weights::Copies` row r reads copy r / group.
     fn forward(&self, r: &mut Recorder, weights: Weights, rows: usize, group: usize) {
-        let bind = match weights {
-            Weights::Params => &self.binds.dense_params_grad,
-            Weights::Copies => &self.binds.dense_copies_grad,
-        };
-        let n = self.spec.n_layers();
-        for l in 0..n {
-            let last = l + 1 == n;
-            let p = Params {
-                group: group as u32,
-                copy_stride: if weights == Weights::Copies { self.n_params as u32 } else { 0 },
-                act: if last { ACT_NONE } else { self.spec.activation.shader_id() },
-                off0: if last { 0 } else { self.a_off[l + 1] },
-                ..self.layer_params(l, rows)
-            };
-            let layer = self.spec.layers()[l];
-            r.dispatch(Kernel::Forward, bind, p, forward_groups(layer.out_dim, rows));
-        }
+        let (bind, stride) = self.dense_bind(weights);
+        self.passes.forward(r, bind, rows, group, stride, 0);
     }
 
     /// Softmax cross-entropy of the last layer: losses/preds at `out_off`.
     fn loss(&self, r: &mut Recorder, eval: bool, rows: usize, out_off: usize) {
-        let l = self.spec.n_layers() - 1;
-        let p = Params { out_dim: self.spec.out_dim() as u32, off0: out_off as u32, ..self.layer_params(l, rows) };
         let bind = if eval { &self.binds.loss_eval } else { &self.binds.loss_train };
-        r.dispatch_linear(Kernel::SoftmaxXent, bind, p, rows);
+        self.passes.loss(r, bind, rows, out_off);
     }
 
     fn batch_stats(&self, r: &mut Recorder, loss_off: usize, stat: usize, with_correct: bool) {
@@ -421,21 +463,8 @@ impl GpuEngine {
 
     /// Deltas of every layer from the loss deltas down to layer 0.
     fn backward(&self, r: &mut Recorder, weights: Weights, rows: usize, group: usize) {
-        let bind = match weights {
-            Weights::Params => &self.binds.dense_params_grad,
-            Weights::Copies => &self.binds.dense_copies_grad,
-        };
-        for l in (1..self.spec.n_layers()).rev() {
-            let p = Params {
-                group: group as u32,
-                copy_stride: if weights == Weights::Copies { self.n_params as u32 } else { 0 },
-                act: self.spec.activation.shader_id(),
-                off0: self.z_off[l - 1],
-                ..self.layer_params(l, rows)
-            };
-            let layer = self.spec.layers()[l];
-            r.dispatch(Kernel::BackwardInput, bind, p, backward_groups(layer.in_dim, rows));
-        }
+        let (bind, stride) = self.dense_bind(weights);
+        self.passes.backward(r, bind, rows, group, stride, 0);
     }
 
     /// Weight gradients of `groups` groups of `group` rows each, scaled by `scale` (and the
@@ -445,13 +474,13 @@ impl GpuEngine {
             GradOut::Grad => &self.binds.dense_params_grad,
             GradOut::Ugrad => &self.binds.dense_params_ugrad,
         };
-        for l in 0..self.spec.n_layers() {
-            let layer = self.spec.layers()[l];
+        for l in 0..self.passes.spec.n_layers() {
+            let layer = self.passes.spec.layers()[l];
             let mut p = Params {
                 group: group as u32,
                 copy_stride: if groups > 1 { self.n_params as u32 } else { 0 },
                 flags,
-                ..self.layer_params(l, groups * group)
+                ..self.passes.layer(l, groups * group)
             };
             p.f[0] = scale;
             r.dispatch(Kernel::WeightGrad, bind, p, weight_grad_groups(layer.out_dim, layer.in_dim, groups));
@@ -586,8 +615,8 @@ impl GpuEngine {
                     p.f[0] = rw.delta as f32;
                     r.dispatch_linear(Kernel::FdScores, &self.binds.rwsam, p, b);
                 } else {
-                    for l in 0..self.spec.n_layers() {
-                        let p = Params { flags: (l > 0) as u32, ..self.layer_params(l, b) };
+                    for l in 0..self.passes.spec.n_layers() {
+                        let p = Params { flags: (l > 0) as u32, ..self.passes.layer(l, b) };
                         r.dispatch_linear(Kernel::SampleSqNorms, &self.binds.rwsam, p, b);
                     }
                     gibbs.flags |= GIBBS_SQRT;

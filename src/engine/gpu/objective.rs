@@ -10,8 +10,8 @@
 //! The trait has no error channel: a device error turns the results into NaN and is kept for
 //! `take_error`.
 
-use super::kernels::{ACT_NONE, backward_groups, forward_groups, weight_grad_groups, Family, Kernel, Params};
-use super::{GpuContext, Recorder, layer_offsets, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
+use super::kernels::{weight_grad_groups, Family, Kernel, Params};
+use super::{GpuContext, Passes, Recorder, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
 use crate::error::{Error, Result};
 use crate::metrics::Objective;
 use crate::model::MlpSpec;
@@ -24,11 +24,8 @@ pub const HVP_STEP: f64 = 1e-3;
 
 pub struct GpuObjective {
     ctx: GpuContext,
-    spec: MlpSpec,
+    passes: Passes,
     n: usize,
-    /// Rows per pass of the grouped gradients (a multiple of m, bounded by memory).
-    a_off: Vec<u32>,
-    z_off: Vec<u32>,
     ugrad_copies: usize,
     indices: wgpu::Buffer,
     point: wgpu::Buffer,
@@ -66,7 +63,7 @@ impl GpuObjective {
         let limits = ctx.device.limits();
         let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) as usize;
         let ugrad_copies = (UGRAD_BUDGET.min(max_binding) / (4 * p)).clamp(1, n);
-        let (a_off, z_off, acts_len, z) = layer_offsets(&spec, n);
+        let (passes, acts_len, z) = Passes::new(spec.clone(), n);
         let (d, q) = (&ctx.device, &ctx.queue);
         let f = 4u64;
         let data_x = storage_init(d, q, "objective x", x);
@@ -99,10 +96,8 @@ impl GpuObjective {
         }
         Ok(Self {
             ctx,
-            spec,
+            passes,
             n,
-            a_off,
-            z_off,
             ugrad_copies,
             indices,
             point,
@@ -130,47 +125,17 @@ impl GpuObjective {
         self.error.take()
     }
 
-    fn layer(&self, l: usize, rows: usize) -> Params {
-        let s = self.spec.layers()[l];
-        Params {
-            rows: rows as u32,
-            in_dim: s.in_dim as u32,
-            out_dim: s.out_dim as u32,
-            group: rows.max(1) as u32,
-            a_off: self.a_off[l],
-            z_off: self.z_off[l],
-            w_off: s.w_offset as u32,
-            b_off: s.b_offset as u32,
-            ..Default::default()
-        }
-    }
-
     /// Gather rows (indices as uploaded), forward at `point`, loss; with `backward` the deltas;
     /// with `frozen` every ReLU keeps the pattern stored in base_pre.
     fn record_pass(&self, r: &mut Recorder, rows: usize, backward: bool, frozen: bool) {
         let frozen = if frozen { DENSE_FROZEN } else { 0 };
-        let p = Params { rows: rows as u32, in_dim: self.spec.in_dim() as u32, ..Default::default() };
-        r.dispatch_linear(Kernel::Gather, &self.gather, p, rows * self.spec.in_dim());
-        let n_layers = self.spec.n_layers();
-        for l in 0..n_layers {
-            let last = l + 1 == n_layers;
-            let p = Params {
-                act: if last { ACT_NONE } else { self.spec.activation.shader_id() },
-                off0: if last { 0 } else { self.a_off[l + 1] },
-                flags: frozen,
-                ..self.layer(l, rows)
-            };
-            let s = self.spec.layers()[l];
-            r.dispatch(Kernel::Forward, &self.dense_grad, p, forward_groups(s.out_dim, rows));
-        }
-        let p = Params { out_dim: self.spec.out_dim() as u32, ..self.layer(n_layers - 1, rows) };
-        r.dispatch_linear(Kernel::SoftmaxXent, &self.loss, p, rows);
+        let in_dim = self.passes.spec.in_dim();
+        let p = Params { rows: rows as u32, in_dim: in_dim as u32, ..Default::default() };
+        r.dispatch_linear(Kernel::Gather, &self.gather, p, rows * in_dim);
+        self.passes.forward(r, &self.dense_grad, rows, rows, 0, frozen);
+        self.passes.loss(r, &self.loss, rows, 0);
         if backward {
-            for l in (1..n_layers).rev() {
-                let p = Params { act: self.spec.activation.shader_id(), off0: self.z_off[l - 1], flags: frozen, ..self.layer(l, rows) };
-                let s = self.spec.layers()[l];
-                r.dispatch(Kernel::BackwardInput, &self.dense_grad, p, backward_groups(s.in_dim, rows));
-            }
+            self.passes.backward(r, &self.dense_grad, rows, rows, 0, frozen);
         }
     }
 
@@ -217,20 +182,20 @@ impl GpuObjective {
         self.upload(w);
         let mut r = Recorder::default();
         self.record_pass(&mut r, self.n, true, frozen);
-        for l in 0..self.spec.n_layers() {
-            let mut p = self.layer(l, self.n);
+        for l in 0..self.passes.spec.n_layers() {
+            let mut p = self.passes.layer(l, self.n);
             p.f[0] = 1.0 / self.n as f32;
-            let s = self.spec.layers()[l];
+            let s = self.passes.spec.layers()[l];
             r.dispatch(Kernel::WeightGrad, &self.dense_grad, p, weight_grad_groups(s.out_dim, s.in_dim, 1));
         }
         self.run(r);
-        self.read(&self.grad.clone(), self.spec.n_params())
+        self.read(&self.grad.clone(), self.passes.spec.n_params())
     }
 }
 
 impl Objective for GpuObjective {
     fn n_params(&self) -> usize {
-        self.spec.n_params()
+        self.passes.spec.n_params()
     }
 
     fn n_samples(&self) -> usize {
@@ -255,8 +220,8 @@ impl Objective for GpuObjective {
         self.upload(w);
         let mut r = Recorder::default();
         self.record_pass(&mut r, self.n, true, false);
-        for l in 0..self.spec.n_layers() {
-            let p = Params { flags: (l > 0) as u32, ..self.layer(l, self.n) };
+        for l in 0..self.passes.spec.n_layers() {
+            let p = Params { flags: (l > 0) as u32, ..self.passes.layer(l, self.n) };
             r.dispatch_linear(Kernel::SampleSqNorms, &self.rwsam, p, self.n);
         }
         self.run(r);
@@ -276,13 +241,13 @@ impl Objective for GpuObjective {
         // fit the micro-batch gradient buffer.
         let mut r = Recorder::default();
         self.record_pass(&mut r, groups * m, true, false);
-        let p_len = self.spec.n_params();
+        let p_len = self.passes.spec.n_params();
         let mut g0 = 0;
         while g0 < groups {
             let take = self.ugrad_copies.min(groups - g0);
-            for l in 0..self.spec.n_layers() {
-                let s = self.spec.layers()[l];
-                let mut p = self.layer(l, take * m);
+            for l in 0..self.passes.spec.n_layers() {
+                let s = self.passes.spec.layers()[l];
+                let mut p = self.passes.layer(l, take * m);
                 // Rows of group g0 + j start at (g0 + j)·m: shift the row offsets.
                 p.a_off += (g0 * m * s.in_dim) as u32;
                 p.z_off += (g0 * m * s.out_dim) as u32;
