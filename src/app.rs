@@ -6,9 +6,11 @@
 //! return commands), apply the commands, mirror the state into the URL hash (browser) and the
 //! status into the page, and ask for the next frame while anything trains.
 
+use crate::lab::experiments::ExperimentJob;
 use crate::lab::{EngineChoice, Lab, LabState, Preset};
 use crate::platform::{self, Platform, StatusReport};
 use crate::ui::data_view::DataPanel;
+use crate::ui::experiments::ExperimentsPanel;
 use crate::ui::landscape::LandscapePanel;
 use crate::ui::plots::{MetricsPanel, XAxis};
 use crate::ui::runs::RunsPanel;
@@ -129,6 +131,12 @@ pub struct SamLabApp {
     data_panel: DataPanel,
     landscape_panel: LandscapePanel,
     status_bar: StatusBar,
+    pub experiments_panel: ExperimentsPanel,
+    /// The experiment running (or last run) in the Experiments view; it trains within the
+    /// lab's frame budget and goes on while the Lab view is shown (the top bar says so).
+    pub experiment: Option<ExperimentJob>,
+    /// The central area shows the Experiments view instead of the lab's plots.
+    pub show_experiments: bool,
     pending_png: Option<PendingPng>,
     paste: String,
     last_hash: String,
@@ -196,6 +204,9 @@ impl SamLabApp {
             data_panel: DataPanel::default(),
             landscape_panel: LandscapePanel::default(),
             status_bar: StatusBar,
+            experiments_panel: ExperimentsPanel::default(),
+            experiment: None,
+            show_experiments: false,
             pending_png: None,
             paste: String::new(),
             last_hash: String::new(),
@@ -246,6 +257,8 @@ impl SamLabApp {
             self.lab.tick();
             self.lab.refresh_views(VIEW_REFRESH);
         }
+        // An experiment the user started trains whatever `train` says (tests step it this way).
+        self.tick_experiment();
         let mut commands = Vec::new();
         self.settings.selected = self.settings.selected.min(self.lab.runs.len().saturating_sub(1));
         let selected = self.settings.selected;
@@ -263,9 +276,17 @@ impl SamLabApp {
                     }
                 }
                 ui.separator();
-                ui.label("x axis:");
-                ui.selectable_value(&mut self.settings.x_axis, XAxis::Epoch, "epoch");
-                ui.selectable_value(&mut self.settings.x_axis, XAxis::Step, "step");
+                ui.selectable_value(&mut self.show_experiments, false, "Lab").on_hover_text("The runs side by side: data, plots, landscape");
+                ui.selectable_value(&mut self.show_experiments, true, "Experiments").on_hover_text("The paper's experiments, run live with the same definitions as `samlab experiment`");
+                if let Some(job) = self.experiment.as_ref().filter(|j| j.is_running()) {
+                    ui.label(egui::RichText::new(format!("{} running: {}/{}", job.experiment.name(), job.done(), job.total())).weak());
+                }
+                if !self.show_experiments {
+                    ui.separator();
+                    ui.label("x axis:");
+                    ui.selectable_value(&mut self.settings.x_axis, XAxis::Epoch, "epoch");
+                    ui.selectable_value(&mut self.settings.x_axis, XAxis::Step, "step");
+                }
             });
         });
         egui::Panel::bottom("status").show(ui, |ui| {
@@ -290,6 +311,13 @@ impl SamLabApp {
             });
         });
         egui::CentralPanel::default().show(ui, |ui| {
+            if self.show_experiments {
+                let engine = self.lab.engine.describe();
+                egui::ScrollArea::vertical().id_salt("experiments_scroll").auto_shrink([false, false]).show(ui, |ui| {
+                    self.experiments_panel.ui(ui, self.experiment.as_ref(), &engine, &mut commands);
+                });
+                return;
+            }
             egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
                 ui.horizontal_wrapped(|ui| {
                     ui.label(egui::RichText::new(format!("Engine: {}", self.lab.engine.describe())).strong());
@@ -315,7 +343,7 @@ impl SamLabApp {
         self.finish_png(ui.ctx());
         self.sync_url(false);
         self.report();
-        if self.lab.is_training() {
+        if self.lab.is_training() || self.experiment.as_ref().is_some_and(ExperimentJob::is_running) {
             ui.ctx().request_repaint();
         } else {
             ui.ctx().request_repaint_after(VIEW_REFRESH);
@@ -453,6 +481,46 @@ impl SamLabApp {
                 }
             }
             Command::DismissMessages => self.messages.clear(),
+            Command::StartExperiment(exp, seeds, quick) => {
+                // The previous job (if any) is dropped with its runs.
+                self.experiment = Some(ExperimentJob::start(exp, seeds, quick, &self.lab.engine));
+                self.show_experiments = true;
+            }
+            Command::StopExperiment => {
+                if let Some(job) = &mut self.experiment {
+                    job.stop();
+                    let (done, total) = (job.done(), job.total());
+                    self.say(Message::info(format!("stopped the experiment after {done} of {total}")));
+                }
+            }
+            Command::ExportExperimentJson | Command::ExportExperimentMarkdown => {
+                let Some(job) = &self.experiment else { return };
+                let json = c == Command::ExportExperimentJson;
+                let (text, ext, mime) = if json { (job.json(), "json", "application/json") } else { (job.markdown(), "md", "text/markdown") };
+                let name = format!("samlab-experiment-{}.{ext}", job.experiment.name());
+                self.save(&name, text.as_bytes(), mime, "experiment results");
+            }
+        }
+    }
+
+    /// Advances the running experiment within the lab's frame budget; says when it ends.
+    fn tick_experiment(&mut self) {
+        let Some(job) = &mut self.experiment else { return };
+        if !job.is_running() {
+            return;
+        }
+        job.tick(self.lab.budget);
+        if !job.is_running() {
+            let failed = job.failures().len();
+            let text = format!(
+                "experiment {} finished: {} of {} in {:.1} s{}",
+                job.experiment.name(),
+                job.done() - failed,
+                job.total(),
+                job.elapsed().as_secs_f64(),
+                if failed > 0 { format!(", {failed} failed") } else { String::new() }
+            );
+            self.say(Message::info(text));
         }
     }
 

@@ -182,3 +182,78 @@ fn a_plot_exports_as_png() {
     let saved: Vec<&String> = h.state().messages.iter().map(|m| &m.text).collect();
     assert!(saved.iter().any(|t| t.starts_with("saved the plot: memory:samlab-") && t.ends_with(".png")), "{saved:?}");
 }
+
+#[test]
+fn an_experiment_runs_live_from_its_panel_and_fills_its_table() {
+    let mut h = harness(app_with(MemoryPlatform::default()));
+    h.run_steps(1);
+    h.get_by_label("Experiments").click();
+    h.run_steps(2);
+    h.get_by_label("label-noise").click();
+    h.state_mut().experiments_panel.seeds = 1;
+    h.run_steps(1);
+    if !h.state().experiments_panel.quick {
+        h.get_by_label("quick").click();
+        h.run_steps(1);
+    }
+    h.get_by_label("Run label-noise").click();
+    h.run_steps(1);
+    assert!(h.state().experiment.as_ref().is_some_and(|j| j.is_running()));
+    h.run_steps(1);
+    h.get_by_label("Stop");
+    let start = std::time::Instant::now();
+    while h.state().experiment.as_ref().unwrap().is_running() && start.elapsed().as_secs() < 240 {
+        h.run_steps(1);
+    }
+    let job = h.state().experiment.as_ref().unwrap();
+    assert!(!job.is_running() && job.live_runs() == 0);
+    assert_eq!((job.done(), job.total()), (8, 8), "{:?}", job.problems);
+    assert!(job.problems.is_empty(), "{:?}", job.problems);
+    h.run_steps(2);
+    // One row per (series, noise): each series twice, each noise level four times, every
+    // accuracy as mean ± std.
+    let table = h.get_by_label("Results table");
+    for series in ["SGD", "SAM", "m-SAM m=8", "RW-SAM"] {
+        assert_eq!(table.query_all_by_label(series).count(), 2, "{series}");
+    }
+    assert_eq!(table.query_all_by_label("0.4").count(), 4);
+    assert_eq!(table.query_all_by_label("0").count(), 4);
+    assert_eq!(table.query_all_by_label_contains(" ± ").count(), 4 * 2 + 4 * 3, "test and best test acc, memorised with noise");
+    h.get_by_label_contains("RW-SAM ≥ SAM on average at");
+    h.get_by_label_contains("experiment label-noise finished: 8 of 8");
+    h.get_by_label("Export Markdown").click();
+    h.run_steps(2);
+    h.get_by_label_contains("saved the experiment results: memory:samlab-experiment-label-noise.md");
+}
+
+#[test]
+fn stop_and_preset_switches_leave_no_experiment_run_behind() {
+    let mut h = harness(app_with(MemoryPlatform::default()));
+    h.run_steps(1);
+    h.get_by_label("Experiments").click();
+    h.run_steps(1);
+    h.get_by_label("label-noise").click();
+    h.state_mut().experiments_panel.quick = true;
+    h.run_steps(1);
+    h.get_by_label("Run label-noise").click();
+    h.run_steps(2);
+    // Another preset changes the lab's runs, not the experiment's.
+    h.get_by_label("m-sharpness").click();
+    h.run_steps(2);
+    assert_eq!(h.state().lab.runs.len(), 4);
+    let job = h.state().experiment.as_ref().unwrap();
+    assert!(job.is_running() && job.live_runs() <= 1, "{}", job.live_runs());
+    // Back to the lab view: the experiment goes on, and the top bar says so.
+    h.get_by_label("Lab").click();
+    h.run_steps(2);
+    h.get_by_label_contains("label-noise running:");
+    h.get_by_label("Experiments").click();
+    h.run_steps(2);
+    h.get_by_label("Stop").click();
+    h.run_steps(2);
+    let job = h.state().experiment.as_ref().unwrap();
+    assert!(!job.is_running());
+    assert_eq!(job.live_runs(), 0);
+    h.get_by_label_contains("stopped the experiment after");
+    h.get_by_label("Run label-noise");
+}

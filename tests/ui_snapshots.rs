@@ -166,3 +166,40 @@ fn measurement_plots_from_a_fixed_history() {
     let mut panel = MetricsPanel;
     render("metrics_measurements", [1000.0, 1650.0], move |ui, out| panel.ui(ui, &lab, XAxis::Step, out));
 }
+
+/// The m-sweep with two seeds from made-up results: smaller m generalises better and ends with
+/// less gradient noise; SGD and n-SAM are the dashed reference lines.
+#[test]
+fn experiments_panel_from_fixed_results() {
+    use samlab::experiments::{Experiment, Options, TrialResult, trials};
+    use samlab::lab::experiments::ExperimentJob;
+    use samlab::ui::experiments::ExperimentsPanel;
+    let options = Options { seeds: 2, quick: true, ..Options::default() };
+    let list = trials(Experiment::MSweep, &options);
+    let results: Vec<TrialResult> = list
+        .iter()
+        .map(|t| {
+            let m = t.x.unwrap_or(128.0);
+            let gain = 0.012 * (128f64.log2() - m.log2()) + if t.series == "SGD" { -0.01 } else { 0.0 };
+            let noise = 0.004 * (t.seed as f64 * 2.0 - 1.0);
+            TrialResult {
+                series: t.series.clone(),
+                x: t.x,
+                seed: t.seed,
+                label: t.config.optimizer.label(),
+                engine: "CPU (f32)".into(),
+                steps: 30,
+                final_test_acc: 0.80 + gain + noise,
+                best_test_acc: 0.82 + gain + 0.5 * noise,
+                trace_v: Some(40.0 - 3.0 * (128f64.log2() - m.log2()) + 2.0 * t.seed as f64),
+                lambda_max: Some(12.0 - 0.8 * (128f64.log2() - m.log2()) + 0.5 * t.seed as f64),
+                memorized: Some(0.3 - 0.02 * (128f64.log2() - m.log2()) + noise),
+                ms_per_step: 1.0,
+                ..Default::default()
+            }
+        })
+        .collect();
+    let job = ExperimentJob::from_results(Experiment::MSweep, options, list, results);
+    let mut panel = ExperimentsPanel { selected: Experiment::MSweep, seeds: 2, quick: true };
+    render("experiments_panel", [1200.0, 940.0], move |ui, out| panel.ui(ui, Some(&job), "CPU (f32) engine", out));
+}

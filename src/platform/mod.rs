@@ -55,6 +55,9 @@ pub trait Platform {
 /// Whether `Worker`s run on background threads (desktop) or inline (browser).
 pub const BACKGROUND_WORKERS: bool = cfg!(not(target_arch = "wasm32"));
 
+/// Whether this build runs in the browser (e.g. to default to lighter work).
+pub const BROWSER: bool = cfg!(target_arch = "wasm32");
+
 /// Runs a function on its own inputs away from the UI: on a background thread on the desktop;
 /// in the browser (no threads without cross-origin isolation) inline, when the input is sent.
 /// Results come back in order through `try_recv`, never blocking.

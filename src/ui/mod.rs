@@ -5,6 +5,7 @@
 //! touches files, the URL or wgpu (those belong to `app` and `platform`).
 
 pub mod data_view;
+pub mod experiments;
 pub mod help;
 pub mod landscape;
 pub mod plots;
@@ -61,6 +62,11 @@ pub enum Command {
     /// Write the settings into the URL (browser) or show the link text (desktop).
     ShareLink,
     DismissMessages,
+    /// Run an experiment live: (experiment, seeds, quick).
+    StartExperiment(crate::experiments::Experiment, usize, bool),
+    StopExperiment,
+    ExportExperimentJson,
+    ExportExperimentMarkdown,
 }
 
 /// Run colours, distinguishable on dark and light backgrounds.
