@@ -772,6 +772,45 @@ mod tests {
         assert!(job.markdown().contains("| SGD | – |"));
     }
 
+    /// The GPU engine on lavapipe (or a real GPU): two trials at a time, each with one submission
+    /// in flight, weights read back asynchronously; `cost` compares both engines. Skips without
+    /// an adapter unless SAMLAB_REQUIRE_GPU=1.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn a_quick_experiment_runs_on_the_gpu_engine_without_waiting() {
+        let ctx = match crate::engine::gpu::GpuContext::request_blocking() {
+            Ok(ctx) => ctx,
+            Err(e) if std::env::var("SAMLAB_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("SAMLAB_REQUIRE_GPU=1 but {e}"),
+            Err(e) => return eprintln!("skipped: no GPU adapter ({e})"),
+        };
+        let mut engine = EngineChoice::with_gpu(ctx);
+        engine.preference = Backend::Gpu;
+        let mut job = ExperimentJob::start(Experiment::NoiseTrace, 1, true, &engine);
+        assert_eq!((job.options.backend, job.parallel), (Backend::Gpu, GPU_PARALLEL));
+        // No timing: a tick that waited on the device would never return with work in flight.
+        let mut returned_while_busy = false;
+        let mut two_at_once = false;
+        let start = Instant::now();
+        while job.is_running() && start.elapsed() < Duration::from_secs(300) {
+            job.tick(Duration::from_millis(2));
+            returned_while_busy |= job.live.iter().any(|t| t.phase == Phase::Training && t.run.is_busy());
+            two_at_once |= job.live.iter().filter(|t| t.phase == Phase::Training).count() == 2;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(job.state, JobState::Finished, "{:?}", job.problems);
+        assert!(job.problems.is_empty(), "{:?}", job.problems);
+        assert!(returned_while_busy && two_at_once);
+        let results = job.results();
+        assert_eq!(results.len(), 4);
+        for (trial, r) in job.trials.iter().zip(&results) {
+            assert!(r.engine.starts_with("GPU"), "{}", r.engine);
+            assert!(r.trace_v.is_some_and(f64::is_finite) && r.final_test_acc > 0.5, "{r:?}");
+            assert_eq!(r.steps, trial.config.epochs * 10);
+        }
+        let cost = trials(Experiment::Cost, &ExperimentJob::start(Experiment::Cost, 1, true, &engine).options);
+        assert!(cost.iter().any(|t| t.series.starts_with("cpu: ")) && cost.iter().any(|t| t.series.starts_with("gpu: ")));
+    }
+
     #[test]
     fn stop_drops_every_run_and_keeps_the_results_so_far() {
         let mut job = ExperimentJob::start(Experiment::LabelNoise, 1, true, &EngineChoice::cpu("test"));
