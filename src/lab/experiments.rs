@@ -172,8 +172,8 @@ type MeasureDone = (usize, std::result::Result<Measurement, String>);
 
 /// The end-of-training measurement: the CLI's (`RunMeasurer`, 1024 samples) where a worker
 /// thread runs it; in the browser, where it runs between frames, the lab's lighter one.
-fn measure_trial(cfg: &RunConfig, data: &Dataset, step: u64, params: &[f32]) -> Result<Measurement> {
-    if BACKGROUND_WORKERS {
+fn measure_trial(cfg: &RunConfig, data: &Dataset, step: u64, params: &[f32], light: bool) -> Result<Measurement> {
+    if !light {
         return RunMeasurer::new(cfg, data)?.measure(step, params);
     }
     let mut mcfg = MeasureConfig::for_run(cfg);
@@ -198,9 +198,10 @@ struct DriftJob {
 }
 
 impl DriftJob {
-    fn new(quick: bool) -> Self {
+    /// `one_m_per_piece`: in the browser, where the worker runs inline when a piece is sent.
+    fn new(quick: bool, one_m_per_piece: bool) -> Self {
         let config = DriftConfig::new(quick, 0);
-        let chunks = if BACKGROUND_WORKERS { VecDeque::from([config.ms.clone()]) } else { config.ms.iter().map(|&m| vec![m]).collect() };
+        let chunks = if one_m_per_piece { config.ms.iter().map(|&m| vec![m]).collect() } else { VecDeque::from([config.ms.clone()]) };
         let worker = Worker::new("samlab drift check", |cfg: DriftConfig| drift_check(&cfg));
         Self { config, chunks, in_flight: false, worker: Some(worker), report: None }
     }
@@ -280,7 +281,7 @@ impl ExperimentJob {
             engine: engine.clone(),
             parallel: if gpu { GPU_PARALLEL } else { CPU_PARALLEL },
             worker: None,
-            drift: (exp == Experiment::DriftCheck).then(|| DriftJob::new(quick)),
+            drift: (exp == Experiment::DriftCheck).then(|| DriftJob::new(quick, !BACKGROUND_WORKERS)),
             state: JobState::Running,
             problems: Vec::new(),
             summary: Summary::default(),
@@ -290,7 +291,7 @@ impl ExperimentJob {
         };
         if job.trials.iter().any(|t| t.measure) {
             job.worker = Some(Worker::new("samlab experiment measurements", |(i, cfg, data, step, params): MeasureJob| {
-                (i, measure_trial(&cfg, &data, step, &params).map_err(|e| e.to_string()))
+                (i, measure_trial(&cfg, &data, step, &params, !BACKGROUND_WORKERS).map_err(|e| e.to_string()))
             }));
         }
         job.refresh_summary();
@@ -867,6 +868,38 @@ mod tests {
         assert_eq!(job.summary().verdicts, vec![drift::verdict(&cli)]);
         let json: serde_json::Value = serde_json::from_str(&job.json()).unwrap();
         assert_eq!(json["report"]["rows"].as_array().unwrap().len(), 6);
+    }
+
+    /// The browser's path, natively: the drift check one m per piece (each piece draws from the
+    /// seed's stream afresh, so the numbers differ from the CLI's but the check is as valid).
+    #[test]
+    fn the_drift_check_in_pieces_of_one_m_agrees_with_the_sde() {
+        let mut d = DriftJob::new(true, true);
+        assert_eq!(d.chunks.len(), 6);
+        let mut pieces = 0;
+        let start = Instant::now();
+        while !d.is_complete() && start.elapsed() < Duration::from_secs(120) {
+            pieces += usize::from(d.advance());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(pieces, 6);
+        let r = d.report.unwrap();
+        let ms: Vec<usize> = r.rows.iter().map(|row| row.m).collect();
+        assert_eq!(ms, [1, 2, 4, 8, 16, 64]);
+        let whole = drift_check(&DriftConfig::new(true, 0));
+        assert_eq!((r.trace_v, r.grad_norm), (whole.trace_v, whole.grad_norm));
+        assert_eq!(r.rows[0].measured, whole.rows[0].measured, "the first m draws the same stream");
+        assert!(drift::verdict(&r).contains("HOLDS within"), "{}", drift::verdict(&r));
+    }
+
+    /// The browser's lighter end-of-training measurement, natively: the same quantities, finite.
+    #[test]
+    fn the_light_measurement_gives_every_metric() {
+        let trial = &trials(Experiment::NoiseTrace, &Options { seeds: 1, quick: true, ..Options::default() })[0];
+        let (data, init) = prepare(&trial.config).unwrap();
+        let m = measure_trial(&trial.config, &data, 0, &init, true).unwrap();
+        assert_eq!(m.n_eval, 256);
+        assert!(m.trace_v > 0.0 && m.lambda_max.is_finite() && m.sharpness.is_finite() && !m.m_curve.is_empty(), "{m:?}");
     }
 
     #[test]
