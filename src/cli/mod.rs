@@ -95,6 +95,9 @@ pub enum Command {
         /// With `all`: the summary Markdown (default: OUT/RESULTS.md).
         #[arg(long)]
         summary: Option<String>,
+        /// Rebuild tables, figures and verdicts from OUT/<name>.json without training.
+        #[arg(long)]
+        reuse: bool,
         #[arg(long)]
         quiet: bool,
     },
@@ -117,8 +120,8 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Compare { optimizers, cfg, out, quiet } => cfg.resolve().and_then(|c| compare(&c, &optimizers, &out, quiet)),
         Command::Step { params, batch, activation, opt, out } => step(&params, &batch, &activation, &opt, &out),
         Command::Bench(b) => bench::run(&b),
-        Command::Experiment { name, seeds, quick, backend, out, summary, quiet } => {
-            experiment(&name, seeds, quick, &backend, &out, summary.as_deref(), quiet)
+        Command::Experiment { name, seeds, quick, backend, out, summary, reuse, quiet } => {
+            experiment(&name, seeds, quick, &backend, &out, summary.as_deref(), reuse, quiet)
         }
         Command::Measure(m) => measure::measure(&m),
         Command::Landscape(l) => measure::landscape(&l),
@@ -309,7 +312,7 @@ fn step(params_path: &str, batch_path: &str, activation: &str, opt: &OptimizerAr
     write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
 }
 
-fn experiment(name: &str, seeds: usize, quick: bool, backend: &str, out: &str, summary: Option<&str>, quiet: bool) -> Result<()> {
+fn experiment(name: &str, seeds: usize, quick: bool, backend: &str, out: &str, summary: Option<&str>, reuse: bool, quiet: bool) -> Result<()> {
     use crate::config::Backend;
     use crate::experiments::{Experiment, Options};
     if !(1..=100).contains(&seeds) {
@@ -325,12 +328,12 @@ fn experiment(name: &str, seeds: usize, quick: bool, backend: &str, out: &str, s
     let opts = Options { seeds, quick, backend, cost_backends };
     if name == "all" {
         let summary = summary.map(str::to_string).unwrap_or_else(|| format!("{}/RESULTS.md", out.trim_end_matches('/')));
-        crate::experiments::runner::run_all(&opts, out, &summary, quiet)?;
+        crate::experiments::runner::run_all(&opts, out, &summary, quiet, reuse)?;
         eprintln!("wrote {out}/ and {summary}");
         return Ok(());
     }
     let exp: Experiment = name.parse()?;
-    let written = crate::experiments::runner::run_experiment(exp, &opts, out, quiet)?;
+    let written = crate::experiments::runner::run_or_reuse(exp, &opts, out, quiet, reuse)?;
     println!("{}", written.table);
     eprintln!("wrote {}, {} and {}", written.json, written.markdown, written.png);
     Ok(())

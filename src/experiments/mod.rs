@@ -588,14 +588,25 @@ pub fn verdicts(exp: Experiment, results: &[TrialResult]) -> Vec<String> {
             }
         }
         Experiment::Cost => {
-            let ms = aggregate(results, |r| Some(r.ms_per_step));
+            // The fastest of the seeds' timings per optimizer: on a shared machine slow repeats
+            // are interference, not the optimizer.
+            let mut ms: Vec<Cell> = Vec::new();
+            for r in results {
+                match ms.iter_mut().find(|c| c.series == r.series) {
+                    Some(c) => {
+                        c.mean = c.mean.min(r.ms_per_step);
+                        c.n += 1;
+                    }
+                    None => ms.push(Cell { series: r.series.clone(), x: r.x, mean: r.ms_per_step, std: 0.0, n: 1 }),
+                }
+            }
             for backend in ["cpu", "gpu"] {
                 let get = |l: &str| ms.iter().find(|c| c.series == format!("{backend}: {l}"));
                 if let (Some(sam), Some(rw)) = (get("SAM"), get("RW-SAM λ=1")) {
                     let m8 = get("m-SAM m=8").map(|c| c.mean / sam.mean).unwrap_or(f64::NAN);
                     let m1 = get("m-SAM m=1").map(|c| c.mean / sam.mean).unwrap_or(f64::NAN);
                     v.push(format!(
-                        "{backend}: RW-SAM costs {:.2}× SAM (paper ≈ 1.17×); m-SAM costs {m8:.2}× (m = 8) and {m1:.2}× (m = 1) SAM (paper: ≈ 2× at m = 64).",
+                        "{backend} (fastest of the seeds' timings): RW-SAM costs {:.2}× SAM (paper ≈ 1.17×); m-SAM costs {m8:.2}× (m = 8) and {m1:.2}× (m = 1) SAM (paper: ≈ 2× at m = 64).",
                         rw.mean / sam.mean
                     ));
                 }

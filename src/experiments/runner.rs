@@ -57,35 +57,68 @@ pub struct Written {
 }
 
 pub fn run_experiment(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool) -> Result<Written> {
+    run_or_reuse(exp, opts, out_dir, quiet, false)
+}
+
+/// As `run_experiment`, or with `reuse` the runs of an earlier `OUT/<name>.json` (no training):
+/// the tables, figures and verdicts are rebuilt from the recorded results.
+pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool, reuse: bool) -> Result<Written> {
     let paths = |ext: &str| format!("{}/{}.{ext}", out_dir.trim_end_matches('/'), exp.name());
     let start = Instant::now();
+    let earlier = if reuse {
+        let path = paths("json");
+        let text = std::fs::read_to_string(&path).map_err(|e| crate::error::Error::io(&path, e))?;
+        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| crate::error::Error::json(&path, e))?;
+        Some(doc)
+    } else {
+        None
+    };
     let (doc, table, panels, verdicts) = if exp == Experiment::DriftCheck {
-        let report = drift_check(&DriftConfig::new(opts.quick, 0));
+        let report: super::drift::DriftReport = match &earlier {
+            Some(doc) => serde_json::from_value(doc["report"].clone()).map_err(|e| crate::error::Error::json("drift-check report", e))?,
+            None => drift_check(&DriftConfig::new(opts.quick, 0)),
+        };
         let table = super::drift::markdown(&report);
         let panels = drift_panels(&report);
         let verdicts = vec![super::drift::verdict(&report)];
         (json!({ "report": report }), table, panels, verdicts)
     } else {
-        let list = trials(exp, opts);
-        let bar = progress_bar(list.len() as u64, quiet, exp.name());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} runs {msg} ({elapsed}, eta {eta})")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
-        let mut results = Vec::new();
-        for t in &list {
-            bar.set_message(format!("{} seed {}", t.series, t.seed));
-            results.push(run_trial(t)?);
-            bar.inc(1);
-        }
-        bar.finish();
+        let (list, results): (Vec<Trial>, Vec<TrialResult>) = match &earlier {
+            Some(doc) => (
+                serde_json::from_value(doc["trials"].clone()).map_err(|e| crate::error::Error::json("trials", e))?,
+                serde_json::from_value(doc["results"].clone()).map_err(|e| crate::error::Error::json("results", e))?,
+            ),
+            None => {
+                let list = trials(exp, opts);
+                let bar = progress_bar(list.len() as u64, quiet, exp.name());
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} runs {msg} ({elapsed}, eta {eta})")
+                        .expect("static template")
+                        .progress_chars("=> "),
+                );
+                let mut results = Vec::new();
+                for t in &list {
+                    bar.set_message(format!("{} seed {}", t.series, t.seed));
+                    results.push(run_trial(t)?);
+                    bar.inc(1);
+                }
+                bar.finish();
+                (list, results)
+            }
+        };
         let table = markdown_table(exp, &results);
         let panels = experiment_panels(exp, &results);
         let verdicts = super::verdicts(exp, &results);
         (json!({ "trials": list, "results": results }), table, panels, verdicts)
     };
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = match &earlier {
+        Some(doc) => doc["wall_time_s"].as_f64().unwrap_or(f64::NAN),
+        None => start.elapsed().as_secs_f64(),
+    };
+    let machine = match &earlier {
+        Some(doc) => doc["machine"].as_str().map(str::to_string).unwrap_or_else(machine),
+        None => machine(),
+    };
     let header = format!(
         "## {}\n\n{}\n\nSeeds: {}{}; backend: {:?}; machine: {}; wall time {:.1} s.\n\n",
         exp.name(),
@@ -93,7 +126,7 @@ pub fn run_experiment(exp: Experiment, opts: &Options, out_dir: &str, quiet: boo
         opts.seeds,
         if opts.quick { " (quick)" } else { "" },
         opts.backend,
-        machine(),
+        machine,
         seconds
     );
     let findings: String = verdicts.iter().map(|v| format!("- {v}\n")).collect();
@@ -106,7 +139,7 @@ pub fn run_experiment(exp: Experiment, opts: &Options, out_dir: &str, quiet: boo
     let mut doc = doc;
     doc["experiment"] = json!(exp.name());
     doc["options"] = json!(opts);
-    doc["machine"] = json!(machine());
+    doc["machine"] = json!(machine);
     doc["wall_time_s"] = json!(seconds);
     doc["verdicts"] = json!(verdicts);
     let written = Written { verdicts: verdicts.clone(), json: paths("json"), markdown: paths("md"), png: paths("png"), table: format!("{table}\n{findings}") };
@@ -118,7 +151,7 @@ pub fn run_experiment(exp: Experiment, opts: &Options, out_dir: &str, quiet: boo
 
 /// Runs every experiment into `out_dir` and writes one summary (`summary`, e.g. docs/RESULTS.md)
 /// holding each generated section, its figure and its verdicts.
-pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool) -> Result<()> {
+pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse: bool) -> Result<()> {
     let summary_dir = std::path::Path::new(summary).parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let out = std::path::Path::new(out_dir);
     // Figures are linked relative to the summary when the output folder sits below it.
@@ -140,7 +173,7 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool) -> Res
     let mut sections = String::new();
     let mut brief = String::from("## In brief\n\n");
     for exp in Experiment::ALL {
-        let written = run_experiment(exp, opts, out_dir, quiet)?;
+        let written = run_or_reuse(exp, opts, out_dir, quiet, reuse)?;
         let section = std::fs::read_to_string(&written.markdown).map_err(|e| crate::error::Error::io(&written.markdown, e))?;
         sections.push_str(&section.replace(&format!("]({}.png)", exp.name()), &format!("]({prefix}{}.png)", exp.name())));
         sections.push('\n');
