@@ -277,7 +277,8 @@ impl SamLabApp {
                 }
                 ui.separator();
                 ui.selectable_value(&mut self.show_experiments, false, "Lab").on_hover_text("The runs side by side: data, plots, landscape");
-                ui.selectable_value(&mut self.show_experiments, true, "Experiments").on_hover_text("The paper's experiments, run live with the same definitions as `samlab experiment`");
+                ui.selectable_value(&mut self.show_experiments, true, "Experiments")
+                    .on_hover_text("The paper's experiments, run live with the same definitions as `samlab experiment`");
                 if let Some(job) = self.experiment.as_ref().filter(|j| j.is_running()) {
                     ui.label(egui::RichText::new(format!("{} running: {}/{}", job.experiment.name(), job.done(), job.total())).weak());
                 }
@@ -384,7 +385,11 @@ impl SamLabApp {
                 out.push(Command::ExportCsv);
             }
         });
-        if ui.button("Share link").on_hover_text("The whole state in the URL (browser); on the desktop, the link fragment to paste after the page's address").clicked() {
+        if ui
+            .button("Share link")
+            .on_hover_text("The whole state in the URL (browser); on the desktop, the link fragment to paste after the page's address")
+            .clicked()
+        {
             out.push(Command::ShareLink);
         }
         ui.label(egui::RichText::new("Every plot has a PNG button.").weak());
@@ -477,7 +482,11 @@ impl SamLabApp {
                 } else {
                     let hash = self.lab.state.to_hash();
                     ctx.copy_text(format!("#{hash}"));
-                    self.say(Message::info(format!("copied the link fragment #{}… ({} characters): append it to the web app's address", &hash[..hash.len().min(24)], hash.len() + 1)));
+                    self.say(Message::info(format!(
+                        "copied the link fragment #{}… ({} characters): append it to the web app's address",
+                        &hash[..hash.len().min(24)],
+                        hash.len() + 1
+                    )));
                 }
             }
             Command::DismissMessages => self.messages.clear(),

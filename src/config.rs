@@ -23,17 +23,9 @@ pub enum DatasetName {
 }
 
 impl DatasetName {
-    pub const ALL: [DatasetName; 7] = [
-        DatasetName::Moons,
-        DatasetName::Circles,
-        DatasetName::Spirals,
-        DatasetName::Xor,
-        DatasetName::Blobs,
-        DatasetName::Digits,
-        DatasetName::Mnist5k,
-    ];
-    pub const TOYS: [DatasetName; 5] =
-        [DatasetName::Moons, DatasetName::Circles, DatasetName::Spirals, DatasetName::Xor, DatasetName::Blobs];
+    pub const ALL: [DatasetName; 7] =
+        [DatasetName::Moons, DatasetName::Circles, DatasetName::Spirals, DatasetName::Xor, DatasetName::Blobs, DatasetName::Digits, DatasetName::Mnist5k];
+    pub const TOYS: [DatasetName; 5] = [DatasetName::Moons, DatasetName::Circles, DatasetName::Spirals, DatasetName::Xor, DatasetName::Blobs];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -127,14 +119,10 @@ impl OptimizerKind {
             OptimizerKind::Usam => "unnormalised SAM: e = ρ·∇f_γ(w), descend on ∇f_γ(w+e)",
             OptimizerKind::Sam => "mini-batch SAM: e = ρ·g/‖g‖ with the batch gradient g, descend on ∇f_γ(w+e)",
             OptimizerKind::Nsam => "n-SAM: perturb along the FULL training-set gradient, descend on the batch at w+e",
-            OptimizerKind::Msam => {
-                "m-SAM: split the batch into micro-batches of m; each descends on its gradient at its OWN perturbed point"
-            }
+            OptimizerKind::Msam => "m-SAM: split the batch into micro-batches of m; each descends on its gradient at its OWN perturbed point",
             OptimizerKind::Musam => "m-USAM: m-SAM with unnormalised perturbations e_j = ρ·u_j",
             OptimizerKind::Asam => "ASAM: adaptive SAM, e = ρ·T²g/‖Tg‖ with T = |w| + ξ elementwise",
-            OptimizerKind::Rwsam => {
-                "Reweighted SAM: perturb along Σ p_i ∇f_i with Gibbs weights p ∝ exp(λ·‖∇f_i‖) over the batch"
-            }
+            OptimizerKind::Rwsam => "Reweighted SAM: perturb along Σ p_i ∇f_i with Gibbs weights p ∝ exp(λ·‖∇f_i‖) over the batch",
         }
     }
 
@@ -153,10 +141,7 @@ impl std::str::FromStr for OptimizerKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let key: String = s.to_ascii_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == key)
-            .ok_or_else(|| Error::invalid("optimizer", s, names(Self::ALL.iter().map(|k| k.as_str()))))
+        Self::ALL.into_iter().find(|k| k.as_str() == key).ok_or_else(|| Error::invalid("optimizer", s, names(Self::ALL.iter().map(|k| k.as_str()))))
     }
 }
 
@@ -295,14 +280,7 @@ pub struct RwSamConfig {
 
 impl Default for RwSamConfig {
     fn default() -> Self {
-        Self {
-            lambda: 1.0,
-            estimator: NormEstimator::Exact,
-            delta: 1e-3,
-            descent: RwDescent::Uniform,
-            target_ess: None,
-            normalize: false,
-        }
+        Self { lambda: 1.0, estimator: NormEstimator::Exact, delta: 1e-3, descent: RwDescent::Uniform, target_ess: None, normalize: false }
     }
 }
 
@@ -449,22 +427,14 @@ impl RunConfig {
         }
         let h = &self.model.hidden;
         if h.is_empty() || h.len() > MAX_LAYERS {
-            return Err(Error::invalid(
-                "model.hidden",
-                format!("{h:?}"),
-                format!("1 to {MAX_LAYERS} hidden widths, e.g. 128,128"),
-            ));
+            return Err(Error::invalid("model.hidden", format!("{h:?}"), format!("1 to {MAX_LAYERS} hidden widths, e.g. 128,128")));
         }
         if let Some(w) = h.iter().find(|&&w| w == 0 || w > MAX_WIDTH) {
             return Err(Error::invalid("model.hidden", w, format!("widths 1..={MAX_WIDTH}")));
         }
         let n_train = self.n_train();
         if self.batch == 0 || self.batch > MAX_BATCH.min(n_train) {
-            return Err(Error::invalid(
-                "batch",
-                self.batch,
-                format!("1..={} (the training set has {n_train} samples)", MAX_BATCH.min(n_train)),
-            ));
+            return Err(Error::invalid("batch", self.batch, format!("1..={} (the training set has {n_train} samples)", MAX_BATCH.min(n_train))));
         }
         let o = &self.optimizer;
         positive("optimizer.lr", o.lr, 10.0)?;

@@ -78,15 +78,7 @@ pub struct RunSpec {
 impl Default for RunSpec {
     fn default() -> Self {
         let c = RunConfig::default();
-        Self {
-            optimizer: c.optimizer,
-            batch: c.batch,
-            epochs: c.epochs,
-            steps: c.steps,
-            eval_every: c.eval_every,
-            measure_every: c.measure_every,
-            color: 0,
-        }
+        Self { optimizer: c.optimizer, batch: c.batch, epochs: c.epochs, steps: c.steps, eval_every: c.eval_every, measure_every: c.measure_every, color: 0 }
     }
 }
 
@@ -259,7 +251,9 @@ impl Preset {
             Preset::MSharpness => {
                 "Digits with 40 % label noise, batch 128: m-SAM with m = 128 (= SAM), 32, 8 and 1. The paper's claim: smaller m generalises better."
             }
-            Preset::LabelNoise => "Digits with 40 % label noise: SGD, SAM and RW-SAM (λ = 1). Compare best test accuracy and how many noisy labels each memorises.",
+            Preset::LabelNoise => {
+                "Digits with 40 % label noise: SGD, SAM and RW-SAM (λ = 1). Compare best test accuracy and how many noisy labels each memorises."
+            }
             Preset::RwSamTemperature => {
                 "Digits with 20 % label noise: RW-SAM with scale-free scores (s divided by its batch mean) and λ = 0 (= SAM), 1, 4, 16: ESS falls as λ grows."
             }
@@ -710,14 +704,7 @@ impl Lab {
             }
         }
         let playing: Vec<bool> = self.runs.iter().map(|r| r.playing).collect();
-        self.runs = self
-            .state
-            .runs
-            .clone()
-            .into_iter()
-            .enumerate()
-            .map(|(i, spec)| self.build_run(spec, playing.get(i).copied().unwrap_or(true)))
-            .collect();
+        self.runs = self.state.runs.clone().into_iter().enumerate().map(|(i, spec)| self.build_run(spec, playing.get(i).copied().unwrap_or(true))).collect();
     }
 
     fn build_run(&self, spec: RunSpec, playing: bool) -> LabRun {
@@ -1108,9 +1095,7 @@ impl Lab {
 
     /// Every evaluation of every run as CSV, one row per (run, evaluation).
     pub fn metrics_csv(&self) -> String {
-        let mut out = String::from(
-            "run,label,step,epoch,train_loss,train_acc,test_loss,test_acc,best_test_acc,clean_train_acc,memorized\n",
-        );
+        let mut out = String::from("run,label,step,epoch,train_loss,train_acc,test_loss,test_acc,best_test_acc,clean_train_acc,memorized\n");
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
         for (i, r) in self.runs.iter().enumerate() {
             let Some(run) = &r.run else { continue };
@@ -1338,7 +1323,11 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
         }
         assert!(returned_while_busy, "every tick waited for the GPU");
-        assert!(lab.runs.iter().all(|r| r.completed() >= 60 && r.error.is_none()), "{:?}", lab.runs.iter().map(|r| (r.completed(), &r.error)).collect::<Vec<_>>());
+        assert!(
+            lab.runs.iter().all(|r| r.completed() >= 60 && r.error.is_none()),
+            "{:?}",
+            lab.runs.iter().map(|r| (r.completed(), &r.error)).collect::<Vec<_>>()
+        );
         // A single step while paused arrives a few frames later.
         lab.set_all_playing(false);
         while lab.runs.iter().any(|r| r.run.as_ref().unwrap().is_busy()) {
@@ -1369,7 +1358,11 @@ mod tests {
             lab.tick();
             returned_while_in_flight |= lab.runs[1].measuring.as_ref().unwrap().in_flight > 0;
             let r = &lab.runs[1];
-            if r.run.as_ref().unwrap().is_done() && r.measuring.as_ref().unwrap().in_flight == 0 && r.measuring.as_ref().unwrap().asked.is_none() && r.run.as_ref().unwrap().history.measurements.len() >= 3 {
+            if r.run.as_ref().unwrap().is_done()
+                && r.measuring.as_ref().unwrap().in_flight == 0
+                && r.measuring.as_ref().unwrap().asked.is_none()
+                && r.run.as_ref().unwrap().history.measurements.len() >= 3
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));

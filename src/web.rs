@@ -19,9 +19,7 @@ pub fn start() {
             return;
         };
         let runner = eframe::WebRunner::new();
-        let started = runner
-            .start(canvas, eframe::WebOptions::default(), Box::new(|cc| Ok(Box::new(SamLabApp::new(cc)))))
-            .await;
+        let started = runner.start(canvas, eframe::WebOptions::default(), Box::new(|cc| Ok(Box::new(SamLabApp::new(cc))))).await;
         if let Some(loading) = document.get_element_by_id("loading") {
             match started {
                 Ok(()) => loading.remove(),

@@ -93,7 +93,8 @@ fn step_oracle_writes_updated_params_and_diagnostics() {
     let params = tmp("p.json");
     let batch = tmp("b.json");
     let out = tmp("s.json");
-    std::fs::write(&params, r#"{"layers":[{"w":[[0.1,-0.2],[0.3,0.4],[-0.5,0.6]],"b":[0,0.1,0]},{"w":[[0.2,0.1,-0.3],[-0.1,0.5,0.2]],"b":[0.0,0.0]}]}"#).unwrap();
+    std::fs::write(&params, r#"{"layers":[{"w":[[0.1,-0.2],[0.3,0.4],[-0.5,0.6]],"b":[0,0.1,0]},{"w":[[0.2,0.1,-0.3],[-0.1,0.5,0.2]],"b":[0.0,0.0]}]}"#)
+        .unwrap();
     let z: Vec<String> = (0..17).map(|i| if i % 3 == 0 { "1" } else { "-1" }.to_string()).collect();
     std::fs::write(&batch, format!(r#"{{"x":[[1,2],[0.5,-1],[-1,0.3],[2,2]],"y":[0,1,1,0],"z":[{}]}}"#, z.join(","))).unwrap();
     let run = |extra: &[&str]| {

@@ -43,7 +43,25 @@ fn measure_on_a_batch_writes_every_metric_and_agrees_with_the_library() {
     let (params, batch, out) = (tmp("p.json"), tmp("b.json"), tmp("m.json"));
     std::fs::write(&params, PARAMS).unwrap();
     std::fs::write(&batch, BATCH).unwrap();
-    ok(&["measure", "--params", s(&params), "--batch", s(&batch), "--out", s(&out), "--activation", "tanh", "--top-k", "2", "--probes", "50", "--rho", "0.1", "--seed", "3"]);
+    ok(&[
+        "measure",
+        "--params",
+        s(&params),
+        "--batch",
+        s(&batch),
+        "--out",
+        s(&out),
+        "--activation",
+        "tanh",
+        "--top-k",
+        "2",
+        "--probes",
+        "50",
+        "--rho",
+        "0.1",
+        "--seed",
+        "3",
+    ]);
     let doc = read_json(&out);
     let m = &doc["measurement"];
     assert_eq!(m["n_eval"], 8);
@@ -66,7 +84,8 @@ fn measure_on_a_batch_writes_every_metric_and_agrees_with_the_library() {
     let mut obj = MlpObjective::<f64>::new(spec, x, y).unwrap();
     let cfg = MeasureConfig { rho: 0.1, probes: 50, top_k: 2, seed: 3, ..MeasureConfig::default() };
     let want = metrics::measure(&mut obj, &w, &cfg, 0).unwrap().measurement;
-    for (key, v) in [("lambda_max", want.lambda_max), ("trace_h", want.trace_h), ("trace_v", want.trace_v), ("sharpness", want.sharpness), ("loss", want.loss)] {
+    for (key, v) in [("lambda_max", want.lambda_max), ("trace_h", want.trace_h), ("trace_v", want.trace_v), ("sharpness", want.sharpness), ("loss", want.loss)]
+    {
         assert!((m[key].as_f64().unwrap() - v).abs() <= 1e-12 * v.abs().max(1.0), "{key}: {} vs {v}", m[key]);
     }
 }
@@ -90,7 +109,28 @@ fn measure_on_a_dataset_uses_its_seeded_evaluation_subset() {
 #[test]
 fn landscape_trains_then_writes_grid_slices_trajectory_and_png() {
     let (out, png) = (tmp("land.json"), tmp("land.png"));
-    let o = ok(&["landscape", "--quiet", "--dataset", "xor", "--hidden", "8", "--batch", "40", "--epochs", "3", "--grid", "7", "--range", "0.5", "--snapshots", "4", "--png", s(&png), "--out", s(&out)]);
+    let o = ok(&[
+        "landscape",
+        "--quiet",
+        "--dataset",
+        "xor",
+        "--hidden",
+        "8",
+        "--batch",
+        "40",
+        "--epochs",
+        "3",
+        "--grid",
+        "7",
+        "--range",
+        "0.5",
+        "--snapshots",
+        "4",
+        "--png",
+        s(&png),
+        "--out",
+        s(&out),
+    ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("7×7 landscape"));
     let doc = read_json(&out);
     let land = &doc["landscape"];

@@ -544,7 +544,8 @@ fn cli_landscape_on_the_gpu_matches_the_cpu_grid() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        let loss: Vec<f64> = v["landscape"]["grid"]["loss"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect();
+        let loss: Vec<f64> =
+            v["landscape"]["grid"]["loss"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect();
         (loss, v["evaluator"].as_str().unwrap().to_string())
     };
     let (g, name) = grid("gpu");

@@ -56,8 +56,7 @@ fn exact_per_sample_norms_equal_norms_of_explicit_per_sample_gradients() {
         let (mut tape, mut deltas) = (Tape::default(), Vec::new());
         mlp.loss_and_grad(&p.params, &p.x, &p.y, &mut tape, &mut deltas);
         let identity = mlp.per_sample_sq_norms(&tape, &deltas);
-        let explicit: Vec<f64> =
-            per_sample_grads(&mut mlp, &p.params, &p.x, &p.y).iter().map(|g| g.iter().map(|v| v * v).sum()).collect();
+        let explicit: Vec<f64> = per_sample_grads(&mut mlp, &p.params, &p.x, &p.y).iter().map(|g| g.iter().map(|v| v * v).sum()).collect();
         assert_close("‖∇f_i‖²", &identity, &explicit, 1e-14, 1e-12);
     }
 }

@@ -4,10 +4,10 @@
 
 use super::{prepare, write};
 use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
+use crate::data::BatchOrder;
 use crate::engine::gpu::GpuEngine;
 use crate::engine::{Engine, Request, StepPlan, make_engine};
 use crate::error::{Error, Result};
-use crate::data::BatchOrder;
 use clap::Args;
 use serde_json::json;
 use std::time::Instant;

@@ -154,9 +154,7 @@ pub(crate) fn progress_bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
         bar.set_draw_target(ProgressDrawTarget::stderr());
     }
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})")
-            .expect("static template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})").expect("static template").progress_chars("=> "),
     );
     bar.set_prefix(prefix.to_string());
     bar
@@ -277,8 +275,8 @@ fn compare(base: &RunConfig, optimizers: &str, out: &str, quiet: bool) -> Result
 }
 
 fn step(params_path: &str, batch_path: &str, activation: &str, opt: &OptimizerArgs, out: &str) -> Result<()> {
-    let activation: Activation = serde_json::from_value(json!(activation.to_ascii_lowercase()))
-        .map_err(|_| Error::invalid("activation", activation, "relu, tanh or gelu"))?;
+    let activation: Activation =
+        serde_json::from_value(json!(activation.to_ascii_lowercase())).map_err(|_| Error::invalid("activation", activation, "relu, tanh or gelu"))?;
     let (spec, mut params) = ParamsJson::parse(&read(params_path)?, params_path)?.to_flat(activation)?;
     let batch = BatchJson::parse(&read(batch_path)?, batch_path)?.check(&spec)?;
     let mut cfg = RunConfig::default();

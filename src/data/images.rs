@@ -70,11 +70,7 @@ pub fn parse_csv(text: &str, name: &str) -> Result<ImageSet, Error> {
         if set.y.is_empty() {
             set.n_features = n_features;
         } else if n_features != set.n_features {
-            return Err(Error::Data(format!(
-                "{name} line {line_no}: {} columns, but earlier rows have {}",
-                fields.len(),
-                set.n_features + 1
-            )));
+            return Err(Error::Data(format!("{name} line {line_no}: {} columns, but earlier rows have {}", fields.len(), set.n_features + 1)));
         }
         for (col, f) in fields[..n_features].iter().enumerate() {
             match f.parse::<f32>() {

@@ -6,7 +6,7 @@
 mod images;
 mod toys;
 
-pub use images::{parse_csv, ImageSet};
+pub use images::{ImageSet, parse_csv};
 
 use crate::config::{DataConfig, DatasetName};
 use crate::error::Error;

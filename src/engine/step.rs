@@ -135,12 +135,8 @@ pub fn sam_family_step<T: Real>(
             ws.scale.copy_from_slice(&p);
             mlp.weight_grads(&ws.tape, &ws.deltas, &ws.scale, &mut ws.grad);
             report.perturbation_norm = perturb_point(params, &ws.grad, rho, true, None, &mut ws.point);
-            report.rwsam = Some(RwReport {
-                ess: optim::ess(&p),
-                scores: scores.iter().map(|s| s.f64()).collect(),
-                weights: p.iter().map(|v| v.f64()).collect(),
-                lambda,
-            });
+            report.rwsam =
+                Some(RwReport { ess: optim::ess(&p), scores: scores.iter().map(|s| s.f64()).collect(), weights: p.iter().map(|v| v.f64()).collect(), lambda });
             descent_scale_is_p = rw.descent == RwDescent::Weighted;
         }
         // m-SAM | e_j = ρ·u_j/‖u_j‖, u_j = ∇f_{I_j}(w)   m-USAM | e_j = ρ·u_j
@@ -159,8 +155,7 @@ pub fn sam_family_step<T: Real>(
                     T::of(c / m as f64)
                 })
                 .collect();
-            report.perturbation_norm =
-                norms.iter().map(|&n| if normalized { opt.rho * n / (n + NORM_EPS) } else { opt.rho * n }).sum::<f64>() / groups as f64;
+            report.perturbation_norm = norms.iter().map(|&n| if normalized { opt.rho * n / (n + NORM_EPS) } else { opt.rho * n }).sum::<f64>() / groups as f64;
             let lowrank = LowRank { group: m, coef: &coef, acts: &ws.tape.acts, deltas: &ws.deltas };
             mlp.forward(params, input.x, batch, &mut ws.tape2, Some(&lowrank));
             let pert = softmax_xent(ws.tape2.logits(), input.y, mlp.spec.out_dim());

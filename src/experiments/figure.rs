@@ -121,9 +121,7 @@ fn draw_panel(panel: &Panel, area: &DrawingArea<BitMapBackend, plotters::coord::
             .label(s.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
         chart.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled()))).map_err(err)?;
-        chart
-            .draw_series(s.points.iter().map(|p| ErrorBar::new_vertical(tx(p.0), p.1 - p.2, p.1, p.1 + p.2, color.stroke_width(1), 8)))
-            .map_err(err)?;
+        chart.draw_series(s.points.iter().map(|p| ErrorBar::new_vertical(tx(p.0), p.1 - p.2, p.1, p.1 + p.2, color.stroke_width(1), 8))).map_err(err)?;
     }
     chart
         .configure_series_labels()
@@ -135,4 +133,3 @@ fn draw_panel(panel: &Panel, area: &DrawingArea<BitMapBackend, plotters::coord::
         .map_err(err)?;
     Ok(())
 }
-

@@ -67,9 +67,10 @@ impl Experiment {
 impl std::str::FromStr for Experiment {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| {
-            Error::invalid("experiment", s, format!("one of {}", Self::ALL.map(|e| e.name()).join(", ")))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|e| e.name() == s)
+            .ok_or_else(|| Error::invalid("experiment", s, format!("one of {}", Self::ALL.map(|e| e.name()).join(", "))))
     }
 }
 
@@ -285,8 +286,7 @@ impl TrialResult {
     pub fn from_run(trial: &Trial, run: &Run, measurement: Option<&Measurement>, engine: &str, ms_per_step: f64) -> Self {
         let last = run.history.last_eval().cloned().unwrap_or_default();
         let ess: Vec<f64> = run.history.steps.iter().filter_map(|s| s.ess).collect();
-        let steps_to_target =
-            trial.target_acc.and_then(|t| run.history.evals.iter().find(|e| e.test_acc >= t).map(|e| e.step));
+        let steps_to_target = trial.target_acc.and_then(|t| run.history.evals.iter().find(|e| e.test_acc >= t).map(|e| e.step));
         Self {
             series: trial.series.clone(),
             x: trial.x,
@@ -369,7 +369,9 @@ pub fn metrics(exp: Experiment) -> Vec<(&'static str, Metric, bool)> {
     let tts: Metric = |r| r.seconds_to_target;
     let sts: Metric = |r| r.steps_to_target.map(|s| s as f64);
     match exp {
-        Experiment::MSweep => vec![("test acc", test, true), ("best test acc", best, true), ("tr V", trv, false), ("λ_max", lmax, false), ("noisy labels memorised", mem, true)],
+        Experiment::MSweep => {
+            vec![("test acc", test, true), ("best test acc", best, true), ("tr V", trv, false), ("λ_max", lmax, false), ("noisy labels memorised", mem, true)]
+        }
         Experiment::LabelNoise => vec![("test acc", test, true), ("best test acc", best, true), ("noisy labels memorised", mem, true)],
         Experiment::NoiseTrace => vec![("tr V", trv, false), ("λ_max", lmax, false), ("test acc", test, true)],
         Experiment::RwsamLambda => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false), ("ms/step", ms, false)],
@@ -437,7 +439,9 @@ pub fn paper_reference(exp: Experiment) -> &'static str {
         Experiment::NoiseTrace => "Paper (Table 6, tr of the gradient covariance at convergence): SGD 572.39 ± 24.15, SAM 198.40 ± 6.20, RW-SAM 177.79 ± 5.10.",
         Experiment::RwsamLambda => "Paper: RW-SAM ≥ SAM at the same ρ, close to m-SAM with small m, at ≈ 7/6 of SAM's cost.",
         Experiment::Cost => "Paper: m-SAM with m = 64 took about 2× SAM's wall time; RW-SAM about 7/6 of SAM's.",
-        Experiment::DriftCheck => "SPEC: on least squares the SDE drift of m-USAM is exact up to sampling noise: E[step] = ∇f + ∇R_m, R_m = (ρ/2)‖∇f‖² + (ρ/2m)·tr V.",
+        Experiment::DriftCheck => {
+            "SPEC: on least squares the SDE drift of m-USAM is exact up to sampling noise: E[step] = ∇f + ∇R_m, R_m = (ρ/2)‖∇f‖² + (ρ/2m)·tr V."
+        }
     }
 }
 
@@ -540,19 +544,19 @@ pub fn verdicts(exp: Experiment, results: &[TrialResult]) -> Vec<String> {
                 if rw_clear == noises.len() { "HOLDS" } else { "DOES NOT HOLD at this scale" }
             ));
             if let (Some(sam), Some(sgd)) = (cell(&acc, "SAM", Some(0.8)), cell(&acc, "SGD", Some(0.8))) {
-                v.push(format!(
-                    "At 80 % noise the paper has SAM below SGD (37.69 vs 46.53); here SGD {} > SAM {}: {}.",
-                    pct(sgd),
-                    pct(sam),
-                    judge(sgd, sam)
-                ));
+                v.push(format!("At 80 % noise the paper has SAM below SGD (37.69 vs 46.53); here SGD {} > SAM {}: {}.", pct(sgd), pct(sam), judge(sgd, sam)));
             }
         }
         Experiment::NoiseTrace => {
             let trv = aggregate(results, |r| r.trace_v);
             let get = |s: &str| cell(&trv, s, None);
             if let (Some(sgd), Some(sam), Some(rw)) = (get("SGD"), get("SAM"), get("RW-SAM")) {
-                v.push(format!("tr V at the end, SGD {} > SAM {} (the SAM family ends where gradient noise is smaller): {}.", sig(sgd.mean), sig(sam.mean), judge(sgd, sam)));
+                v.push(format!(
+                    "tr V at the end, SGD {} > SAM {} (the SAM family ends where gradient noise is smaller): {}.",
+                    sig(sgd.mean),
+                    sig(sam.mean),
+                    judge(sgd, sam)
+                ));
                 v.push(format!("SAM {} > RW-SAM {} (the paper's RW-SAM below SAM): {}.", sig(sam.mean), sig(rw.mean), judge(sam, rw)));
             }
             if let Some(m) = get("m-SAM m=8") {

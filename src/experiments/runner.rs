@@ -130,12 +130,8 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         seconds
     );
     let findings: String = verdicts.iter().map(|v| format!("- {v}\n")).collect();
-    let markdown = format!(
-        "{header}{}\n\n{table}\n![{}]({}.png)\n\nWhat these numbers say:\n\n{findings}",
-        super::paper_reference(exp),
-        exp.name(),
-        exp.name()
-    );
+    let markdown =
+        format!("{header}{}\n\n{table}\n![{}]({}.png)\n\nWhat these numbers say:\n\n{findings}", super::paper_reference(exp), exp.name(), exp.name());
     let mut doc = doc;
     doc["experiment"] = json!(exp.name());
     doc["options"] = json!(opts);

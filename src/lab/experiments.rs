@@ -654,11 +654,9 @@ impl ExperimentJob {
     fn refresh_summary(&mut self) {
         self.summary = match &self.drift {
             Some(d) => match &d.report {
-                Some(r) => Summary {
-                    table: drift::markdown(r),
-                    verdicts: if d.is_complete() { vec![drift::verdict(r)] } else { Vec::new() },
-                    panels: drift_panels(r),
-                },
+                Some(r) => {
+                    Summary { table: drift::markdown(r), verdicts: if d.is_complete() { vec![drift::verdict(r)] } else { Vec::new() }, panels: drift_panels(r) }
+                }
                 None => Summary::default(),
             },
             None => {

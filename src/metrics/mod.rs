@@ -241,16 +241,8 @@ pub fn measure<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &MeasureConfi
     let (trace_h, trace_h_stderr) = hessian::hutchinson_trace(obj, w, cfg.probes, cfg.seed);
     let curve_max = if cfg.curve_max == 0 { n } else { cfg.curve_max.min(n) };
     let mut curve_rng = Rng::stream(cfg.seed ^ 0x006d_2d63_7572_7665, Stream::Eval); // "m-curve"
-    let m_curve = sharpness::m_sharpness_curve(
-        obj,
-        w,
-        &sharpness::m_values(curve_max),
-        noise.grad_sq_norm,
-        noise.trace_v,
-        cfg.rho,
-        cfg.curve_groups,
-        &mut curve_rng,
-    );
+    let m_curve =
+        sharpness::m_sharpness_curve(obj, w, &sharpness::m_values(curve_max), noise.grad_sq_norm, noise.trace_v, cfg.rho, cfg.curve_groups, &mut curve_rng);
     let rwsam = (cfg.rw_batch > 0).then(|| {
         let key = rng::probe_key(cfg.seed, step);
         let z: Vec<f64> = (0..w.len() as u32).map(|i| rng::rademacher(key, i) as f64).collect();

@@ -96,9 +96,7 @@ impl Activation {
     /// than the whole GEMM around it).
     pub fn backprop_slice<T: Real>(self, g: &[T], z: &[T], out: &mut [T]) {
         match self {
-            Activation::Relu => {
-                out.iter_mut().zip(g.iter().zip(z)).for_each(|(o, (&g, &z))| *o = if z > T::zero() { g } else { T::zero() })
-            }
+            Activation::Relu => out.iter_mut().zip(g.iter().zip(z)).for_each(|(o, (&g, &z))| *o = if z > T::zero() { g } else { T::zero() }),
             _ => out.iter_mut().zip(g.iter().zip(z)).for_each(|(o, (&g, &z))| *o = g * self.derivative(z)),
         }
     }

@@ -6,21 +6,7 @@ use std::fmt::Debug;
 use std::iter::Sum;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 
-pub trait Real:
-    Float
-    + FromPrimitive
-    + ToPrimitive
-    + AddAssign
-    + SubAssign
-    + MulAssign
-    + DivAssign
-    + Sum
-    + Default
-    + Debug
-    + Send
-    + Sync
-    + 'static
-{
+pub trait Real: Float + FromPrimitive + ToPrimitive + AddAssign + SubAssign + MulAssign + DivAssign + Sum + Default + Debug + Send + Sync + 'static {
     /// C (m×n) = alpha·op(A)·op(B) + beta·C, with A given as m×k and B as k×n through strides
     /// (row stride, column stride), so transposes cost nothing.
     #[allow(clippy::too_many_arguments)]
@@ -72,10 +58,8 @@ macro_rules! impl_real {
                 if m == 0 || n == 0 {
                     return;
                 }
-                let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
-                    (rows.saturating_sub(1) as isize * rs + cols.saturating_sub(1) as isize * cs)
-                        as usize
-                };
+                let last =
+                    |rows: usize, cols: usize, rs: isize, cs: isize| (rows.saturating_sub(1) as isize * rs + cols.saturating_sub(1) as isize * cs) as usize;
                 assert!(k == 0 || last(m, k, rsa, csa) < a.len(), "gemm: A too short");
                 assert!(k == 0 || last(k, n, rsb, csb) < b.len(), "gemm: B too short");
                 assert!(last(m, n, rsc, csc) < c.len(), "gemm: C too short");
@@ -83,10 +67,7 @@ macro_rules! impl_real {
                 // the slices; matrixmultiply reads A and B and writes only C.
                 #[allow(unsafe_code)]
                 unsafe {
-                    $gemm(
-                        m, k, n, alpha, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta,
-                        c.as_mut_ptr(), rsc, csc,
-                    );
+                    $gemm(m, k, n, alpha, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
                 }
             }
         }
@@ -96,18 +77,7 @@ macro_rules! impl_real {
 /// Row-major convenience: C (m×n) = alpha·op(A)·op(B) + beta·C where op(A) is m×k, op(B) is k×n,
 /// A stored row-major as (m×k) or, with `ta`, as (k×m); likewise B with `tb`.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm<T: Real>(
-    ta: bool,
-    tb: bool,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: T,
-    a: &[T],
-    b: &[T],
-    beta: T,
-    c: &mut [T],
-) {
+pub fn gemm<T: Real>(ta: bool, tb: bool, m: usize, k: usize, n: usize, alpha: T, a: &[T], b: &[T], beta: T, c: &mut [T]) {
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
     T::gemm_strided(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, n as isize, 1);

@@ -125,11 +125,7 @@ impl DataPanel {
                     .entry((key.clone(), s.index))
                     .or_insert_with(|| {
                         let row = data.train_row(s.index);
-                        let pixels = row
-                            .iter()
-                            .zip(&data.feature_mean)
-                            .map(|(&v, &m)| Color32::from_gray(((v + m).clamp(0.0, 1.0) * 255.0) as u8))
-                            .collect();
+                        let pixels = row.iter().zip(&data.feature_mean).map(|(&v, &m)| Color32::from_gray(((v + m).clamp(0.0, 1.0) * 255.0) as u8)).collect();
                         ui.ctx().load_texture(format!("sample{}", s.index), ColorImage::new([w, hgt], pixels), TextureOptions::NEAREST)
                     })
                     .clone();

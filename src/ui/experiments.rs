@@ -204,7 +204,13 @@ fn figure_ui(ui: &mut Ui, exp: Experiment, panels: &[Panel]) {
     if panels.is_empty() {
         return;
     }
-    let cols = if ui.available_width() > 1000.0 { panels.len().min(3) } else if ui.available_width() > 640.0 { panels.len().min(2) } else { 1 };
+    let cols = if ui.available_width() > 1000.0 {
+        panels.len().min(3)
+    } else if ui.available_width() > 640.0 {
+        panels.len().min(2)
+    } else {
+        1
+    };
     // A series keeps its colour in every panel of the figure.
     let mut names: Vec<&str> = Vec::new();
     for s in panels.iter().flat_map(|p| &p.series) {
@@ -233,7 +239,8 @@ pub fn panel_ui(ui: &mut Ui, id: &str, panel: &Panel, color: &dyn Fn(&str) -> Co
     let (x0, x1) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     let span = if x1 > x0 { x1 - x0 } else { 1.0 };
     let cap = 0.02 * span.max(if categorical { 2.0 } else { 0.0 });
-    let mut plot = Plot::new(id).height(230.0).legend(Legend::default().text_style(egui::TextStyle::Small)).y_axis_label(panel.y_label.clone()).allow_scroll(false);
+    let mut plot =
+        Plot::new(id).height(230.0).legend(Legend::default().text_style(egui::TextStyle::Small)).y_axis_label(panel.y_label.clone()).allow_scroll(false);
     // Tick labels one unit apart (powers of two, categories) come closer than egui_plot's default
     // 60 points: let them, down to the width of the text.
     let axis = AxisHints::new_x().label(panel.x_label.clone()).label_spacing(16.0..=24.0);
@@ -249,7 +256,13 @@ pub fn panel_ui(ui: &mut Ui, id: &str, panel: &Panel, color: &dyn Fn(&str) -> Co
         let name = move |mark: GridMark| -> String {
             let i = mark.value.round();
             match cats.get(i as usize) {
-                Some(c) if (mark.value - i).abs() < 1e-6 && i >= 0.0 => if fits { c.clone() } else { format!("{}", i + 1.0) },
+                Some(c) if (mark.value - i).abs() < 1e-6 && i >= 0.0 => {
+                    if fits {
+                        c.clone()
+                    } else {
+                        format!("{}", i + 1.0)
+                    }
+                }
                 _ => String::new(),
             }
         };

@@ -12,7 +12,8 @@ pub const ESTIMATOR: &str = "How RW-SAM estimates s_i ≈ ‖∇f_i(w)‖: exact
 pub const DELTA: &str = "Finite-difference step δ of the norm estimator (f32: 1e-3 is accurate to about 5 %, 1e-4 to 26 %).";
 pub const DESCENT: &str = "Which gradient RW-SAM descends on at w + e: the batch mean ∇f_γ(w + e) (uniform, default) or Σ p_i ∇f_i(w + e) (weighted).";
 pub const TARGET_ESS: &str = "Instead of a fixed λ, solve λ ≥ 0 every step by bisection so that the effective sample size ESS = 1/Σ p_i² equals r·B.";
-pub const NORMALIZE: &str = "Divide the scores s_i by their batch mean before the softmax: λ becomes scale-free (the gradient-norm scale drifts 10× during training).";
+pub const NORMALIZE: &str =
+    "Divide the scores s_i by their batch mean before the softmax: λ becomes scale-free (the gradient-norm scale drifts 10× during training).";
 pub const BATCH: &str = "Batch size B: each step draws B training samples (seeded reshuffle every epoch; the last partial batch is dropped).";
 pub const EPOCHS: &str = "Length of the run in epochs (passes over the training set).";
 pub const EVAL_EVERY: &str = "Evaluate loss and accuracy on the FULL train and test sets every this many steps (0: once per epoch).";
@@ -24,7 +25,8 @@ pub const INPUT_NOISE: &str = "Standard deviation of the Gaussian noise added to
 pub const LABEL_NOISE: &str = "Symmetric label noise: exactly round(noise·n) training labels are replaced by a random DIFFERENT class (the test set stays clean). Flipped samples are marked in the data view.";
 pub const HIDDEN: &str = "Hidden layer widths of the MLP (every run shares the architecture and the initial weights).";
 pub const ACTIVATION: &str = "Hidden activation: ReLU, tanh or GELU (tanh form). He-normal init for ReLU/GELU, Xavier-normal for tanh; zero biases.";
-pub const SEED: &str = "The seed of everything random: toy data, split, label noise, initial weights, batch order, probes. The same seed gives the same runs, step for step.";
+pub const SEED: &str =
+    "The seed of everything random: toy data, split, label noise, initial weights, batch order, probes. The same seed gives the same runs, step for step.";
 pub const ENGINE: &str = "Which engine trains: auto (the GPU engine on a hardware GPU, else the CPU engine: a software GPU such as SwiftShader or lavapipe is slower than the CPU), gpu (the GPU engine on any adapter with compute shaders, through the renderer's device; WebGPU in the browser) or cpu (the f32 CPU reference, time-sliced between frames). Changing it restarts every run.";
 pub const BUDGET: &str = "Training time per frame, all runs together: the UI stays responsive while runs train between frames.";
 
@@ -32,14 +34,17 @@ pub const LOSS: &str = "Mean softmax cross-entropy f = (1/n)·Σ_i [logsumexp(z_
 pub const ACCURACY: &str = "Share of samples whose arg-max class equals the label, on the full train set (labels as trained on) and the test set.";
 pub const NOISE_METRICS: &str = "With label noise: accuracy on the ORIGINAL (clean) training labels, and the share of flipped training samples the model predicts with their flipped label (noisy labels memorised). Best test accuracy so far is what early stopping would give.";
 pub const BATCH_LOSS: &str = "Per step: the batch loss f_γ(w) before the step and the loss at the perturbed point(s) f_γ(w + e) (for m-SAM the mean over micro-batches). Their gap is the sharpness the step sees.";
-pub const NORMS: &str = "Per step: ‖∇f_γ(w)‖, the batch gradient norm (where the step computes it), and ‖e‖, the perturbation norm (ρ for SAM; for m-SAM the mean of ‖e_j‖).";
+pub const NORMS: &str =
+    "Per step: ‖∇f_γ(w)‖, the batch gradient norm (where the step computes it), and ‖e‖, the perturbation norm (ρ for SAM; for m-SAM the mean of ‖e_j‖).";
 pub const ESS: &str = "RW-SAM per step: the effective sample size ESS = 1/Σ p_i² of the Gibbs weights (the 'effective m' RW-SAM imitates; B for λ = 0) and λ (fixed, or solved for a target ESS).";
-pub const SHARPNESS: &str = "SAM sharpness S_ρ(w) = f(w + ρ·∇f/‖∇f‖) − f(w) on a fixed evaluation subset of the training set: the first-order worst case inside the ρ-ball.";
+pub const SHARPNESS: &str =
+    "SAM sharpness S_ρ(w) = f(w + ρ·∇f/‖∇f‖) − f(w) on a fixed evaluation subset of the training set: the first-order worst case inside the ρ-ball.";
 pub const LAMBDA_MAX: &str = "λ_max, the top Hessian eigenvalue of f on the evaluation subset: power iteration on exact Hessian-vector products (R-op).";
 pub const TRACE_H: &str = "tr H by Hutchinson: the mean of z^T·H·z over Rademacher vectors z.";
 pub const TRACE_V: &str = "tr V, the trace of the gradient-noise covariance: mean_i ‖∇f_i‖² − ‖∇f‖² on the evaluation subset (exact, with the per-sample norm identity). The SAM family ends where it is smaller.";
 pub const M_CURVE: &str = "m-sharpness curve at the latest measurement: E‖∇f_I‖ over random micro-batches I of size m = 1, 2, 4, …, B, with the bound √(‖∇f‖² + tr V/m) beside it. The variance term grows as m shrinks.";
-pub const REGULARIZER: &str = "The implicit regulariser the SDE analysis assigns to m-USAM: R_m = (ρ/2)‖∇f‖² + (ρ/(2m))·tr V, at m = B (mini-batch) per measurement.";
+pub const REGULARIZER: &str =
+    "The implicit regulariser the SDE analysis assigns to m-USAM: R_m = (ρ/2)‖∇f‖² + (ρ/(2m))·tr V, at m = B (mini-batch) per measurement.";
 pub const SURFACE: &str = "Decision surface: the model's predicted class on a grid over the data (brighter = more confident), refreshed from the current weights twice a second. Training points are filled circles; test points are hollow; flipped training labels are drawn as crosses in their (wrong) label's colour.";
 pub const HARDEST: &str = "The training samples with the largest per-sample gradient norm ‖∇f_i‖ = √(Σ_layers ‖d_i‖²(‖a_i‖² + 1)), among a fixed subset: the samples RW-SAM's weights p_i ∝ exp(λ·s_i) favour. Red frames mark flipped labels (y = label trained on, true = original label, ŷ = prediction).";
 pub const LANDSCAPE: &str = "Loss landscape (Li et al.): f(w + α·d₁ + β·d₂) on a grid, α, β ∈ [−1, 1], with random filter-normalised directions d₁, d₂ (each output neuron's incoming row rescaled to the norm of the same row of w; bias entries 0), on the evaluation subset, computed a few points per frame. White lines are contours of log-loss; the red path is the run's weights at its evaluations projected onto the plane by least squares (the share of each step off the plane is reported: random directions can hide most of a path).";

@@ -18,19 +18,15 @@ pub struct LandscapePanel {
 
 /// Contour lines at 8 levels evenly spaced in log-loss over the evaluated points.
 fn contour_segments(v: &LandscapeView, axis: &[f64]) -> Vec<[[f64; 2]; 2]> {
-    let logs: Vec<Vec<f64>> = (0..GRID)
-        .map(|j| (0..GRID).map(|i| v.loss[j * GRID + i]).map(|l| if l.is_finite() && l > 0.0 { l.ln() } else { f64::NAN }).collect())
-        .collect();
+    let logs: Vec<Vec<f64>> =
+        (0..GRID).map(|j| (0..GRID).map(|i| v.loss[j * GRID + i]).map(|l| if l.is_finite() && l > 0.0 { l.ln() } else { f64::NAN }).collect()).collect();
     let (lo, hi) = logs.iter().flatten().filter(|l| l.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &l| (a.min(l), b.max(l)));
     if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return Vec::new(); // nothing evaluated yet, or a flat grid: no levels
     }
     let cell = axis[1] - axis[0];
     let at = |(i, j): (f64, f64)| [axis[0] + i * cell, axis[0] + j * cell];
-    (1..=8)
-        .flat_map(|k| marching_squares(&logs, lo + (hi - lo) * k as f64 / 9.0))
-        .map(|(a, b)| [at(a), at(b)])
-        .collect()
+    (1..=8).flat_map(|k| marching_squares(&logs, lo + (hi - lo) * k as f64 / 9.0)).map(|(a, b)| [at(a), at(b)]).collect()
 }
 
 /// log(loss) through viridis, over the evaluated points; not yet evaluated points are grey.
@@ -182,30 +178,24 @@ impl LandscapePanel {
                             }
                             p.points(Points::new("weights", vec![[0.0, 0.0]]).radius(4.0).color(Color32::WHITE));
                         });
-                    Plot::new("landscape_slice")
-                        .height(side.min(cols[1].available_width()))
-                        .x_axis_label("α (β = 0)")
-                        .allow_scroll(false)
-                        .show(&mut cols[1], |p| {
+                    Plot::new("landscape_slice").height(side.min(cols[1].available_width())).x_axis_label("α (β = 0)").allow_scroll(false).show(
+                        &mut cols[1],
+                        |p| {
                             p.line(Line::new("loss along d₁", PlotPoints::from(slice)).width(1.6));
                             p.vline(VLine::new("weights", 0.0));
-                        });
+                        },
+                    );
                 });
             }
             Shape::Line { t, .. } => {
                 let pts: Vec<[f64; 2]> = t.iter().zip(&v.loss).filter(|(_, l)| l.is_finite()).map(|(&t, &l)| [t, l]).collect();
                 let acc: Vec<[f64; 2]> = t.iter().zip(&v.accuracy).filter(|(_, a)| a.is_finite()).map(|(&t, &a)| [t, a]).collect();
-                Plot::new("landscape_line")
-                    .height(side * 0.6)
-                    .x_axis_label("t")
-                    .legend(egui_plot::Legend::default())
-                    .allow_scroll(false)
-                    .show(ui, |p| {
-                        p.line(Line::new("loss", PlotPoints::from(pts)).width(1.6));
-                        p.line(Line::new("accuracy", PlotPoints::from(acc)).width(1.2).style(egui_plot::LineStyle::dashed_loose()));
-                        p.vline(VLine::new("run a", 0.0));
-                        p.vline(VLine::new("run b", 1.0));
-                    });
+                Plot::new("landscape_line").height(side * 0.6).x_axis_label("t").legend(egui_plot::Legend::default()).allow_scroll(false).show(ui, |p| {
+                    p.line(Line::new("loss", PlotPoints::from(pts)).width(1.6));
+                    p.line(Line::new("accuracy", PlotPoints::from(acc)).width(1.2).style(egui_plot::LineStyle::dashed_loose()));
+                    p.vline(VLine::new("run a", 0.0));
+                    p.vline(VLine::new("run b", 1.0));
+                });
             }
         }
     }

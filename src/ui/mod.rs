@@ -91,12 +91,8 @@ pub fn run_name(i: usize, spec: &RunSpec) -> String {
 }
 
 /// Class colours of the data views (2D points and decision surfaces).
-pub const CLASS_COLORS: [Color32; 4] = [
-    Color32::from_rgb(0x3b, 0x82, 0xf6),
-    Color32::from_rgb(0xef, 0x44, 0x44),
-    Color32::from_rgb(0x22, 0xc5, 0x5e),
-    Color32::from_rgb(0xea, 0xb3, 0x08),
-];
+pub const CLASS_COLORS: [Color32; 4] =
+    [Color32::from_rgb(0x3b, 0x82, 0xf6), Color32::from_rgb(0xef, 0x44, 0x44), Color32::from_rgb(0x22, 0xc5, 0x5e), Color32::from_rgb(0xea, 0xb3, 0x08)];
 
 pub fn class_color(c: u32) -> Color32 {
     CLASS_COLORS[c as usize % CLASS_COLORS.len()]

@@ -60,16 +60,11 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
             });
         });
         let height = (ui.available_width() * 0.55).clamp(140.0, 260.0);
-        Plot::new(id)
-            .height(height)
-            .legend(Legend::default())
-            .x_axis_label(x_label)
-            .allow_scroll(false)
-            .show(ui, |p| {
-                for s in series {
-                    p.line(s.line());
-                }
-            });
+        Plot::new(id).height(height).legend(Legend::default()).x_axis_label(x_label).allow_scroll(false).show(ui, |p| {
+            for s in series {
+                p.line(s.line());
+            }
+        });
     });
     if export {
         out.push(Command::ExportPng(title.to_string(), card.response.rect));
@@ -204,11 +199,8 @@ fn weights_card(ui: &mut Ui, runs: &[(String, Color32, f64, Vec<f64>, f64)], out
             .allow_scroll(false)
             .show(ui, |p| {
                 for (name, color, ess, counts, width) in runs {
-                    let bars: Vec<egui_plot::Bar> = counts
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &c)| egui_plot::Bar::new(WEIGHT_LOG_MIN + (k as f64 + 0.5) * width, c).width(width * 0.9))
-                        .collect();
+                    let bars: Vec<egui_plot::Bar> =
+                        counts.iter().enumerate().map(|(k, &c)| egui_plot::Bar::new(WEIGHT_LOG_MIN + (k as f64 + 0.5) * width, c).width(width * 0.9)).collect();
                     p.bar_chart(egui_plot::BarChart::new(format!("{name} (ESS {ess:.1})"), bars).color(*color));
                 }
             });

@@ -26,18 +26,17 @@ impl RunsPanel {
             if ui.button("Reset all").on_hover_text("Every run back to the shared initial weights, history cleared").clicked() {
                 out.push(Command::ResetAll);
             }
-            if ui
-                .button("New seed")
-                .on_hover_text("A new seed: new toy data, label noise, initial weights and batch order for every run")
-                .clicked()
-            {
+            if ui.button("New seed").on_hover_text("A new seed: new toy data, label noise, initial weights and batch order for every run").clicked() {
                 out.push(Command::NewSeed);
             }
         });
         ui.add_space(4.0);
         for (i, r) in lab.runs.iter().enumerate() {
             let color = run_color(&r.spec);
-            let frame = egui::Frame::group(ui.style()).stroke(egui::Stroke::new(if i == selected { 2.0 } else { 1.0 }, if i == selected { color } else { ui.visuals().widgets.noninteractive.bg_stroke.color }));
+            let frame = egui::Frame::group(ui.style()).stroke(egui::Stroke::new(
+                if i == selected { 2.0 } else { 1.0 },
+                if i == selected { color } else { ui.visuals().widgets.noninteractive.bg_stroke.color },
+            ));
             frame.show(ui, |ui| {
                 ui.set_width(ui.available_width());
                 ui.horizontal(|ui| {
@@ -94,7 +93,11 @@ impl RunsPanel {
                     if ui.small_button("Reset").on_hover_text("Back to the shared initial weights; the same run again, step for step").clicked() {
                         out.push(Command::Reset(i));
                     }
-                    if ui.add_enabled(lab.can_add(), egui::Button::new("Duplicate").small()).on_hover_text("A copy of this run's settings, from the same initial weights").clicked() {
+                    if ui
+                        .add_enabled(lab.can_add(), egui::Button::new("Duplicate").small())
+                        .on_hover_text("A copy of this run's settings, from the same initial weights")
+                        .clicked()
+                    {
                         out.push(Command::Duplicate(i));
                     }
                     if ui.add_enabled(lab.runs.len() > 1, egui::Button::new("Remove").small()).on_hover_text("Remove this run").clicked() {

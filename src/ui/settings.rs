@@ -112,9 +112,7 @@ impl RunSettingsPanel {
             let o = &mut s.optimizer;
             row(ui, "Learning rate η", help::LR, |ui| ui.add(Slider::new(&mut o.lr, 1e-4..=1.0).logarithmic(true)));
             row(ui, "Momentum μ", help::MOMENTUM, |ui| ui.add(Slider::new(&mut o.momentum, 0.0..=0.99)));
-            row(ui, "Weight decay", help::WEIGHT_DECAY, |ui| {
-                ui.add(Slider::new(&mut o.weight_decay, 0.0..=1e-2).logarithmic(true).smallest_positive(1e-6))
-            });
+            row(ui, "Weight decay", help::WEIGHT_DECAY, |ui| ui.add(Slider::new(&mut o.weight_decay, 0.0..=1e-2).logarithmic(true).smallest_positive(1e-6)));
             row(ui, "Schedule", help::SCHEDULE, |ui| {
                 egui::ComboBox::from_id_salt(("schedule", i))
                     .selected_text(format!("{:?}", o.schedule).to_lowercase())
@@ -153,9 +151,7 @@ impl RunSettingsPanel {
                     r.target_ess = Some(ratio);
                 } else {
                     r.target_ess = None;
-                    row(ui, "Temperature λ", help::LAMBDA, |ui| {
-                        ui.add(Slider::new(&mut r.lambda, -100.0..=100.0).logarithmic(true).smallest_positive(0.01))
-                    });
+                    row(ui, "Temperature λ", help::LAMBDA, |ui| ui.add(Slider::new(&mut r.lambda, -100.0..=100.0).logarithmic(true).smallest_positive(0.01)));
                 }
                 row(ui, "Scores", help::NORMALIZE, |ui| ui.checkbox(&mut r.normalize, "divide by batch mean"));
                 row(ui, "Norm estimator", help::ESTIMATOR, |ui| {
@@ -198,18 +194,24 @@ impl RunSettingsPanel {
             });
             match s.steps {
                 Some(mut steps) => {
-                    row(ui, "Steps", "Length of the run in steps (from a loaded config).", |ui| {
-                        ui.add(egui::DragValue::new(&mut steps).range(1..=10_000_000))
-                    });
+                    row(ui, "Steps", "Length of the run in steps (from a loaded config).", |ui| ui.add(egui::DragValue::new(&mut steps).range(1..=10_000_000)));
                     s.steps = Some(steps);
                 }
                 None => row(ui, "Epochs", help::EPOCHS, |ui| ui.add(Slider::new(&mut s.epochs, 1..=1000).logarithmic(true))),
             }
             row(ui, "Evaluate every", help::EVAL_EVERY, |ui| {
-                ui.add(Slider::new(&mut s.eval_every, 0..=1000).logarithmic(true).custom_formatter(|v, _| if v < 0.5 { "epoch".into() } else { format!("{v:.0} steps") }))
+                ui.add(
+                    Slider::new(&mut s.eval_every, 0..=1000)
+                        .logarithmic(true)
+                        .custom_formatter(|v, _| if v < 0.5 { "epoch".into() } else { format!("{v:.0} steps") }),
+                )
             });
             row(ui, "Measure every", help::MEASURE_EVERY, |ui| {
-                ui.add(Slider::new(&mut s.measure_every, 0..=2000).logarithmic(true).custom_formatter(|v, _| if v < 0.5 { "never".into() } else { format!("{v:.0} steps") }))
+                ui.add(
+                    Slider::new(&mut s.measure_every, 0..=2000)
+                        .logarithmic(true)
+                        .custom_formatter(|v, _| if v < 0.5 { "never".into() } else { format!("{v:.0} steps") }),
+                )
             });
         });
         if let Some(m) = lab.runs.get(i).and_then(|r| r.measuring.as_ref()) {

@@ -96,12 +96,8 @@ fn web() -> Result<()> {
     std::fs::create_dir_all(&dist)?;
     let target_dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
     let wasm = target_dir.join("wasm32-unknown-unknown/release/samlab.wasm");
-    run(Command::new("wasm-bindgen")
-        .args(["--target", "web", "--no-typescript", "--out-dir"])
-        .arg(&dist)
-        .arg(&wasm)
-        .current_dir(&root))
-    .context("wasm-bindgen failed; install it with `cargo install wasm-bindgen-cli --version =0.2.130` (the version in Cargo.lock)")?;
+    run(Command::new("wasm-bindgen").args(["--target", "web", "--no-typescript", "--out-dir"]).arg(&dist).arg(&wasm).current_dir(&root))
+        .context("wasm-bindgen failed; install it with `cargo install wasm-bindgen-cli --version =0.2.130` (the version in Cargo.lock)")?;
     std::fs::copy(root.join("web/index.html"), dist.join("index.html")).context("copying web/index.html")?;
     let size = std::fs::metadata(dist.join("samlab_bg.wasm")).map(|m| m.len()).unwrap_or(0);
     eprintln!("xtask: web bundle in {} ({:.1} MB of wasm); serve it with `cargo xtask serve`", dist.display(), size as f64 / 1e6);
@@ -161,11 +157,7 @@ fn browser_test() -> Result<()> {
     wait_for_port(port, Duration::from_secs(20))?;
     let shots = root.join("target/screenshots");
     std::fs::create_dir_all(&shots)?;
-    run(Command::new("node")
-        .arg("browser.mjs")
-        .env("SAMLAB_URL", format!("http://127.0.0.1:{port}/"))
-        .env("SAMLAB_SHOTS", &shots)
-        .current_dir(&tests))
+    run(Command::new("node").arg("browser.mjs").env("SAMLAB_URL", format!("http://127.0.0.1:{port}/")).env("SAMLAB_SHOTS", &shots).current_dir(&tests))
 }
 
 /// Starts the desktop app under Xvfb, lets it train, checks it is still alive, and saves a

@@ -231,10 +231,8 @@ impl Kernels {
                     count: None,
                 })
                 .collect();
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(&format!("samlab {family:?} storage layout")),
-                entries: &entries,
-            });
+            let layout = device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&format!("samlab {family:?} storage layout")), entries: &entries });
             let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(&format!("samlab {family:?} pipeline layout")),
                 bind_group_layouts: &[Some(&layout), Some(&uniform_layout)],

@@ -24,15 +24,15 @@ pub mod objective;
 
 pub use context::GpuContext;
 
+use super::cpu::spec_for;
 use super::{Engine, Request, Response, RwReport, StepPlan, StepReport};
 use crate::config::{NormEstimator, OptimizerConfig, OptimizerKind, RunConfig, RwDescent};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::mlp::Evaluation;
 use crate::model::MlpSpec;
-use super::cpu::spec_for;
+use crate::model::mlp::Evaluation;
 use crate::rng;
-use kernels::{ACT_NONE, backward_groups, forward_groups, weight_grad_groups, Kernel, Params, SLOT};
+use kernels::{ACT_NONE, Kernel, Params, SLOT, backward_groups, forward_groups, weight_grad_groups};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -250,14 +250,7 @@ impl Passes {
     /// Deltas of every layer from the loss deltas down to layer 0.
     fn backward(&self, r: &mut Recorder, bind: &wgpu::BindGroup, rows: usize, group: usize, copy_stride: u32, flags: u32) {
         for l in (1..self.spec.n_layers()).rev() {
-            let p = Params {
-                group: group as u32,
-                copy_stride,
-                act: self.spec.activation.shader_id(),
-                off0: self.z_off[l - 1],
-                flags,
-                ..self.layer(l, rows)
-            };
+            let p = Params { group: group as u32, copy_stride, act: self.spec.activation.shader_id(), off0: self.z_off[l - 1], flags, ..self.layer(l, rows) };
             r.dispatch(Kernel::BackwardInput, bind, p, backward_groups(self.spec.layers()[l].in_dim, rows));
         }
     }
@@ -330,7 +323,11 @@ impl GpuEngine {
         }
         for l in spec.layers() {
             if weight_grad_groups(l.out_dim, l.in_dim, 1)[0] > limits.max_compute_workgroups_per_dimension {
-                return Err(Error::invalid("model.hidden", l.out_dim, format!("a layer of ≤ {} weights on this device", 64 * limits.max_compute_workgroups_per_dimension as usize)));
+                return Err(Error::invalid(
+                    "model.hidden",
+                    l.out_dim,
+                    format!("a layer of ≤ {} weights on this device", 64 * limits.max_compute_workgroups_per_dimension as usize),
+                ));
             }
         }
         let (passes, acts_len, z_len) = Passes::new(spec.clone(), rows_max);
@@ -476,12 +473,8 @@ impl GpuEngine {
         };
         for l in 0..self.passes.spec.n_layers() {
             let layer = self.passes.spec.layers()[l];
-            let mut p = Params {
-                group: group as u32,
-                copy_stride: if groups > 1 { self.n_params as u32 } else { 0 },
-                flags,
-                ..self.passes.layer(l, groups * group)
-            };
+            let mut p =
+                Params { group: group as u32, copy_stride: if groups > 1 { self.n_params as u32 } else { 0 }, flags, ..self.passes.layer(l, groups * group) };
             p.f[0] = scale;
             r.dispatch(Kernel::WeightGrad, bind, p, weight_grad_groups(layer.out_dim, layer.in_dim, groups));
         }
@@ -724,10 +717,7 @@ impl GpuEngine {
                 let n = self.n_train + self.n_test;
                 let losses: &[f32] = bytemuck::cast_slice(&data[..n * 4]);
                 let preds: &[u32] = bytemuck::cast_slice(&data[n * 4..n * 8]);
-                let split = |a: usize, b: usize| Evaluation {
-                    losses: losses[a..b].iter().map(|&v| v as f64).collect(),
-                    predictions: preds[a..b].to_vec(),
-                };
+                let split = |a: usize, b: usize| Evaluation { losses: losses[a..b].iter().map(|&v| v as f64).collect(), predictions: preds[a..b].to_vec() };
                 vec![Response::Evaluated { step, train: split(0, self.n_train), test: split(self.n_train, n) }]
             }
             PendingKind::Params(tag) => {

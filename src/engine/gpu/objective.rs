@@ -10,7 +10,7 @@
 //! The trait has no error channel: a device error turns the results into NaN and is kept for
 //! `take_error`.
 
-use super::kernels::{weight_grad_groups, Family, Kernel, Params};
+use super::kernels::{Family, Kernel, Params, weight_grad_groups};
 use super::{GpuContext, Passes, Recorder, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
 use crate::error::{Error, Result};
 use crate::metrics::Objective;
