@@ -202,7 +202,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 /// on 1024 evaluation samples: (seconds, engine, points).
 pub fn time_landscape(backend: Backend, grid: usize) -> Result<(f64, String, usize)> {
     use crate::metrics::EvalSet;
-    use crate::metrics::landscape::{CpuEvaluator, LossEvaluator, directions, linspace, loss_grid};
+    use crate::metrics::landscape::{self, CpuEvaluator, LossEvaluator};
     let cfg = RunConfig::default();
     let (data, init) = prepare(&cfg)?;
     let spec = crate::engine::cpu::spec_for(&cfg, &data);
@@ -215,9 +215,6 @@ pub fn time_landscape(backend: Backend, grid: usize) -> Result<(f64, String, usi
         }
         _ => (Box::new(CpuEvaluator::<f32>::from_eval_set(spec.clone(), &set)?), "CPU (f32)".to_string()),
     };
-    let (d1, d2) = directions(&spec, &init, cfg.seed);
-    let axis = linspace(-1.0, 1.0, grid);
-    let start = Instant::now();
-    loss_grid(ev.as_mut(), &init, &d1, &d2, &axis, &axis)?;
-    Ok((start.elapsed().as_secs_f64(), engine, grid * grid))
+    let t = landscape::time_landscape(ev.as_mut(), &spec, &init, grid, set.len(), cfg.seed)?;
+    Ok((t.seconds, engine, t.points))
 }

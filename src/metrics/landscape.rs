@@ -352,13 +352,19 @@ pub fn time_cpu_landscape(cfg: &RunConfig, grid: usize, eval_size: usize) -> Res
     let params = spec.init(cfg.seed);
     let set = EvalSet::from_train(&data, eval_size, cfg.seed);
     let mut ev = CpuEvaluator::<f32>::from_eval_set(spec.clone(), &set)?;
-    let lc = LandscapeConfig { grid, seed: cfg.seed, ..LandscapeConfig::default() };
+    time_landscape(&mut ev, &spec, &params, grid, set.len(), cfg.seed)
+}
+
+/// Wall time of a grid×grid filter-normalised landscape around `center` on any evaluator (the
+/// CPU's or the GPU's): what `bench` reports.
+pub fn time_landscape(ev: &mut dyn LossEvaluator, spec: &MlpSpec, center: &[f32], grid: usize, eval_samples: usize, seed: u64) -> Result<LandscapeTiming> {
+    let lc = LandscapeConfig { grid, seed, ..LandscapeConfig::default() };
     lc.validate()?;
-    let (d1, d2) = directions(&spec, &params, cfg.seed);
+    let (d1, d2) = directions(spec, center, seed);
     let axis = linspace(-lc.range, lc.range, grid);
     let start = std::time::Instant::now();
-    loss_grid(&mut ev, &params, &d1, &d2, &axis, &axis)?;
+    loss_grid(ev, center, &d1, &d2, &axis, &axis)?;
     let seconds = start.elapsed().as_secs_f64();
     let points = grid * grid;
-    Ok(LandscapeTiming { points, eval_samples: set.len(), n_params: spec.n_params(), seconds, ms_per_point: 1e3 * seconds / points as f64 })
+    Ok(LandscapeTiming { points, eval_samples, n_params: spec.n_params(), seconds, ms_per_point: 1e3 * seconds / points as f64 })
 }
