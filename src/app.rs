@@ -7,7 +7,8 @@
 //! status into the page, and ask for the next frame while anything trains.
 
 use crate::lab::experiments::ExperimentJob;
-use crate::lab::{EngineChoice, Lab, LabState, Preset};
+use crate::engine::EngineChoice;
+use crate::lab::{Lab, LabState, Preset};
 use crate::platform::{self, Platform, StatusReport};
 use crate::ui::data_view::DataPanel;
 use crate::ui::experiments::ExperimentsPanel;
@@ -553,17 +554,7 @@ impl SamLabApp {
             }
             Err(lab_err) => match crate::config::RunConfig::from_json(text) {
                 Ok(cfg) => {
-                    let spec = crate::lab::RunSpec {
-                        optimizer: cfg.optimizer.clone(),
-                        batch: cfg.batch,
-                        epochs: cfg.epochs,
-                        steps: cfg.steps,
-                        eval_every: cfg.eval_every,
-                        measure_every: cfg.measure_every,
-                        color: 0,
-                    };
-                    let shared = crate::lab::Shared { dataset: cfg.dataset, model: cfg.model, seed: cfg.seed, backend: cfg.backend };
-                    let state = LabState { version: crate::lab::LAB_VERSION, preset: None, shared, runs: vec![spec] };
+                    let state = LabState::from_run_config(&cfg);
                     self.lab.set_state(state);
                     self.settings.selected = 0;
                     self.say(Message::info("loaded one run's config"));

@@ -42,10 +42,6 @@ impl DatasetName {
     pub fn is_toy(self) -> bool {
         Self::TOYS.contains(&self)
     }
-
-    pub fn is_image(self) -> bool {
-        !self.is_toy()
-    }
 }
 
 impl std::str::FromStr for DatasetName {
@@ -58,7 +54,7 @@ impl std::str::FromStr for DatasetName {
     }
 }
 
-/// Every optimizer of SPEC.md.
+/// Every optimizer of docs/ALGORITHMS.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
@@ -112,7 +108,7 @@ impl OptimizerKind {
         }
     }
 
-    /// One line from SPEC.md, for tooltips and `--help`.
+    /// One line from docs/ALGORITHMS.md, for tooltips and `--help`.
     pub fn describe(self) -> &'static str {
         match self {
             OptimizerKind::Sgd => "plain SGD: descend on the batch gradient ∇f_γ(w)",

@@ -14,6 +14,7 @@ pub mod optim;
 pub mod platform;
 pub mod rng;
 pub mod run;
+pub mod setup;
 pub mod ui;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,4 +1,4 @@
-//! The optimizer arithmetic of SPEC.md that both engines share: the base SGD update, RW-SAM's
+//! The optimizer arithmetic (docs/ALGORITHMS.md) that both engines share: the base SGD update, RW-SAM's
 //! Gibbs weights and effective sample size, and the target-ESS solve for λ.
 //! The optimizer names and settings themselves are `config::OptimizerKind` / `OptimizerConfig`;
 //! the step that strings these pieces together is `engine::cpu::sam_family_step` (and its WGSL
@@ -6,7 +6,7 @@
 
 use crate::model::Real;
 
-/// Guard of every normalisation x/‖x‖ (SPEC.md: ‖x‖ + 1e-12).
+/// Guard of every normalisation x/‖x‖ (docs/ALGORITHMS.md#notation: ‖x‖ + 1e-12).
 pub const NORM_EPS: f64 = 1e-12;
 
 /// Torch-style SGD with momentum and weight decay on the descent gradient `grad`:

@@ -4,7 +4,7 @@
 
 use crate::config::RunConfig;
 use crate::data::{BatchOrder, Dataset};
-use crate::engine::{Engine, Request, Response, StepPlan, StepReport};
+use crate::engine::{Engine, ParamsTag, Request, Response, StepPlan, StepReport};
 use crate::error::{Error, Result};
 use crate::model::mlp::Evaluation;
 use serde::{Deserialize, Serialize};
@@ -102,7 +102,7 @@ pub struct Run {
     eval_every: u64,
     next_eval: u64,
     order: BatchOrder,
-    pending_params: Vec<(u64, Vec<f32>)>,
+    pending_params: Vec<(ParamsTag, Vec<f32>)>,
     /// Measurement hook: the next step to measure at (u64::MAX: none), and the CPU measurer,
     /// built at the first measurement.
     next_measure: u64,
@@ -114,10 +114,6 @@ pub struct Run {
     snapshot_cap: usize,
 }
 
-/// Params requests of the measurement hook carry this tag plus the step.
-const MEASURE_TAG: u64 = 1 << 62;
-/// Params requests of the trajectory snapshots carry this tag plus the step.
-const SNAPSHOT_TAG: u64 = 1 << 61;
 
 impl Run {
     pub fn new(config: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, engine: Box<dyn Engine>) -> Result<Self> {
@@ -198,14 +194,14 @@ impl Run {
         if self.next_eval == self.submitted && self.next_eval <= self.total && self.history.evals.last().is_none_or(|e| e.step != self.submitted) {
             self.engine.submit(Request::Evaluate { step: self.submitted })?;
             if self.snapshot_cap > 0 {
-                self.engine.submit(Request::ReadParams { tag: SNAPSHOT_TAG + self.submitted })?;
+                self.engine.submit(Request::ReadParams { tag: ParamsTag::Snapshot(self.submitted) })?;
             }
             self.next_eval = if self.submitted == self.total { u64::MAX } else { (self.submitted + self.eval_every).min(self.total) };
             return Ok(());
         }
         if self.next_measure == self.submitted && self.next_measure <= self.total {
             // Measurement hook: read the weights back; `record` measures them on the CPU.
-            self.engine.submit(Request::ReadParams { tag: MEASURE_TAG + self.submitted })?;
+            self.engine.submit(Request::ReadParams { tag: ParamsTag::Measure(self.submitted) })?;
             let every = self.config.measure_every.max(1);
             self.next_measure = if self.submitted == self.total { u64::MAX } else { (self.submitted + every).min(self.total) };
             return Ok(());
@@ -249,8 +245,8 @@ impl Run {
                 }
                 self.history.evals.push(rec);
             }
-            Response::Params { tag, params } if (MEASURE_TAG..MEASURE_TAG + (1 << 48)).contains(&tag) => self.record_measurement(tag - MEASURE_TAG, &params),
-            Response::Params { tag, params } if (SNAPSHOT_TAG..SNAPSHOT_TAG + (1 << 48)).contains(&tag) => self.record_snapshot(tag - SNAPSHOT_TAG, params),
+            Response::Params { tag: ParamsTag::Measure(step), params } => self.record_measurement(step, &params),
+            Response::Params { tag: ParamsTag::Snapshot(step), params } => self.record_snapshot(step, params),
             Response::Params { tag, params } => self.pending_params.push((tag, params)),
         }
     }
@@ -320,11 +316,11 @@ impl Run {
     }
 
     /// Asks for the current parameters; they arrive through `take_params`.
-    pub fn request_params(&mut self, tag: u64) -> Result<()> {
+    pub fn request_params(&mut self, tag: ParamsTag) -> Result<()> {
         self.engine.submit(Request::ReadParams { tag })
     }
 
-    pub fn take_params(&mut self, tag: u64) -> Option<Vec<f32>> {
+    pub fn take_params(&mut self, tag: ParamsTag) -> Option<Vec<f32>> {
         let i = self.pending_params.iter().position(|(t, _)| *t == tag)?;
         Some(self.pending_params.swap_remove(i).1)
     }
@@ -359,12 +355,11 @@ impl Run {
 
     /// The parameters now, blocking (CLI, tests).
     pub fn params_blocking(&mut self) -> Result<Vec<f32>> {
-        const TAG: u64 = u64::MAX;
-        self.request_params(TAG)?;
+        self.request_params(ParamsTag::Blocking)?;
         for r in self.engine.finish()? {
             self.record(r);
         }
-        self.take_params(TAG).ok_or_else(|| Error::Gpu("the engine did not return the parameters".into()))
+        self.take_params(ParamsTag::Blocking).ok_or_else(|| Error::Gpu("the engine did not return the parameters".into()))
     }
 }
 

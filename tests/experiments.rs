@@ -2,7 +2,7 @@
 //! JSON, Markdown table and PNG; only robust facts are asserted (the drift check within its
 //! Monte-Carlo error, m-SAM with m = 1 differing from SAM, tables with one row per cell).
 
-use samlab::experiments::runner::run_experiment;
+use samlab::cli::experiment::run_experiment;
 use samlab::experiments::{Experiment, Options, TrialResult};
 use serde_json::Value;
 

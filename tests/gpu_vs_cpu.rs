@@ -1,6 +1,6 @@
 //! The WGSL engine against the CPU reference on a real adapter (lavapipe in CI): every kernel's
 //! output buffer after one step of every optimizer, on seeded random inputs with odd sizes;
-//! 20 training steps of every optimizer; the SPEC identities; deterministic reruns.
+//! 20 training steps of every optimizer; the identities of docs/ALGORITHMS.md; deterministic reruns.
 //!
 //! Tolerance: |gpu − ref| ≤ atol + rtol·|ref| with ref in f64, rtol = 1e-4 and atol = 1e-5 times
 //! the largest |ref| of the buffer (f32 kernels against f64: single-kernel relative errors are
@@ -366,7 +366,7 @@ fn params_after(ctx: &GpuContext, o: &OptimizerConfig, steps: u64) -> Vec<f32> {
     let cfg = config(o.clone(), Activation::Gelu);
     let mut gpu = GpuEngine::new(ctx.clone(), &cfg, data.clone(), &init(&cfg, &data)).unwrap();
     losses(&mut gpu, steps);
-    gpu.submit(Request::ReadParams { tag: 0 }).unwrap();
+    gpu.submit(Request::ReadParams { tag: samlab::engine::ParamsTag::Blocking }).unwrap();
     match gpu.finish().unwrap().pop() {
         Some(Response::Params { params, .. }) => params,
         other => panic!("{other:?}"),

@@ -1,4 +1,4 @@
-//! The measurements of SPEC.md checked against first principles: the R-op Hessian-vector product
+//! The measurements of docs/ALGORITHMS.md checked against first principles: the R-op Hessian-vector product
 //! against finite differences of gradients, λ_max and tr H against a dense eigendecomposition of
 //! the exact Hessian, tr V and micro-batch norms against explicit per-sample gradients, every
 //! metric against its closed form on a quadratic, filter normalisation, landscapes against direct
@@ -447,7 +447,7 @@ fn the_run_adds_measurements_every_n_steps() {
     let data = std::sync::Arc::new(samlab::data::Dataset::load(&cfg.dataset, cfg.seed).unwrap());
     let spec = MlpSpec::new(data.n_features, &cfg.model.hidden, data.n_classes, cfg.model.activation);
     let init = std::sync::Arc::new(spec.init(cfg.seed));
-    let engine = samlab::engine::make_engine(&cfg, data.clone(), &init).unwrap();
+    let engine = samlab::engine::choice::open_engine(&cfg, data.clone(), &init).unwrap();
     let mut run = samlab::run::Run::new(cfg, data, init, engine).unwrap();
     run.run_to_end(64, |_| {}).unwrap();
     let steps: Vec<u64> = run.history.measurements.iter().map(|m| m.step).collect();

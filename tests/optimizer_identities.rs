@@ -1,5 +1,5 @@
-//! The optimizers of SPEC.md on the CPU engine: the SPEC identities bit for bit (in f64 and f32),
-//! and every optimizer against a literal transcription of its SPEC row built only from plain
+//! The optimizers of docs/ALGORITHMS.md on the CPU engine: its identities bit for bit (in f64 and f32),
+//! and every optimizer against a literal transcription of its formula built only from plain
 //! mini-batch gradients and explicit per-sample gradients.
 
 mod common;
@@ -92,7 +92,7 @@ fn asam_with_unit_scale_equals_sam_perturbation() {
     assert!((scaled - 0.2).abs() < 1e-12, "{scaled}");
 }
 
-// ---- literal transcriptions of SPEC.md, from plain gradients only ----
+// ---- literal transcriptions of docs/ALGORITHMS.md, from plain gradients only ----
 
 fn grad(mlp: &mut Mlp<f64>, w: &[f64], x: &[f64], y: &[u32]) -> Vec<f64> {
     let (mut tape, mut deltas) = (Tape::default(), Vec::new());
@@ -113,7 +113,7 @@ fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
-/// The descent gradient g_d of one step, as SPEC.md's table defines it.
+/// The descent gradient g_d of one step, as docs/ALGORITHMS.md defines it.
 fn spec_descent_gradient(p: &Problem, o: &OptimizerConfig, probe: &[f64]) -> Vec<f64> {
     let mut mlp = Mlp::<f64>::new(p.spec.clone());
     let (w, x, y) = (&p.params, &p.x, &p.y);

@@ -6,7 +6,8 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use samlab::app::SamLabApp;
 use samlab::config::OptimizerKind;
-use samlab::lab::{EngineChoice, LabState, Preset};
+use samlab::engine::EngineChoice;
+use samlab::lab::{LabState, Preset};
 use samlab::platform::MemoryPlatform;
 
 fn app_with(platform: MemoryPlatform) -> SamLabApp {

@@ -4,7 +4,8 @@
 
 use egui_kittest::Harness;
 use samlab::lab::views::{decision_surface, hardest_samples};
-use samlab::lab::{EngineChoice, Lab, LabState, Preset};
+use samlab::engine::EngineChoice;
+use samlab::lab::{Lab, LabState, Preset};
 use samlab::metrics::{MPoint, Measurement};
 use samlab::run::{EvalRecord, History, StepRecord};
 use samlab::ui::Command;

@@ -6,7 +6,8 @@ use super::{prepare, write};
 use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
 use crate::data::BatchOrder;
 use crate::engine::gpu::GpuEngine;
-use crate::engine::{Engine, Request, StepPlan, make_engine};
+use crate::engine::choice::open_engine;
+use crate::engine::{Engine, Request, StepPlan};
 use crate::error::{Error, Result};
 use clap::Args;
 use serde_json::json;
@@ -97,7 +98,7 @@ pub fn time_steps(cfg: &RunConfig, steps: usize, per_submit: usize) -> Result<Be
             let n = gpu.dispatches_per_step();
             (Box::new(gpu), Some(n))
         }
-        _ => (make_engine(cfg, data.clone(), &init)?, None),
+        _ => (open_engine(cfg, data.clone(), &init)?, None),
     };
     let engine_name = engine.describe();
     let mut order = BatchOrder::new(data.n_train(), cfg.batch, cfg.seed);
@@ -205,7 +206,7 @@ pub fn time_landscape(backend: Backend, grid: usize) -> Result<(f64, String, usi
     use crate::metrics::landscape::{self, CpuEvaluator, LossEvaluator};
     let cfg = RunConfig::default();
     let (data, init) = prepare(&cfg)?;
-    let spec = crate::engine::cpu::spec_for(&cfg, &data);
+    let spec = crate::setup::spec_for(&cfg, &data);
     let set = EvalSet::from_train(&data, 1024, cfg.seed);
     let (mut ev, engine): (Box<dyn LossEvaluator>, String) = match backend {
         Backend::Gpu => {

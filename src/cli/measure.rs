@@ -1,11 +1,11 @@
-//! `samlab measure` (every metric of SPEC.md at given weights, in f64) and `samlab landscape`
+//! `samlab measure` (every metric of docs/ALGORITHMS.md at given weights, in f64) and `samlab landscape`
 //! (train or load weights, then the loss landscape around them, optionally as a PNG).
 
 use super::args::ConfigArgs;
 use super::{progress_bar, read, write};
 use crate::config::{DataConfig, DatasetName, NormEstimator, RunConfig};
 use crate::data::Dataset;
-use crate::engine::make_engine;
+use crate::engine::choice::open_engine;
 use crate::error::{Error, Result};
 use crate::formats::{BatchJson, ParamsJson};
 use crate::metrics::landscape::{self, CpuEvaluator, LandscapeConfig, Snapshots};
@@ -246,7 +246,7 @@ pub struct LandscapeArgs {
 /// Trains `cfg`, taking `snapshots` evenly spaced weight snapshots (and the initial weights).
 /// Returns the run (finished) and the snapshots, the last one the final weights.
 pub fn train_with_snapshots(cfg: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, snapshots: usize, bar: &ProgressBar) -> Result<(Run, Snapshots)> {
-    let engine = make_engine(&cfg, data.clone(), &init)?;
+    let engine = open_engine(&cfg, data.clone(), &init)?;
     let mut run = Run::new(cfg, data, init.clone(), engine)?;
     let total = run.total_steps();
     bar.set_length(total);
@@ -302,7 +302,7 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
     };
     let spec = match &loaded {
         Some((spec, _)) => spec.clone(),
-        None => MlpSpec::new(data.n_features, &cfg.model.hidden, data.n_classes, cfg.model.activation),
+        None => crate::setup::spec_for(&cfg, &data),
     };
     if let Some((path, (end_spec, _))) = &line_end
         && end_spec.sizes != spec.sizes

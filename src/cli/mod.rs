@@ -3,12 +3,14 @@
 
 pub mod args;
 pub mod bench;
+pub mod experiment;
+pub mod figure;
 pub mod measure;
 
 use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::engine::cpu::spec_for;
-use crate::engine::make_engine;
+use crate::setup::{prepare, spec_for};
+use crate::engine::choice::open_engine;
 use crate::engine::step::{StepInput, Workspace, sam_family_step};
 use crate::error::{Error, Result};
 use crate::formats::{BatchJson, ParamsJson};
@@ -101,7 +103,7 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Every metric of SPEC.md at given weights, in f64: loss, S_ρ, λ_max (top-k), tr H, tr V,
+    /// Every metric of docs/ALGORITHMS.md at given weights, in f64: loss, S_ρ, λ_max (top-k), tr H, tr V,
     /// the m-sharpness curve with its bound, R_m, RW-SAM weights/ESS/estimator correlation.
     Measure(measure::MeasureArgs),
     /// Train (or load --params), then the loss landscape around the weights: a 2D grid along two
@@ -194,15 +196,8 @@ impl Trained {
     }
 }
 
-/// Loads the data and the initial weights of a config (shared by all runs of one seed).
-pub fn prepare(cfg: &RunConfig) -> Result<(Arc<Dataset>, Arc<Vec<f32>>)> {
-    let data = Dataset::load(&cfg.dataset, cfg.seed)?;
-    let init = spec_for(cfg, &data).init(cfg.seed);
-    Ok((Arc::new(data), Arc::new(init)))
-}
-
 pub fn train_run(cfg: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, bar: &ProgressBar) -> Result<Trained> {
-    let engine = make_engine(&cfg, data.clone(), &init)?;
+    let engine = open_engine(&cfg, data.clone(), &init)?;
     let engine_name = engine.describe();
     let mut run = Run::new(cfg, data, init, engine)?;
     bar.set_length(run.total_steps());
@@ -326,12 +321,12 @@ fn experiment(name: &str, seeds: usize, quick: bool, backend: &str, out: &str, s
     let opts = Options { seeds, quick, backend, cost_backends };
     if name == "all" {
         let summary = summary.map(str::to_string).unwrap_or_else(|| format!("{}/RESULTS.md", out.trim_end_matches('/')));
-        crate::experiments::runner::run_all(&opts, out, &summary, quiet, reuse)?;
+        experiment::run_all(&opts, out, &summary, quiet, reuse)?;
         eprintln!("wrote {out}/ and {summary}");
         return Ok(());
     }
     let exp: Experiment = name.parse()?;
-    let written = crate::experiments::runner::run_or_reuse(exp, &opts, out, quiet, reuse)?;
+    let written = experiment::run_or_reuse(exp, &opts, out, quiet, reuse)?;
     println!("{}", written.table);
     eprintln!("wrote {}, {} and {}", written.json, written.markdown, written.png);
     Ok(())

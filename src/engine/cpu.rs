@@ -28,10 +28,7 @@ pub struct CpuEngine<T: Real> {
     done: VecDeque<Response>,
 }
 
-/// The architecture a config asks for on this dataset.
-pub fn spec_for(cfg: &RunConfig, data: &Dataset) -> MlpSpec {
-    MlpSpec::new(data.n_features, &cfg.model.hidden, data.n_classes, cfg.model.activation)
-}
+pub use crate::setup::spec_for;
 
 impl<T: Real> CpuEngine<T> {
     pub fn new(cfg: &RunConfig, data: Arc<Dataset>, init: &[f32]) -> Result<Self> {

@@ -5,14 +5,18 @@
 //! submits command buffers), `poll` returns whatever has finished without blocking. The CPU
 //! engine does its work inside `submit` and hands the results out at the next `poll`.
 //!
+//! Engines are made in one place, `choice::EngineChoice`.
+//!
 //! Architecture invariant: only `engine::gpu` touches wgpu; engines know nothing of egui.
 
+pub mod choice;
 pub mod cpu;
 pub mod gpu;
 pub mod step;
 
 use crate::error::Result;
 use crate::model::mlp::Evaluation;
+pub use choice::{EngineChoice, MadeEngine};
 pub use step::{RwReport, StepReport};
 
 /// One planned step: which training samples, at which learning rate.
@@ -24,6 +28,26 @@ pub struct StepPlan {
     pub lr: f64,
 }
 
+/// Who asked for a copy of the parameters, so that the answer reaches them: engines hand the tag
+/// back unchanged with the parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParamsTag {
+    /// The run's own measurement hook (`measure_every`), after this many steps.
+    Measure(u64),
+    /// A weight snapshot for the landscape's trajectory, after this many steps.
+    Snapshot(u64),
+    /// The lab's measurement off the UI thread, after this many steps.
+    LabMeasure(u64),
+    /// An experiment trial's final weights.
+    TrialEnd,
+    /// A landscape's centre or line end: the run's index in the lab.
+    Landscape(usize),
+    /// A data view's read (decision surface, hardest samples): a running count.
+    View(u64),
+    /// A blocking read (native CLI and tests).
+    Blocking,
+}
+
 /// Work for an engine.
 #[derive(Clone, Debug)]
 pub enum Request {
@@ -32,7 +56,7 @@ pub enum Request {
     /// Per-sample losses and predictions on the full train and test sets.
     Evaluate { step: u64 },
     /// A copy of the current parameters.
-    ReadParams { tag: u64 },
+    ReadParams { tag: ParamsTag },
 }
 
 /// Finished work.
@@ -40,7 +64,7 @@ pub enum Request {
 pub enum Response {
     Step { step: u64, report: StepReport },
     Evaluated { step: u64, train: Evaluation, test: Evaluation },
-    Params { tag: u64, params: Vec<f32> },
+    Params { tag: ParamsTag, params: Vec<f32> },
 }
 
 pub trait Engine {
@@ -56,28 +80,4 @@ pub trait Engine {
     fn set_params(&mut self, params: &[f32]) -> Result<()>;
     /// Blocks until everything submitted has finished (native CLI and tests only).
     fn finish(&mut self) -> Result<Vec<Response>>;
-}
-
-/// Which engine a run uses, resolved from `Backend`: `auto` takes a hardware GPU when one with
-/// compute exists and the CPU engine otherwise (a software rasteriser such as lavapipe is slower
-/// than the CPU engine; ask for it with `gpu`). Natively only: opening a device blocks.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn make_engine(cfg: &crate::config::RunConfig, data: std::sync::Arc<crate::data::Dataset>, init: &[f32]) -> Result<Box<dyn Engine>> {
-    use crate::config::Backend;
-    let cpu = |data| -> Result<Box<dyn Engine>> { Ok(Box::new(cpu::CpuEngine::<f32>::new(cfg, data, init)?)) };
-    match cfg.backend {
-        Backend::Cpu => cpu(data),
-        Backend::Gpu => Ok(Box::new(gpu::GpuEngine::new_blocking(cfg, data, init)?)),
-        Backend::Auto => match gpu::GpuContext::request_blocking() {
-            Ok(ctx) if !ctx.is_software() => Ok(Box::new(gpu::GpuEngine::new(ctx, cfg, data, init)?)),
-            Ok(ctx) => {
-                log::info!("only a software GPU ({}) is available; using the CPU engine", ctx.describe());
-                cpu(data)
-            }
-            Err(e) => {
-                log::info!("no usable GPU ({e}); using the CPU engine");
-                cpu(data)
-            }
-        },
-    }
 }

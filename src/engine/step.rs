@@ -1,5 +1,5 @@
-//! One optimizer step of SPEC.md on the CPU, generic over the scalar (f64: reference and the
-//! `step` oracle; f32: the run-time engine). Each branch quotes the SPEC row it implements.
+//! One optimizer step (docs/ALGORITHMS.md) on the CPU, generic over the scalar (f64: reference and the
+//! `step` oracle; f32: the run-time engine). Each branch quotes the formula it implements.
 
 use crate::config::{NormEstimator, OptimizerConfig, OptimizerKind, RwDescent};
 use crate::model::mlp::{LowRank, softmax_xent};
@@ -81,7 +81,7 @@ pub fn sam_family_step<T: Real>(
 
     let groups = if opt.kind.uses_m() { batch / opt.m } else { 1 };
     let kind = match opt.kind {
-        // m-SAM with m = B is SAM (SPEC identity): the same code path, bit for bit.
+        // m-SAM with m = B is SAM (docs/ALGORITHMS.md#identities): the same code path, bit for bit.
         OptimizerKind::Msam if groups == 1 => OptimizerKind::Sam,
         OptimizerKind::Musam if groups == 1 => OptimizerKind::Usam,
         k => k,
@@ -180,7 +180,7 @@ pub fn sam_family_step<T: Real>(
     report
 }
 
-/// ASAM's T = |w| + ξ, elementwise over the whole parameter vector (SPEC.md).
+/// ASAM's T = |w| + ξ, elementwise over the whole parameter vector (docs/ALGORITHMS.md#asam).
 pub fn asam_scale<T: Real>(params: &[T], xi: f64) -> Vec<T> {
     let xi = T::of(xi);
     params.iter().map(|&w| w.abs() + xi).collect()

@@ -1,5 +1,5 @@
 //! The drift check: on least squares, where the SDE analysis of m-USAM is exact, the mean m-USAM
-//! step equals ∇f + ∇R_m with R_m = (ρ/2)‖∇f‖² + (ρ/(2m))·tr V (SPEC.md, "Implicit
+//! step equals ∇f + ∇R_m with R_m = (ρ/2)‖∇f‖² + (ρ/(2m))·tr V (docs/ALGORITHMS.md, "Implicit
 //! regulariser").
 //!
 //! f_i(w) = ½(x_iᵀw − y_i)², g_i = x_i r_i with r_i = x_iᵀw − y_i, H_i = x_i x_iᵀ. One m-USAM

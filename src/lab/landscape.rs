@@ -4,7 +4,8 @@
 //! weights. Every point is a full evaluation of the loss on a fixed subset of the training set.
 
 use crate::data::Dataset;
-use crate::engine::cpu::spec_for;
+use crate::engine::ParamsTag;
+use crate::setup::spec_for;
 use crate::error::Result;
 use crate::metrics::landscape::{directions, linspace, project};
 use crate::metrics::{CpuEvaluator, EvalSet, LossEvaluator};
@@ -69,7 +70,7 @@ impl LandscapeView {
 pub struct LandscapeJob {
     pub view: LandscapeView,
     /// Params tags asked of the runs (index, tag); the job starts once all have arrived.
-    waiting: Vec<(usize, u64)>,
+    waiting: Vec<(usize, ParamsTag)>,
     arrived: Vec<Option<Vec<f32>>>,
     asked: Instant,
     started: Option<Started>,
@@ -86,13 +87,11 @@ struct Started {
     point: Vec<f32>,
 }
 
-/// Tags of landscape parameter reads (apart from the data views' tags).
-const TAG_BASE: u64 = 1 << 40;
 
 impl LandscapeJob {
     /// The grid around run `i`'s weights; asks the run for them.
     pub fn grid(i: usize, label: String, run: &mut Run) -> Result<Self> {
-        let tag = TAG_BASE + i as u64;
+        let tag = ParamsTag::Landscape(i);
         run.request_params(tag)?;
         let axis = linspace(-RANGE, RANGE, GRID);
         Ok(Self {
@@ -118,7 +117,7 @@ impl LandscapeJob {
     /// The line from run `i`'s weights to run `j`'s.
     pub fn line(i: usize, label: String, j: usize, to_label: String, runs: [&mut Run; 2]) -> Result<Self> {
         let [ri, rj] = runs;
-        let (ti, tj) = (TAG_BASE + 100 + i as u64, TAG_BASE + 200 + j as u64);
+        let (ti, tj) = (ParamsTag::Landscape(i), ParamsTag::Landscape(j));
         ri.request_params(ti)?;
         rj.request_params(tj)?;
         Ok(Self {
@@ -217,7 +216,8 @@ impl LandscapeJob {
 
 #[cfg(test)]
 mod tests {
-    use crate::lab::{EngineChoice, Lab, Preset};
+    use crate::engine::EngineChoice;
+    use crate::lab::{Lab, Preset};
     use web_time::Duration;
 
     #[test]

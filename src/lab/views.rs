@@ -5,7 +5,8 @@
 //! engine without blocking (`Run::request_params` now, `take_params` a frame later).
 
 use crate::data::Dataset;
-use crate::engine::cpu::spec_for;
+use crate::engine::ParamsTag;
+use crate::setup::spec_for;
 use crate::model::mlp::softmax_xent;
 use crate::model::{Mlp, Tape};
 use crate::run::Run;
@@ -67,7 +68,7 @@ pub struct RunViews {
     last: Option<Instant>,
     /// What the last computation took: the next waits at least 20 times as long (≤ 5 % of the time).
     last_cost: Duration,
-    pending: Option<u64>,
+    pending: Option<ParamsTag>,
     next_tag: u64,
 }
 
@@ -108,8 +109,9 @@ impl RunViews {
         let moved = self.step() != Some(run.completed_steps());
         if due && moved {
             self.next_tag += 1;
-            if run.request_params(self.next_tag).is_ok() {
-                self.pending = Some(self.next_tag);
+            let tag = ParamsTag::View(self.next_tag);
+            if run.request_params(tag).is_ok() {
+                self.pending = Some(tag);
             }
         }
         false
@@ -208,7 +210,8 @@ pub fn hardest_samples(run: &Run, data: &Dataset, params: &[f32], step: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{EngineChoice, Lab, Preset};
+    use crate::engine::EngineChoice;
+    use crate::lab::{Lab, Preset};
 
     #[test]
     fn views_arrive_a_frame_after_they_are_asked_for() {

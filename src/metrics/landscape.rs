@@ -348,7 +348,7 @@ pub struct LandscapeTiming {
 pub fn time_cpu_landscape(cfg: &RunConfig, grid: usize, eval_size: usize) -> Result<LandscapeTiming> {
     cfg.validate()?;
     let data = Dataset::load(&cfg.dataset, cfg.seed)?;
-    let spec = MlpSpec::new(data.n_features, &cfg.model.hidden, data.n_classes, cfg.model.activation);
+    let spec = crate::setup::spec_for(cfg, &data);
     let params = spec.init(cfg.seed);
     let set = EvalSet::from_train(&data, eval_size, cfg.seed);
     let mut ev = CpuEvaluator::<f32>::from_eval_set(spec.clone(), &set)?;

@@ -1,4 +1,4 @@
-//! Measurements that explain SAM (SPEC.md, "Metrics"): SAM sharpness, the top Hessian
+//! Measurements that explain SAM (docs/ALGORITHMS.md#metrics): SAM sharpness, the top Hessian
 //! eigenvalues (power iteration on exact R-op Hessian-vector products), tr H (Hutchinson),
 //! tr V (the per-sample norm identity), the m-sharpness curve with its bound, the m-USAM
 //! regulariser, RW-SAM diagnostics, loss landscapes and decision surfaces.
@@ -279,14 +279,21 @@ pub struct RunMeasurer {
     eval_size: usize,
 }
 
-/// Evaluation-subset size of a run's measurements (SPEC: a fixed subset of the training set).
+/// Evaluation-subset size of a run's measurements (a fixed subset of the training set: docs/ALGORITHMS.md#metrics).
 pub const DEFAULT_EVAL_SIZE: usize = 1024;
 
 impl RunMeasurer {
+    /// The CLI's measurement of a run: `DEFAULT_EVAL_SIZE` samples, `MeasureConfig::for_run`.
     pub fn new(cfg: &RunConfig, data: &Dataset) -> Result<Self> {
-        let spec = MlpSpec::new(data.n_features, &cfg.model.hidden, data.n_classes, cfg.model.activation);
-        let set = EvalSet::from_train(data, DEFAULT_EVAL_SIZE, cfg.seed);
-        Ok(Self { objective: set.objective(&spec)?, config: MeasureConfig::for_run(cfg), eval_size: set.len() })
+        Self::with(cfg, data, DEFAULT_EVAL_SIZE, MeasureConfig::for_run(cfg))
+    }
+
+    /// A measurement on `eval_size` training samples with the given estimator settings.
+    pub fn with(cfg: &RunConfig, data: &Dataset, eval_size: usize, config: MeasureConfig) -> Result<Self> {
+        config.validate()?;
+        let spec = crate::setup::spec_for(cfg, data);
+        let set = EvalSet::from_train(data, eval_size, cfg.seed);
+        Ok(Self { objective: set.objective(&spec)?, config, eval_size: set.len() })
     }
 
     pub fn eval_size(&self) -> usize {

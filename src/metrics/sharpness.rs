@@ -1,4 +1,4 @@
-//! SAM sharpness, the m-sharpness curve and the m-USAM implicit regulariser (SPEC.md, Metrics).
+//! SAM sharpness, the m-sharpness curve and the m-USAM implicit regulariser (docs/ALGORITHMS.md#sam-sharpness, #m-sharpness-curve).
 
 use super::Objective;
 use crate::optim::NORM_EPS;

@@ -7,7 +7,7 @@
 //! (`weight_grads`), so the same deltas serve SGD (1/B), RW-SAM (p_i) and per-sample norms.
 //!
 //! The low-rank path (`LowRank`) evaluates the network at per-micro-batch perturbed weights
-//! W + c_j·u_j without materialising them: u_j = (1/m)·Σ_{i∈I_j} d_i a_iᵀ (SPEC.md, m-SAM).
+//! W + c_j·u_j without materialising them: u_j = (1/m)·Σ_{i∈I_j} d_i a_iᵀ (docs/ALGORITHMS.md#m-sam-on-the-cpu-rank-m-perturbations).
 
 use super::{MlpSpec, Real, real::gemm};
 

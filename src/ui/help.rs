@@ -1,4 +1,4 @@
-//! Tooltip texts: what each setting does and how each metric is computed (from SPEC.md).
+//! Tooltip texts: what each setting does and how each metric is computed (from docs/ALGORITHMS.md).
 
 pub const LR: &str = "Learning rate η of the base optimizer: v = μ·v + (g_d + wd·w); w ← w − η·v. Log scale.";
 pub const MOMENTUM: &str = "Momentum μ of the base SGD (torch style): v = μ·v + d.";

@@ -25,7 +25,7 @@ pub mod objective;
 pub use context::GpuContext;
 
 use super::cpu::spec_for;
-use super::{Engine, Request, Response, RwReport, StepPlan, StepReport};
+use super::{Engine, ParamsTag, Request, Response, RwReport, StepPlan, StepReport};
 use crate::config::{NormEstimator, OptimizerConfig, OptimizerKind, RunConfig, RwDescent};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -153,7 +153,7 @@ impl Recorder {
 enum PendingKind {
     Steps(Vec<u64>),
     Eval(u64),
-    Params(u64),
+    Params(ParamsTag),
 }
 
 struct Pending {

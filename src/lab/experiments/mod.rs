@@ -16,18 +16,26 @@
 //!
 //! Architecture invariant: like the rest of `lab`, no egui, no files; results are plain data.
 
-use super::{EngineChoice, lighten_for_the_browser, prepare};
+mod drift_job;
+mod trial;
+
+use super::measuring::app_measurer;
+use super::pacing::{Pacer, round_robin};
 use crate::config::{Backend, RunConfig};
 use crate::data::Dataset;
+use crate::engine::{EngineChoice, ParamsTag};
 use crate::error::{Error, Result};
-use crate::experiments::drift::{self, DriftConfig, DriftReport, drift_check};
+use crate::experiments::drift::{self, DriftReport};
 use crate::experiments::panels::{Panel, drift_panels, experiment_panels};
 use crate::experiments::{Experiment, Options, Trial, TrialResult, markdown_table, paper_reference, trials, verdicts};
-use crate::metrics::{EvalSet, MeasureConfig, Measurement, RunMeasurer};
+use crate::metrics::Measurement;
 use crate::platform::{BACKGROUND_WORKERS, Worker};
 use crate::run::{Run, RunStatus};
-use std::collections::VecDeque;
+use crate::setup::prepare;
+use drift_job::DriftJob;
 use std::sync::Arc;
+pub use trial::trial_name;
+use trial::{LiveTrial, Phase};
 use web_time::{Duration, Instant};
 
 /// Trials training at once on the CPU engine (they share the UI thread: one at a time).
@@ -36,10 +44,6 @@ const CPU_PARALLEL: usize = 1;
 const GPU_PARALLEL: usize = 2;
 /// Trained trials waiting for their measurement, at most (each still holds its run).
 const MAX_WAITING: usize = 2;
-/// Tag of the final parameter read (outside the run's own measurement-hook range).
-const PARAMS_TAG: u64 = 1 << 54;
-/// Most steps per submission of an asynchronous engine.
-const MAX_ASYNC_STEPS: u64 = 256;
 
 /// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,182 +64,9 @@ pub struct Summary {
     pub panels: Vec<Panel>,
 }
 
-/// One trial in progress.
-struct LiveTrial {
-    index: usize,
-    run: Run,
-    data: Arc<Dataset>,
-    engine_name: String,
-    asynchronous: bool,
-    phase: Phase,
-    /// Moving average of ms per step of one pump, to size the next CPU slice (as the lab does).
-    slice_ms_per_step: f64,
-    /// CPU: time inside pumps, all of it and the part that only stepped (no evaluation).
-    pump_time: Duration,
-    step_time: Duration,
-    stepped: u64,
-    /// Asynchronous engines: wall time from start to the end of training.
-    started: Instant,
-    trained_after: Option<Duration>,
-    async_steps: u64,
-    waited: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Training,
-    /// The final weights were asked for.
-    AwaitingParams,
-    /// The weights are with the measurement worker.
-    Measuring,
-}
-
-impl LiveTrial {
-    fn label(&self, trial: &Trial) -> String {
-        let what = match self.phase {
-            Phase::Training => format!("step {}/{}", self.run.completed_steps(), self.run.total_steps()),
-            Phase::AwaitingParams | Phase::Measuring => "measuring tr V, λ_max, …".to_string(),
-        };
-        format!("{} seed {}: {what}", trial_name(trial), trial.seed)
-    }
-
-    /// Pumps a CPU run until `until` (at least once), timing the pumps.
-    fn slice(&mut self, until: Instant) -> Result<()> {
-        loop {
-            let now = Instant::now();
-            let left_ms = until.saturating_duration_since(now).as_secs_f64() * 1e3;
-            let k = (left_ms / self.slice_ms_per_step.max(1e-3)).floor().clamp(1.0, 10_000.0) as u64;
-            let (steps_before, evals_before) = (self.run.completed_steps(), self.run.history.evals.len());
-            self.run.pump(k)?;
-            let arrived = self.run.collect()?;
-            let took = now.elapsed();
-            self.pump_time += took;
-            let stepped = self.run.completed_steps() - steps_before;
-            if stepped > 0 {
-                self.slice_ms_per_step = 0.7 * self.slice_ms_per_step + 0.3 * (took.as_secs_f64() * 1e3 / stepped as f64);
-                if self.run.history.evals.len() == evals_before {
-                    self.step_time += took;
-                    self.stepped += stepped;
-                }
-            }
-            if arrived == 0 || self.run.is_done() || Instant::now() >= until {
-                return Ok(());
-            }
-        }
-    }
-
-    /// One submission in flight on an asynchronous engine, sized to keep it about one frame busy.
-    fn pump_async(&mut self) -> Result<()> {
-        self.run.collect()?;
-        if self.run.is_done() {
-            return Ok(());
-        }
-        if self.run.is_busy() {
-            self.waited += 1;
-            return Ok(());
-        }
-        if self.waited <= 1 {
-            self.async_steps = (self.async_steps * 2).min(MAX_ASYNC_STEPS);
-        } else if self.waited > 3 {
-            self.async_steps = (self.async_steps / 2).max(1);
-        }
-        self.waited = 0;
-        self.run.pump(self.async_steps)
-    }
-
-    /// The trial's ms per step (see the module header).
-    fn ms_per_step(&self, trial: &Trial) -> f64 {
-        if self.asynchronous {
-            let wall = self.trained_after.unwrap_or_else(|| self.started.elapsed());
-            return 1e3 * wall.as_secs_f64() / self.run.completed_steps().max(1) as f64;
-        }
-        if trial.target_acc.is_some() && self.stepped > 0 {
-            // `cost`: the step time alone, evaluations excluded (as `bench` times it).
-            return 1e3 * self.step_time.as_secs_f64() / self.stepped as f64;
-        }
-        1e3 * self.pump_time.as_secs_f64() / self.run.completed_steps().max(1) as f64
-    }
-}
-
-/// "m-SAM at 8", "SGD" (series and x), for progress lines and messages.
-pub fn trial_name(trial: &Trial) -> String {
-    match trial.x {
-        Some(x) if x.fract() == 0.0 => format!("{} at {x:.0}", trial.series),
-        Some(x) => format!("{} at {x}", trial.series),
-        None => trial.series.clone(),
-    }
-}
-
 /// (trial index, config, data, step, weights) → (trial index, measurement).
 type MeasureJob = (usize, RunConfig, Arc<Dataset>, u64, Vec<f32>);
 type MeasureDone = (usize, std::result::Result<Measurement, String>);
-
-/// The end-of-training measurement: the CLI's (`RunMeasurer`, 1024 samples) where a worker
-/// thread runs it; in the browser, where it runs between frames, the lab's lighter one.
-fn measure_trial(cfg: &RunConfig, data: &Dataset, step: u64, params: &[f32], light: bool) -> Result<Measurement> {
-    if !light {
-        return RunMeasurer::new(cfg, data)?.measure(step, params);
-    }
-    let mut mcfg = MeasureConfig::for_run(cfg);
-    let size = lighten_for_the_browser(&mut mcfg);
-    let set = EvalSet::from_train(data, size, cfg.seed);
-    mcfg.curve_max = mcfg.curve_max.min(set.len());
-    mcfg.validate()?;
-    let mut objective = set.objective::<f32>(&crate::engine::cpu::spec_for(cfg, data))?;
-    let w: Vec<f64> = params.iter().map(|&v| v as f64).collect();
-    Ok(crate::metrics::measure(&mut objective, &w, &mcfg, step)?.measurement)
-}
-
-/// The drift check in pieces: all of it at once on the desktop's worker thread (the same numbers
-/// as `samlab experiment drift-check`), one m per frame in the browser.
-struct DriftJob {
-    config: DriftConfig,
-    chunks: VecDeque<Vec<usize>>,
-    in_flight: bool,
-    /// Dropped by Stop: its thread ends after the piece in hand.
-    worker: Option<Worker<DriftConfig, DriftReport>>,
-    report: Option<DriftReport>,
-}
-
-impl DriftJob {
-    /// `one_m_per_piece`: in the browser, where the worker runs inline when a piece is sent.
-    fn new(quick: bool, one_m_per_piece: bool) -> Self {
-        let config = DriftConfig::new(quick, 0);
-        let chunks = if one_m_per_piece { config.ms.iter().map(|&m| vec![m]).collect() } else { VecDeque::from([config.ms.clone()]) };
-        let worker = Worker::new("samlab drift check", |cfg: DriftConfig| drift_check(&cfg));
-        Self { config, chunks, in_flight: false, worker: Some(worker), report: None }
-    }
-
-    /// Sends the next piece when none is in flight; merges what came back. True on news.
-    fn advance(&mut self) -> bool {
-        let Some(worker) = &mut self.worker else { return false };
-        if !self.in_flight
-            && let Some(ms) = self.chunks.pop_front()
-        {
-            worker.send(DriftConfig { ms, ..self.config.clone() });
-            self.in_flight = true;
-        }
-        let mut news = false;
-        while let Some(part) = worker.try_recv() {
-            self.in_flight = false;
-            news = true;
-            match &mut self.report {
-                // tr V and ‖∇f‖ do not depend on the draws: every piece has the same.
-                Some(r) => r.rows.extend(part.rows),
-                None => self.report = Some(DriftReport { config: self.config.clone(), ..part }),
-            }
-        }
-        news
-    }
-
-    fn done_ms(&self) -> usize {
-        self.report.as_ref().map_or(0, |r| r.rows.len())
-    }
-
-    fn is_complete(&self) -> bool {
-        self.chunks.is_empty() && !self.in_flight && self.report.is_some()
-    }
-}
 
 /// One experiment running (or run) in the app.
 pub struct ExperimentJob {
@@ -291,7 +122,7 @@ impl ExperimentJob {
         };
         if job.trials.iter().any(|t| t.measure) {
             job.worker = Some(Worker::new("samlab experiment measurements", |(i, cfg, data, step, params): MeasureJob| {
-                (i, measure_trial(&cfg, &data, step, &params, !BACKGROUND_WORKERS).map_err(|e| e.to_string()))
+                (i, app_measurer(&cfg, &data, !BACKGROUND_WORKERS).and_then(|mut m| m.measure(step, &params)).map_err(|e| e.to_string()))
             }));
         }
         job.refresh_summary();
@@ -461,22 +292,12 @@ impl ExperimentJob {
             }
         }
         let cpu: Vec<usize> = (0..self.live.len()).filter(|&k| !self.live[k].asynchronous && self.live[k].phase == Phase::Training).collect();
-        if !cpu.is_empty() {
-            let n = cpu.len();
-            let share = budget / n as u32;
-            let deadline = start + budget;
-            for j in 0..n {
-                let now = Instant::now();
-                if j > 0 && now >= deadline {
-                    break;
-                }
-                let k = cpu[(self.cursor + j) % n];
-                if let Err(e) = self.live[k].slice((now + share).min(deadline)) {
-                    errors.push((k, e));
-                }
+        let live = &mut self.live;
+        round_robin(&cpu, start, budget, &mut self.cursor, |k, until| {
+            if let Err(e) = live[k].slice(until) {
+                errors.push((k, e));
             }
-            self.cursor = (self.cursor + 1) % n;
-        }
+        });
         self.handle_errors(errors);
         self.advance_trained();
         self.start_trials();
@@ -530,14 +351,12 @@ impl ExperimentJob {
             engine_name,
             asynchronous: made.asynchronous,
             phase: Phase::Training,
-            slice_ms_per_step: 1.0,
+            pacer: Pacer::default(),
             pump_time: Duration::ZERO,
             step_time: Duration::ZERO,
             stepped: 0,
             started: Instant::now(),
             trained_after: None,
-            async_steps: 4,
-            waited: 0,
         })
     }
 
@@ -587,7 +406,7 @@ impl ExperimentJob {
                         self.complete(k, None);
                         continue;
                     }
-                    match t.run.request_params(PARAMS_TAG) {
+                    match t.run.request_params(ParamsTag::TrialEnd) {
                         Ok(()) => t.phase = Phase::AwaitingParams,
                         Err(e) => {
                             let i = self.live.remove(k).index;
@@ -597,7 +416,7 @@ impl ExperimentJob {
                     }
                 }
                 Phase::AwaitingParams => {
-                    let got = t.run.collect().map(|_| t.run.take_params(PARAMS_TAG));
+                    let got = t.run.collect().map(|_| t.run.take_params(ParamsTag::TrialEnd));
                     match got {
                         Ok(Some(params)) => {
                             t.phase = Phase::Measuring;
@@ -723,194 +542,4 @@ impl ExperimentJob {
 pub const MS_PER_STEP_NOTE: &str = "measured by the app while training: on the CPU engine the time inside the run's step calls (evaluations included, except for `cost`, where steps alone are timed), on the GPU engine the wall time from start to end, frame pacing included; the CLI times steps with `samlab bench` instead";
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run_to_end(job: &mut ExperimentJob) {
-        let start = Instant::now();
-        while job.is_running() && start.elapsed() < Duration::from_secs(300) {
-            job.tick(Duration::from_millis(2));
-            assert!(job.live_runs() <= GPU_PARALLEL + MAX_WAITING);
-            if job.live.iter().any(|t| t.phase == Phase::Measuring) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        assert_eq!(job.state, JobState::Finished, "{:?}", job.problems);
-    }
-
-    /// Everything but the timings (wall-clock dependent by nature).
-    fn untimed(mut r: TrialResult) -> TrialResult {
-        r.ms_per_step = 0.0;
-        r.seconds_to_target = None;
-        r
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    #[test]
-    fn a_quick_experiment_ticked_live_gives_the_clis_numbers() {
-        let mut job = ExperimentJob::start(Experiment::NoiseTrace, 1, true, &EngineChoice::cpu("test"));
-        assert_eq!(job.options.backend, Backend::Cpu);
-        assert_eq!(job.total(), 4);
-        run_to_end(&mut job);
-        assert_eq!(job.live_runs(), 0);
-        assert!(job.problems.is_empty(), "{:?}", job.problems);
-        let live = job.results();
-        assert_eq!(live.len(), 4);
-        for (trial, got) in job.trials.iter().zip(&live) {
-            let cli = crate::experiments::runner::run_trial(trial).unwrap();
-            assert!(got.trace_v.is_some() && got.lambda_max.is_some() && got.ms_per_step > 0.0);
-            assert_eq!(untimed(got.clone()), untimed(cli), "{}", trial.series);
-        }
-        assert_eq!(job.summary().table, markdown_table(Experiment::NoiseTrace, &live));
-        assert_eq!(job.summary().verdicts, verdicts(Experiment::NoiseTrace, &live));
-        assert_eq!(job.summary().panels.len(), 3);
-        let json: serde_json::Value = serde_json::from_str(&job.json()).unwrap();
-        assert_eq!(json["trials"].as_array().unwrap().len(), 4);
-        assert_eq!(json["results"].as_array().unwrap().len(), 4);
-        assert!(json["verdicts"].as_array().is_some_and(|v| !v.is_empty()));
-        assert!(job.markdown().contains("| SGD | – |"));
-    }
-
-    /// The GPU engine on lavapipe (or a real GPU): two trials at a time, each with one submission
-    /// in flight, weights read back asynchronously; `cost` compares both engines. Skips without
-    /// an adapter unless SAMLAB_REQUIRE_GPU=1.
-    #[cfg(not(target_arch = "wasm32"))]
-    #[test]
-    fn a_quick_experiment_runs_on_the_gpu_engine_without_waiting() {
-        let ctx = match crate::engine::gpu::GpuContext::request_blocking() {
-            Ok(ctx) => ctx,
-            Err(e) if std::env::var("SAMLAB_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("SAMLAB_REQUIRE_GPU=1 but {e}"),
-            Err(e) => return eprintln!("skipped: no GPU adapter ({e})"),
-        };
-        let mut engine = EngineChoice::with_gpu(ctx);
-        engine.preference = Backend::Gpu;
-        let mut job = ExperimentJob::start(Experiment::NoiseTrace, 1, true, &engine);
-        assert_eq!((job.options.backend, job.parallel), (Backend::Gpu, GPU_PARALLEL));
-        // No timing: a tick that waited on the device would never return with work in flight.
-        let mut returned_while_busy = false;
-        let mut two_at_once = false;
-        let start = Instant::now();
-        while job.is_running() && start.elapsed() < Duration::from_secs(300) {
-            job.tick(Duration::from_millis(2));
-            returned_while_busy |= job.live.iter().any(|t| t.phase == Phase::Training && t.run.is_busy());
-            two_at_once |= job.live.iter().filter(|t| t.phase == Phase::Training).count() == 2;
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(job.state, JobState::Finished, "{:?}", job.problems);
-        assert!(job.problems.is_empty(), "{:?}", job.problems);
-        assert!(returned_while_busy && two_at_once);
-        let results = job.results();
-        assert_eq!(results.len(), 4);
-        for (trial, r) in job.trials.iter().zip(&results) {
-            assert!(r.engine.starts_with("GPU"), "{}", r.engine);
-            assert!(r.trace_v.is_some_and(f64::is_finite) && r.final_test_acc > 0.5, "{r:?}");
-            assert_eq!(r.steps, trial.config.epochs * 10);
-        }
-        let cost = trials(Experiment::Cost, &ExperimentJob::start(Experiment::Cost, 1, true, &engine).options);
-        assert!(cost.iter().any(|t| t.series.starts_with("cpu: ")) && cost.iter().any(|t| t.series.starts_with("gpu: ")));
-    }
-
-    #[test]
-    fn stop_drops_every_run_and_keeps_the_results_so_far() {
-        let mut job = ExperimentJob::start(Experiment::LabelNoise, 1, true, &EngineChoice::cpu("test"));
-        while job.done() < 1 {
-            job.tick(Duration::from_millis(2));
-        }
-        job.tick(Duration::from_millis(1));
-        assert!(job.live_runs() > 0, "the next trial is under way");
-        job.stop();
-        assert_eq!((job.state, job.live_runs()), (JobState::Stopped, 0));
-        let done = job.done();
-        assert!(done >= 1 && done < job.total());
-        job.tick(Duration::from_millis(5));
-        assert_eq!((job.live_runs(), job.done()), (0, done), "a stopped job does nothing");
-        assert_eq!(job.results().len(), done);
-        assert!(job.markdown().contains("stopped after"));
-    }
-
-    #[test]
-    fn a_failed_trial_is_reported_and_the_experiment_goes_on() {
-        let mut job = ExperimentJob::start(Experiment::LabelNoise, 1, true, &EngineChoice::cpu("test"));
-        // Trial 0 cannot be built (m must divide the batch); trial 1 diverges (w ← −4·w every
-        // step from the weight decay alone).
-        job.trials[0].config.optimizer.m = 7;
-        job.trials[0].config.optimizer.kind = crate::config::OptimizerKind::Msam;
-        job.trials[1].config.optimizer.lr = 10.0;
-        job.trials[1].config.optimizer.weight_decay = 0.5;
-        job.trials[1].config.optimizer.momentum = 0.9;
-        job.trials.truncate(3);
-        job.outcomes.truncate(3);
-        run_to_end(&mut job);
-        assert_eq!(job.failures().len(), 1);
-        assert!(job.problems.iter().any(|p| p.contains("failed") && p.contains("optimizer.m")), "{:?}", job.problems);
-        assert!(job.problems.iter().any(|p| p.contains("diverged")), "{:?}", job.problems);
-        let results = job.results();
-        assert_eq!(results.len(), 2);
-        assert!(results[0].diverged && !results[1].diverged);
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    #[test]
-    fn the_drift_check_runs_on_the_worker_and_matches_the_cli() {
-        let mut job = ExperimentJob::start(Experiment::DriftCheck, 1, true, &EngineChoice::cpu("test"));
-        assert_eq!(job.total(), 6);
-        let start = Instant::now();
-        while job.is_running() && start.elapsed() < Duration::from_secs(120) {
-            job.tick(Duration::from_millis(2));
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        assert_eq!((job.state, job.done()), (JobState::Finished, 6));
-        let cli = drift_check(&DriftConfig::new(true, 0));
-        let got = job.drift_report().unwrap();
-        assert_eq!(serde_json::to_value(got).unwrap(), serde_json::to_value(&cli).unwrap());
-        assert_eq!(job.summary().verdicts, vec![drift::verdict(&cli)]);
-        let json: serde_json::Value = serde_json::from_str(&job.json()).unwrap();
-        assert_eq!(json["report"]["rows"].as_array().unwrap().len(), 6);
-    }
-
-    /// The browser's path, natively: the drift check one m per piece (each piece draws from the
-    /// seed's stream afresh, so the numbers differ from the CLI's but the check is as valid).
-    #[test]
-    fn the_drift_check_in_pieces_of_one_m_agrees_with_the_sde() {
-        let mut d = DriftJob::new(true, true);
-        assert_eq!(d.chunks.len(), 6);
-        let mut pieces = 0;
-        let start = Instant::now();
-        while !d.is_complete() && start.elapsed() < Duration::from_secs(120) {
-            pieces += usize::from(d.advance());
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(pieces, 6);
-        let r = d.report.unwrap();
-        let ms: Vec<usize> = r.rows.iter().map(|row| row.m).collect();
-        assert_eq!(ms, [1, 2, 4, 8, 16, 64]);
-        let whole = drift_check(&DriftConfig::new(true, 0));
-        assert_eq!((r.trace_v, r.grad_norm), (whole.trace_v, whole.grad_norm));
-        assert_eq!(r.rows[0].measured, whole.rows[0].measured, "the first m draws the same stream");
-        assert!(drift::verdict(&r).contains("HOLDS within"), "{}", drift::verdict(&r));
-    }
-
-    /// The browser's lighter end-of-training measurement, natively: the same quantities, finite.
-    #[test]
-    fn the_light_measurement_gives_every_metric() {
-        let trial = &trials(Experiment::NoiseTrace, &Options { seeds: 1, quick: true, ..Options::default() })[0];
-        let (data, init) = prepare(&trial.config).unwrap();
-        let m = measure_trial(&trial.config, &data, 0, &init, true).unwrap();
-        assert_eq!(m.n_eval, 256);
-        assert!(m.trace_v > 0.0 && m.lambda_max.is_finite() && m.sharpness.is_finite() && !m.m_curve.is_empty(), "{m:?}");
-    }
-
-    #[test]
-    fn results_given_back_rebuild_the_same_summary() {
-        let opts = Options { seeds: 2, quick: true, ..Options::default() };
-        let list = trials(Experiment::MSweep, &opts);
-        let results: Vec<TrialResult> = list
-            .iter()
-            .map(|t| TrialResult { series: t.series.clone(), x: t.x, seed: t.seed, final_test_acc: 0.5 + 0.01 * t.seed as f64, ..Default::default() })
-            .collect();
-        let job = ExperimentJob::from_results(Experiment::MSweep, opts, list, results.clone());
-        assert_eq!((job.state, job.done(), job.total(), job.live_runs()), (JobState::Finished, 10, 10, 0));
-        assert_eq!(job.results(), results);
-        assert_eq!(job.summary().table, markdown_table(Experiment::MSweep, &results));
-    }
-}
+mod tests;

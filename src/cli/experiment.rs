@@ -1,13 +1,14 @@
 //! Runs an experiment's trials to the end (natively, blocking) and writes its JSON, Markdown
 //! table and PNG figure.
 
-use super::drift::{DriftConfig, drift_check};
 use super::figure::render;
-use super::panels::{drift_panels, experiment_panels};
-use super::{Experiment, Options, Trial, TrialResult, markdown_table, trials};
-use crate::cli::{prepare, progress_bar, write};
+use super::{progress_bar, write};
+use crate::experiments::drift::{DriftConfig, drift_check};
+use crate::experiments::panels::{drift_panels, experiment_panels};
+use crate::experiments::{Experiment, Options, Trial, TrialResult, markdown_table, trials};
+use crate::setup::prepare;
 use crate::config::Backend;
-use crate::engine::make_engine;
+use crate::engine::choice::open_engine;
 use crate::error::Result;
 use crate::metrics::RunMeasurer;
 use crate::run::Run;
@@ -18,7 +19,7 @@ use std::time::Instant;
 pub fn run_trial(trial: &Trial) -> Result<TrialResult> {
     let cfg = &trial.config;
     let (data, init) = prepare(cfg)?;
-    let engine = make_engine(cfg, data.clone(), &init)?;
+    let engine = open_engine(cfg, data.clone(), &init)?;
     let engine_name = engine.describe();
     let mut run = Run::new(cfg.clone(), data.clone(), init, engine)?;
     let start = Instant::now();
@@ -74,13 +75,13 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         None
     };
     let (doc, table, panels, verdicts) = if exp == Experiment::DriftCheck {
-        let report: super::drift::DriftReport = match &earlier {
+        let report: crate::experiments::drift::DriftReport = match &earlier {
             Some(doc) => serde_json::from_value(doc["report"].clone()).map_err(|e| crate::error::Error::json("drift-check report", e))?,
             None => drift_check(&DriftConfig::new(opts.quick, 0)),
         };
-        let table = super::drift::markdown(&report);
+        let table = crate::experiments::drift::markdown(&report);
         let panels = drift_panels(&report);
-        let verdicts = vec![super::drift::verdict(&report)];
+        let verdicts = vec![crate::experiments::drift::verdict(&report)];
         (json!({ "report": report }), table, panels, verdicts)
     } else {
         let (list, results): (Vec<Trial>, Vec<TrialResult>) = match &earlier {
@@ -108,7 +109,7 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         };
         let table = markdown_table(exp, &results);
         let panels = experiment_panels(exp, &results);
-        let verdicts = super::verdicts(exp, &results);
+        let verdicts = crate::experiments::verdicts(exp, &results);
         (json!({ "trials": list, "results": results }), table, panels, verdicts)
     };
     let seconds = match &earlier {
@@ -131,7 +132,7 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
     );
     let findings: String = verdicts.iter().map(|v| format!("- {v}\n")).collect();
     let markdown =
-        format!("{header}{}\n\n{table}\n![{}]({}.png)\n\nWhat these numbers say:\n\n{findings}", super::paper_reference(exp), exp.name(), exp.name());
+        format!("{header}{}\n\n{table}\n![{}]({}.png)\n\nWhat these numbers say:\n\n{findings}", crate::experiments::paper_reference(exp), exp.name(), exp.name());
     let mut doc = doc;
     doc["experiment"] = json!(exp.name());
     doc["options"] = json!(opts);

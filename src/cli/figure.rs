@@ -1,7 +1,7 @@
 //! Experiment figures as PNG: the panels of `panels` (mean ± std error bars over seeds, dashed
 //! reference lines for the runs without an x) drawn with plotters into an RGB buffer.
 
-use super::panels::Panel;
+use crate::experiments::panels::Panel;
 use crate::error::{Error, Result};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -102,7 +102,7 @@ fn draw_panel(panel: &Panel, area: &DrawingArea<BitMapBackend, plotters::coord::
             chart
                 .draw_series(DashedLineSeries::new(vec![(x0 - xpad, mean), (x1 + xpad, mean)], 8, 5, color.stroke_width(2)))
                 .map_err(err)?
-                .label(format!("{} {}", s.name, super::sig(mean)))
+                .label(format!("{} {}", s.name, crate::experiments::sig(mean)))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
             if std > 0.0 {
                 chart

@@ -1,0 +1,110 @@
+//! Sharpness measurements in the app, away from the UI: on a worker thread on the desktop, and
+//! lighter (fewer samples and probes) inline in the browser, where the "worker" runs when a job
+//! is sent. The lab's runs measure every `measure_every` steps (`Measuring`); the experiments'
+//! trials measure once at the end (`app_measurer`): both set up their measurer here.
+
+use crate::config::RunConfig;
+use crate::data::Dataset;
+use crate::engine::ParamsTag;
+use crate::error::Result;
+use crate::metrics::{MeasureConfig, Measurement, RunMeasurer};
+use crate::platform::{BACKGROUND_WORKERS, Worker};
+use crate::run::Run;
+
+/// Evaluation samples of the browser's lighter measurement.
+const LIGHT_EVAL_SIZE: usize = 256;
+
+/// The measurer of a run in the app: the CLI's (`RunMeasurer::new`, 1024 samples) where a worker
+/// thread runs it; with `light` (the browser, between frames) 256 samples, 8 probes, 20 power
+/// iterations and 8 m-curve groups.
+pub fn app_measurer(cfg: &RunConfig, data: &Dataset, light: bool) -> Result<RunMeasurer> {
+    if !light {
+        return RunMeasurer::new(cfg, data);
+    }
+    let mut mcfg = MeasureConfig::for_run(cfg);
+    mcfg.probes = 8;
+    mcfg.power_iters = 20;
+    mcfg.curve_groups = 8;
+    RunMeasurer::with(cfg, data, LIGHT_EVAL_SIZE, mcfg)
+}
+
+/// Most measurements waiting for the worker per run.
+const MAX_MEASURE_QUEUE: usize = 4;
+
+/// Inputs and outputs of the measurement worker: (generation, step, parameters) → (generation, result).
+type MeasureJob = (u64, u64, Vec<f32>);
+type MeasureDone = (u64, std::result::Result<Measurement, String>);
+
+/// A run's measurements: every `every` steps (and once at the end) the lab reads the run's
+/// weights and hands them to a worker that measures them on a fixed subset of the training set;
+/// results land in the run's `history.measurements` in step order.
+pub struct Measuring {
+    every: u64,
+    next: u64,
+    last_asked: Option<u64>,
+    /// The step whose weights were asked for and have not arrived.
+    pub(crate) asked: Option<u64>,
+    pub(crate) in_flight: usize,
+    /// Bumped by a reset: results of older generations are dropped.
+    generation: u64,
+    worker: Worker<MeasureJob, MeasureDone>,
+    /// Size of the evaluation subset.
+    pub eval_samples: usize,
+    /// The last failure, if any.
+    pub error: Option<String>,
+}
+
+impl Measuring {
+    pub fn new(cfg: &RunConfig, data: &Dataset) -> Result<Self> {
+        let mut measurer = app_measurer(cfg, data, !BACKGROUND_WORKERS)?;
+        let eval_samples = measurer.eval_size();
+        let worker = Worker::new("samlab measurements", move |(generation, step, params): MeasureJob| {
+            (generation, measurer.measure(step, &params).map_err(|e| e.to_string()))
+        });
+        Ok(Self { every: cfg.measure_every.max(1), next: 0, last_asked: None, asked: None, in_flight: 0, generation: 0, worker, eval_samples, error: None })
+    }
+
+    pub fn restart(&mut self) {
+        self.generation += 1;
+        self.next = 0;
+        self.last_asked = None;
+        self.asked = None;
+    }
+
+    /// Collects finished measurements, forwards arrived weights, asks for the next weights.
+    pub fn advance(&mut self, run: &mut Run) {
+        while let Some((generation, result)) = self.worker.try_recv() {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            if generation != self.generation {
+                continue;
+            }
+            match result {
+                Ok(m) => {
+                    let at = run.history.measurements.partition_point(|x| x.step <= m.step);
+                    run.history.measurements.insert(at, m);
+                }
+                Err(e) => self.error = Some(e),
+            }
+        }
+        if let Some(step) = self.asked {
+            if let Some(params) = run.take_params(ParamsTag::LabMeasure(step)) {
+                self.asked = None;
+                self.in_flight += 1;
+                self.worker.send((self.generation, step, params));
+            }
+            return;
+        }
+        // Measurements slower than training queue up on the worker (a few at most): training
+        // never waits, and a measurement may land a few steps after it was due.
+        if self.in_flight >= MAX_MEASURE_QUEUE {
+            return;
+        }
+        let step = run.completed_steps();
+        let due = step >= self.next || (run.is_done() && self.last_asked.is_some_and(|s| s < step));
+        if due && self.last_asked != Some(step) && run.request_params(ParamsTag::LabMeasure(step)).is_ok() {
+            self.asked = Some(step);
+            self.last_asked = Some(step);
+            self.next = step + self.every;
+        }
+    }
+}

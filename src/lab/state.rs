@@ -1,0 +1,409 @@
+//! The lab's settings and how they travel: what all runs share (`Shared`), what each run sets
+//! for itself (`RunSpec`), the whole lab (`LabState`) as JSON (files, the stored session) and as
+//! a versioned URL hash, the one-click presets, and the repairs that keep settings valid (m
+//! divides the batch; a batch fits the data).
+
+use crate::config::{Backend, DataConfig, DatasetName, ModelConfig, OptimizerConfig, OptimizerKind, RunConfig, divisors};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// At most this many runs side by side.
+pub const MAX_RUNS: usize = 6;
+/// Format of `LabState` (JSON files, stored settings and the URL hash); bumped on a change of meaning.
+pub const LAB_VERSION: u32 = 1;
+/// Prefix of the URL hash, with the format version.
+pub const HASH_PREFIX: &str = "v1:";
+
+/// What all runs of the lab share: the data, the architecture and the seed (so the same
+/// initial weights and label noise).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Shared {
+    pub dataset: DataConfig,
+    pub model: ModelConfig,
+    pub seed: u64,
+    /// Which engine trains (see `EngineChoice`): cpu, gpu or auto.
+    pub backend: Backend,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        let c = RunConfig::default();
+        Self { dataset: c.dataset, model: c.model, seed: c.seed, backend: Backend::Auto }
+    }
+}
+
+/// What one run sets for itself: its optimizer, batch, length and evaluation cadence, and colour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSpec {
+    pub optimizer: OptimizerConfig,
+    pub batch: usize,
+    pub epochs: u64,
+    pub steps: Option<u64>,
+    pub eval_every: u64,
+    pub measure_every: u64,
+    /// Index into the UI palette.
+    pub color: usize,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        let c = RunConfig::default();
+        Self { optimizer: c.optimizer, batch: c.batch, epochs: c.epochs, steps: c.steps, eval_every: c.eval_every, measure_every: c.measure_every, color: 0 }
+    }
+}
+
+impl RunSpec {
+    pub fn config(&self, shared: &Shared) -> RunConfig {
+        RunConfig {
+            dataset: shared.dataset.clone(),
+            model: shared.model.clone(),
+            seed: shared.seed,
+            optimizer: self.optimizer.clone(),
+            batch: self.batch,
+            epochs: self.epochs,
+            steps: self.steps,
+            eval_every: self.eval_every,
+            measure_every: self.measure_every,
+            backend: shared.backend,
+            ..RunConfig::default()
+        }
+    }
+
+    pub fn label(&self) -> String {
+        self.optimizer.label()
+    }
+
+    pub(crate) fn with(kind: OptimizerKind, color: usize) -> Self {
+        let mut s = RunSpec { color, ..RunSpec::default() };
+        s.optimizer.kind = kind;
+        s
+    }
+}
+
+/// The whole lab's settings: what a URL hash, a config file and the stored session hold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabState {
+    pub version: u32,
+    /// The preset these settings came from, if unchanged since.
+    pub preset: Option<Preset>,
+    pub shared: Shared,
+    pub runs: Vec<RunSpec>,
+}
+
+impl Default for LabState {
+    fn default() -> Self {
+        Preset::DEFAULT.state()
+    }
+}
+
+impl LabState {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a LabState always serialises")
+    }
+
+    /// Parses a lab file or hash payload. Runs whose settings are invalid are dropped and named in
+    /// the returned notes; a file with no valid run, an unknown version or malformed JSON is an error.
+    pub fn from_json(text: &str) -> Result<(Self, Vec<String>)> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::json("lab settings", e))?;
+        let Some(obj) = value.as_object() else {
+            return Err(Error::Json { what: "lab settings".into(), message: "expected a JSON object {…}".into() });
+        };
+        let version = obj.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if version != LAB_VERSION as u64 {
+            return Err(Error::invalid("version", version, format!("{LAB_VERSION} (the format this build reads)")));
+        }
+        let state: LabState = serde_json::from_value(value).map_err(|e| Error::json("lab settings", e))?;
+        state.checked()
+    }
+
+    /// Keeps the valid runs (at most `MAX_RUNS`), reporting what was dropped.
+    pub fn checked(mut self) -> Result<(Self, Vec<String>)> {
+        let mut notes = Vec::new();
+        let probe = RunSpec::default().config(&self.shared);
+        // The shared part is checked with a batch that fits any dataset.
+        let mut shared_probe = probe.clone();
+        shared_probe.batch = 1;
+        shared_probe.validate().map_err(|e| Error::Data(format!("shared settings: {e}")))?;
+        if self.runs.len() > MAX_RUNS {
+            notes.push(format!("kept the first {MAX_RUNS} of {} runs", self.runs.len()));
+            self.runs.truncate(MAX_RUNS);
+        }
+        let shared = self.shared.clone();
+        self.runs.retain(|r| match r.config(&shared).validate() {
+            Ok(()) => true,
+            Err(e) => {
+                notes.push(format!("ignored run {}: {e}", r.label()));
+                false
+            }
+        });
+        if self.runs.is_empty() {
+            return Err(Error::Data("no valid run".into()));
+        }
+        Ok((self, notes))
+    }
+
+    /// "v1:" + base64url(JSON), for the URL hash (compact JSON).
+    pub fn to_hash(&self) -> String {
+        let json = serde_json::to_string(self).expect("a LabState always serialises");
+        format!("{HASH_PREFIX}{}", base64url::encode(json.as_bytes()))
+    }
+
+    /// Reads a URL hash (with or without the leading '#'). `Ok(None)` for an empty hash.
+    pub fn from_hash(hash: &str) -> Result<Option<(Self, Vec<String>)>> {
+        let hash = hash.trim_start_matches('#').trim();
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        let Some(payload) = hash.strip_prefix(HASH_PREFIX) else {
+            let version = hash.split(':').next().unwrap_or("");
+            return Err(Error::Data(format!(
+                "the URL hash starts with {:?}, this build reads {HASH_PREFIX:?} (an outdated or foreign link)",
+                version.chars().take(12).collect::<String>()
+            )));
+        };
+        let bytes = base64url::decode(payload).ok_or_else(|| Error::Data("the URL hash is not valid base64url".into()))?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::Data("the URL hash is not UTF-8 text".into()))?;
+        Self::from_json(&text).map(Some)
+    }
+
+    /// The largest batch every run may use (the training set of the shared data).
+    pub fn max_batch(&self) -> usize {
+        RunSpec::default().config(&self.shared).n_train().min(crate::config::MAX_BATCH)
+    }
+
+    /// Brings every run back into range after a change of the shared settings (a smaller
+    /// dataset may not hold a run's batch; m must divide the batch).
+    pub fn fit_runs(&mut self) {
+        let max = self.max_batch().max(1);
+        for r in &mut self.runs {
+            r.batch = r.batch.clamp(1, max);
+            fit_m(r);
+        }
+    }
+}
+
+impl LabState {
+    /// A lab of one run from a run config (a `samlab train --config` file opened in the app).
+    pub fn from_run_config(cfg: &RunConfig) -> Self {
+        let spec = RunSpec {
+            optimizer: cfg.optimizer.clone(),
+            batch: cfg.batch,
+            epochs: cfg.epochs,
+            steps: cfg.steps,
+            eval_every: cfg.eval_every,
+            measure_every: cfg.measure_every,
+            color: 0,
+        };
+        let shared = Shared { dataset: cfg.dataset.clone(), model: cfg.model.clone(), seed: cfg.seed, backend: cfg.backend };
+        LabState { version: LAB_VERSION, preset: None, shared, runs: vec![spec] }
+    }
+}
+
+/// Sets m to the largest divisor of the batch that is ≤ m (m-SAM needs m | B).
+pub fn fit_m(r: &mut RunSpec) {
+    if r.optimizer.m == 0 || !r.batch.is_multiple_of(r.optimizer.m) {
+        let m = r.optimizer.m.max(1);
+        r.optimizer.m = divisors(r.batch).into_iter().filter(|&d| d <= m).max().unwrap_or(1);
+    }
+}
+
+/// One-click starting points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    MoonsSgdVsSam,
+    MSharpness,
+    LabelNoise,
+    RwSamTemperature,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 4] = [Preset::MoonsSgdVsSam, Preset::MSharpness, Preset::LabelNoise, Preset::RwSamTemperature];
+    /// What the app opens on the first time: small and fast everywhere, with a decision surface.
+    pub const DEFAULT: Preset = Preset::MoonsSgdVsSam;
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Preset::MoonsSgdVsSam => "moons: SGD vs SAM",
+            Preset::MSharpness => "m-sharpness",
+            Preset::LabelNoise => "label noise: SGD vs SAM vs RW-SAM",
+            Preset::RwSamTemperature => "RW-SAM temperature",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Preset::MoonsSgdVsSam => "Two moons with noisy inputs, a 2-64-64-2 MLP: SGD and SAM (ρ = 0.05) from the same weights. Watch the decision surfaces.",
+            Preset::MSharpness => {
+                "Digits with 40 % label noise, batch 128: m-SAM with m = 128 (= SAM), 32, 8 and 1. The paper's claim: smaller m generalises better."
+            }
+            Preset::LabelNoise => {
+                "Digits with 40 % label noise: SGD, SAM and RW-SAM (λ = 1). Compare best test accuracy and how many noisy labels each memorises."
+            }
+            Preset::RwSamTemperature => {
+                "Digits with 20 % label noise: RW-SAM with scale-free scores (s divided by its batch mean) and λ = 0 (= SAM), 1, 4, 16: ESS falls as λ grows."
+            }
+        }
+    }
+
+    pub fn state(self) -> LabState {
+        let digits = |noise: f64| Shared {
+            dataset: DataConfig { name: DatasetName::Digits, label_noise: noise, ..DataConfig::default() },
+            model: ModelConfig::default(),
+            seed: 0,
+            backend: Backend::Auto,
+        };
+        let (shared, runs) = match self {
+            Preset::MoonsSgdVsSam => {
+                let shared = Shared {
+                    dataset: DataConfig { name: DatasetName::Moons, samples: 600, input_noise: 0.25, ..DataConfig::default() },
+                    model: ModelConfig { hidden: vec![64, 64], ..ModelConfig::default() },
+                    seed: 0,
+                    backend: Backend::Auto,
+                };
+                let runs = [OptimizerKind::Sgd, OptimizerKind::Sam]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        let mut r = RunSpec::with(k, i);
+                        r.batch = 32;
+                        r.epochs = 150;
+                        r.optimizer.lr = 0.05;
+                        r
+                    })
+                    .collect();
+                (shared, runs)
+            }
+            Preset::MSharpness => {
+                let runs = [128, 32, 8, 1]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        let mut r = RunSpec::with(OptimizerKind::Msam, i);
+                        r.optimizer.m = m;
+                        r.batch = 128;
+                        r.epochs = 60;
+                        r
+                    })
+                    .collect();
+                (digits(0.4), runs)
+            }
+            Preset::LabelNoise => {
+                let runs = [OptimizerKind::Sgd, OptimizerKind::Sam, OptimizerKind::Rwsam]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, k)| RunSpec { epochs: 60, ..RunSpec::with(k, i) })
+                    .collect();
+                (digits(0.4), runs)
+            }
+            Preset::RwSamTemperature => {
+                let runs = [0.0, 1.0, 4.0, 16.0]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, lambda)| {
+                        let mut r = RunSpec { epochs: 60, ..RunSpec::with(OptimizerKind::Rwsam, i) };
+                        r.optimizer.rwsam.lambda = lambda;
+                        r.optimizer.rwsam.normalize = true;
+                        r
+                    })
+                    .collect();
+                (digits(0.2), runs)
+            }
+        };
+        LabState { version: LAB_VERSION, preset: Some(self), shared, runs }
+    }
+}
+
+/// Base64 with the URL alphabet and no padding (RFC 4648 §5), for the URL hash.
+pub mod base64url {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+    /// Reads what links carry: the URL alphabet or the standard one, padded or not.
+    const LENIENT: GeneralPurpose =
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true));
+
+    pub fn encode(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// `None` on a character outside the alphabet or an impossible length. Accepts '+' and '/'
+    /// and trailing '=' as well (standard base64).
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        let text: String = text.chars().map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        }).collect();
+        LENIENT.decode(text).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_round_trips_every_length() {
+        for n in 0..40usize {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
+            let text = base64url::encode(&bytes);
+            assert!(!text.contains(['+', '/', '=']));
+            assert_eq!(base64url::decode(&text).unwrap(), bytes, "length {n}");
+        }
+        assert_eq!(base64url::encode(b"hello"), "aGVsbG8");
+        assert!(base64url::decode("a").is_none());
+        assert!(base64url::decode("ab*d").is_none());
+    }
+
+    #[test]
+    fn every_preset_is_valid_and_round_trips_through_the_hash() {
+        for p in Preset::ALL {
+            let state = p.state();
+            let (back, notes) = LabState::from_hash(&format!("#{}", state.to_hash())).unwrap().unwrap();
+            assert_eq!(back, state, "{p:?}");
+            assert!(notes.is_empty(), "{notes:?}");
+        }
+        let m: Vec<usize> = Preset::MSharpness.state().runs.iter().map(|r| r.optimizer.m).collect();
+        assert_eq!(m, [128, 32, 8, 1]);
+    }
+
+    #[test]
+    fn bad_hashes_and_files_are_errors_that_say_why() {
+        assert!(LabState::from_hash("").unwrap().is_none());
+        assert!(LabState::from_hash("#").unwrap().is_none());
+        let e = LabState::from_hash("#v0:abc").unwrap_err().to_string();
+        assert!(e.contains("outdated"), "{e}");
+        assert!(LabState::from_hash("#v1:!!!").unwrap_err().to_string().contains("base64url"));
+        let garbage = base64url::encode(b"{not json");
+        assert!(LabState::from_hash(&format!("v1:{garbage}")).unwrap_err().to_string().contains("malformed JSON"));
+        let old = base64url::encode(br#"{"version": 0, "runs": []}"#);
+        assert!(LabState::from_hash(&format!("v1:{old}")).unwrap_err().to_string().contains("version"));
+        for text in ["", "[]", "{}", r#"{"version":1,"runs":[]}"#, r#"{"version":1,"shared":{"seed":-1}}"#] {
+            assert!(LabState::from_json(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_run_config_opens_as_a_lab_of_that_run() {
+        let state = Preset::LabelNoise.state();
+        let cfg = state.runs[2].config(&state.shared);
+        let lab = LabState::from_run_config(&cfg);
+        assert_eq!(lab.runs.len(), 1);
+        assert_eq!(lab.runs[0].config(&lab.shared), cfg);
+    }
+
+    #[test]
+    fn invalid_runs_are_dropped_and_named() {
+        let mut state = Preset::MSharpness.state();
+        state.runs[1].optimizer.m = 7;
+        state.runs[2].optimizer.lr = -1.0;
+        let (ok, notes) = LabState::from_json(&state.to_json()).unwrap();
+        assert_eq!(ok.runs.len(), 2);
+        assert_eq!(notes.len(), 2);
+        assert!(notes[0].contains("optimizer.m") && notes[1].contains("optimizer.lr"), "{notes:?}");
+    }
+}
