@@ -4,8 +4,10 @@
 //! `group_stats` workgroup per copy reduces its mean loss and accuracy. Same kernels as training.
 //! Blocking (each `evaluate` waits for its chunk): for the CLI, bench and tests.
 
+use super::GpuContext;
 use super::kernels::{Family, Kernel, Params};
-use super::{GpuContext, Passes, Recorder, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
+use super::readback::read_blocking;
+use super::record::{Passes, Recorder, Uniforms, bind, encode_and_submit, storage, storage_init};
 use crate::error::{Error, Result};
 use crate::metrics::landscape::{LossAcc, LossEvaluator};
 use crate::model::MlpSpec;

@@ -10,8 +10,10 @@
 //! The trait has no error channel: a device error turns the results into NaN and is kept for
 //! `take_error`.
 
+use super::GpuContext;
 use super::kernels::{Family, Kernel, Params, weight_grad_groups};
-use super::{GpuContext, Passes, Recorder, Uniforms, bind, encode_and_submit, read_blocking, storage, storage_init};
+use super::readback::read_blocking;
+use super::record::{Passes, Recorder, Uniforms, bind, encode_and_submit, storage, storage_init};
 use crate::error::{Error, Result};
 use crate::metrics::Objective;
 use crate::model::MlpSpec;
