@@ -80,12 +80,9 @@ pub fn sam_family_step<T: Real>(
     mlp.backprop(params, &ws.tape, &out.dlogits, &mut ws.deltas, None);
 
     let groups = if opt.kind.uses_m() { batch / opt.m } else { 1 };
-    let kind = match opt.kind {
-        // m-SAM with m = B is SAM (docs/ALGORITHMS.md#identities): the same code path, bit for bit.
-        OptimizerKind::Msam if groups == 1 => OptimizerKind::Sam,
-        OptimizerKind::Musam if groups == 1 => OptimizerKind::Usam,
-        k => k,
-    };
+    // m-SAM with m = B runs the grouped (rank-m) path with one group: the identity with SAM
+    // (docs/ALGORITHMS.md#identities) is then a property of that path, tested, not a shortcut.
+    let kind = opt.kind;
 
     let mut descent_scale_is_p = false;
     match kind {
