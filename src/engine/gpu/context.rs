@@ -102,6 +102,14 @@ impl GpuContext {
         self.kernels.get_or_init(|| Kernels::new(&self.device))
     }
 
+    /// Records an error found before it reached the device (returned by `take_error`).
+    pub(crate) fn report_error(&self, e: String) {
+        log::error!("samlab GPU: {e}");
+        if let Ok(mut v) = self.errors.lock() {
+            v.push(e);
+        }
+    }
+
     /// The first device error since the last call, if any.
     pub fn take_error(&self) -> Option<String> {
         let mut v = self.errors.lock().ok()?;

@@ -21,9 +21,9 @@ pub mod evaluator;
 pub mod kernels;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod objective;
-mod program;
+pub mod program;
 mod readback;
-mod record;
+pub mod record;
 
 pub use context::GpuContext;
 pub use program::{STAT_CORRECT, STAT_ESS, STAT_GRAD_NORM, STAT_HEAD, STAT_LAMBDA, STAT_LOSS, STAT_PERT_LOSS, STAT_PERT_NORM};
@@ -33,7 +33,6 @@ use super::{Engine, Request, Response, StepPlan};
 use crate::config::{OptimizerKind, RunConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use kernels::weight_grad_groups;
 use program::{Bind, EVAL_CHUNK, StepProgram};
 #[cfg(not(target_arch = "wasm32"))]
 use readback::read_blocking;
@@ -148,18 +147,10 @@ impl GpuEngine {
                 ),
             ));
         }
-        for l in spec.layers() {
-            if weight_grad_groups(l.out_dim, l.in_dim, 1)[0] > limits.max_compute_workgroups_per_dimension {
-                return Err(Error::invalid(
-                    "model.hidden",
-                    l.out_dim,
-                    format!("a layer of ≤ {} weights on this device", 64 * limits.max_compute_workgroups_per_dimension as usize),
-                ));
-            }
-        }
         let n_train = data.n_train();
         let n_test = data.n_test();
         let (program, acts_len, z_len) = StepProgram::new(cfg, spec, n_train, n_test);
+        program.dry_run().map_err(Error::Gpu)?;
         let (stats_row, identity_len) = (program.stats_row, program.identity_len);
         let d = &ctx.device;
         let q = &ctx.queue;

@@ -43,6 +43,13 @@ const GIBBS_SQRT: u32 = 1;
 const GIBBS_NORMALIZE: u32 = 2;
 const GIBBS_TARGET_ESS: u32 = 4;
 
+/// Every dispatch grid (as dispatched, after `tile_grid`) that one training step and one
+/// evaluation of `cfg` record for this model and data sizes: no device needed.
+pub fn dispatch_grids(cfg: &RunConfig, spec: &MlpSpec, n_train: usize, n_test: usize) -> Result<Vec<(Kernel, [u32; 3])>, String> {
+    let (program, _, _) = StepProgram::new(cfg, spec.clone(), n_train, n_test);
+    Ok(program.dry_run()?.grids())
+}
+
 /// The engine's bind groups, by role (`GpuEngine` holds one wgpu bind group for each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Bind {
@@ -117,6 +124,19 @@ impl StepProgram {
         }
     }
 
+    /// One step (in the last slot of a submit) and the evaluation pass, recorded without a
+    /// device; an error names the first dispatch whose grid cannot be tiled.
+    pub(super) fn dry_run(&self) -> Result<Recorder<Bind>, String> {
+        let mut rec = Recorder::default();
+        let plan = StepPlan { step: 0, indices: vec![0; self.batch], lr: 0.0 };
+        self.record_step(&mut rec, super::MAX_STEPS_PER_SUBMIT - 1, &plan);
+        self.record_eval(&mut rec);
+        match rec.misfits.first() {
+            Some((kernel, grid)) => Err(format!("{kernel:?} would need {grid:?} workgroups, more than a dispatch can tile")),
+            None => Ok(rec),
+        }
+    }
+
     /// Compute dispatches recorded for one training step (the GPU's launch count per step).
     pub(super) fn dispatches_per_step(&self) -> usize {
         let mut rec = Recorder::default();
@@ -152,7 +172,7 @@ impl StepProgram {
 
     fn batch_stats(&self, r: &mut Recorder<Bind>, loss_off: usize, stat: usize, with_correct: bool) {
         let p = Params { rows: self.batch as u32, off0: loss_off as u32, off1: stat as u32, flags: with_correct as u32, ..Default::default() };
-        r.dispatch(Kernel::BatchStats, &Bind::LossTrain, p, [1, 1, 1]);
+        r.dispatch(Kernel::BatchStats, &Bind::LossTrain, p, [1, 1]);
     }
 
     /// Deltas of every layer from the loss deltas down to layer 0.
@@ -183,23 +203,23 @@ impl StepProgram {
             GradOut::Grad => &Bind::ReduceGrad,
             GradOut::Ugrad => &Bind::ReduceUgrad,
         };
-        let mut p = Params { n: self.n_params as u32, flags: power, off0: off as u32, ..Default::default() };
+        let mut p = Params { rows: groups as u32, n: self.n_params as u32, flags: power, off0: off as u32, ..Default::default() };
         p.f[0] = self.opt.xi as f32;
-        r.dispatch(Kernel::SqNormGroups, bind, p, [groups as u32, 1, 1]);
+        r.dispatch(Kernel::SqNormGroups, bind, p, [groups, 1]);
     }
 
     fn perturb(&self, r: &mut Recorder<Bind>, copies: usize, flags: u32) {
         let mut p = Params { n: self.n_params as u32, flags, ..Default::default() };
         p.f[0] = self.opt.rho as f32;
         p.f[1] = self.opt.xi as f32;
-        r.dispatch(Kernel::Perturb, &Bind::Optim, p, [self.n_params.div_ceil(64) as u32, copies as u32, 1]);
+        r.dispatch(Kernel::Perturb, &Bind::Optim, p, [self.n_params.div_ceil(64), copies]);
     }
 
     /// Fills the norm entries of a stats row: ‖g‖ from norms[grad_norm_at], ‖e‖ by `flags`.
     fn step_stats(&self, r: &mut Recorder<Bind>, stat: usize, flags: u32, groups: usize, grad_norm_at: usize) {
         let mut p = Params { n: groups as u32, flags, a_off: grad_norm_at as u32, off0: self.copies as u32, off1: stat as u32, ..Default::default() };
         p.f[0] = self.opt.rho as f32;
-        r.dispatch(Kernel::StepStats, &Bind::ReduceGrad, p, [1, 1, 1]);
+        r.dispatch(Kernel::StepStats, &Bind::ReduceGrad, p, [1, 1]);
     }
 
     fn update(&self, r: &mut Recorder<Bind>, lr: f64) {
@@ -319,7 +339,7 @@ impl StepProgram {
                     gibbs.flags |= GIBBS_TARGET_ESS;
                     gibbs.f[1] = (ratio * b as f64) as f32;
                 }
-                r.dispatch(Kernel::Gibbs, &Bind::Rwsam, gibbs, [1, 1, 1]);
+                r.dispatch(Kernel::Gibbs, &Bind::Rwsam, gibbs, [1, 1]);
                 // g_p = Σ p_i ∇f_i(w), then e = ρ·g_p/‖g_p‖.
                 self.weight_grads(r, GradOut::Ugrad, 1, b, 1.0, WG_USE_SCALE);
                 self.norms(r, GradOut::Ugrad, 1, 0, 0);
