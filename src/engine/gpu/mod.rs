@@ -173,7 +173,7 @@ impl GpuEngine {
             deltas: storage(d, "deltas storage", z_len as u64 * f),
             labels: storage(d, "labels storage", rows_max as u64 * f),
             // 1/B per row: the uniform batch weighting (RW-SAM overwrites it with p each step).
-            scale: storage_init(d, q, "scale storage", &vec![1.0f32 / batch as f32; batch]),
+            scale: storage_init(d, q, "scale storage", &vec![program.uniform_weight; batch]),
             params: storage_init(d, q, "params storage", init),
             velocity: storage_init(d, q, "velocity storage", &vec![0.0f32; n_params]),
             grad: storage(d, "grad storage", n_params as u64 * f),
@@ -256,6 +256,14 @@ impl GpuEngine {
         let out = read_blocking(&self.ctx, &buf, buf.size())?;
         self.check_error()?;
         Ok(bytemuck::cast_slice::<u8, f32>(&out).to_vec())
+    }
+
+    /// Replaces the host's 1/B, the uniform row weight, e.g. by a value one ULP off, as a GPU
+    /// whose division rounds differently would compute it (tests of the RW-SAM λ = 0 identity).
+    #[doc(hidden)]
+    pub fn debug_set_uniform_weight(&mut self, w: f32) {
+        self.program.uniform_weight = w;
+        self.ctx.queue.write_buffer(&self.b.scale, 0, bytemuck::cast_slice(&vec![w; self.program.batch]));
     }
 
     /// Compute dispatches recorded for one training step (the GPU's launch count per step).

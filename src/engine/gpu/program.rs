@@ -98,6 +98,9 @@ pub(super) struct StepProgram {
     pub(super) identity_len: usize,
     /// Floats of one step's statistics row.
     pub(super) stats_row: usize,
+    /// 1/B as the host rounds it: the row weight of SAM's batch gradient (the `scale` buffer)
+    /// and of RW-SAM's uniform case (the `gibbs` uniform), one value for both.
+    pub(super) uniform_weight: f32,
 }
 
 impl StepProgram {
@@ -111,7 +114,8 @@ impl StepProgram {
         let (passes, acts_len, z_len) = Passes::new(spec, batch.max(EVAL_CHUNK));
         let stats_row = STAT_HEAD + if opt.kind == OptimizerKind::Rwsam { 2 * batch } else { 0 };
         let identity_len = n_train.max(n_test);
-        let program = Self { passes, opt, seed: cfg.seed, batch, copies, group, n_params, n_train, n_test, identity_len, stats_row };
+        let uniform_weight = 1.0 / batch as f32;
+        let program = Self { passes, opt, seed: cfg.seed, batch, copies, group, n_params, n_train, n_test, identity_len, stats_row, uniform_weight };
         (program, acts_len, z_len)
     }
 
@@ -335,6 +339,7 @@ impl StepProgram {
                     gibbs.flags |= GIBBS_NORMALIZE;
                 }
                 gibbs.f[0] = rw.lambda as f32;
+                gibbs.f[2] = self.uniform_weight;
                 if let Some(ratio) = rw.target_ess {
                     gibbs.flags |= GIBBS_TARGET_ESS;
                     gibbs.f[1] = (ratio * b as f64) as f32;
