@@ -194,7 +194,10 @@ fn weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var r = start; r < start + p.group; r++) {
-        let s = select(1.0, scale[r], use_scale);
+        // scale[r] only when it is bound for this (the evaluator and objective bind a
+        // 16-byte placeholder): select() would read it either way.
+        var s = 1.0;
+        if (use_scale) { s = scale[r]; }
         let dr = p.z_off + r * p.out_dim;
         let d = vec4<f32>(s * deltas[dr + o.x], s * deltas[dr + o.y], s * deltas[dr + o.z], s * deltas[dr + o.w]);
         let a = vec4<f32>(input_or_one(r, i0), input_or_one(r, i0 + 1u), input_or_one(r, i0 + 2u), input_or_one(r, i0 + 3u));

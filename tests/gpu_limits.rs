@@ -13,7 +13,8 @@ use common::assert_close;
 use samlab::config::{DatasetName, OptimizerKind, RunConfig};
 use samlab::data::{BatchOrder, Dataset};
 use samlab::engine::cpu::CpuEngine;
-use samlab::engine::gpu::program::dispatch_grids;
+use samlab::engine::gpu::context::{check_adapter_limits, check_device_limits};
+use samlab::engine::gpu::program::{check_weight_copies, dispatch_grids};
 use samlab::engine::gpu::record::{MAX_WORKGROUPS_PER_DIM, tile_grid};
 use samlab::engine::gpu::{GpuContext, GpuEngine};
 use samlab::engine::{Engine, Request, Response, StepPlan};
@@ -97,6 +98,44 @@ fn every_dispatch_of_the_largest_accepted_model_fits_65535_workgroups_per_dimens
     // The grid that used to fail: perturb over ⌈P/64⌉ = 1,886,209 workgroups in x.
     let spec = MlpSpec::new(784, &[4096; 8], 10, Activation::Relu);
     assert!(spec.n_params().div_ceil(64) > 65535 * 28);
+}
+
+#[test]
+fn weight_copies_past_u32_indices_or_the_binding_are_refused_naming_optimizer_m() {
+    // 120.7M parameters, B = 4096, m = 1 on a device that would bind 1 TiB: M·P ≥ 2³² would wrap
+    // the shaders' u32 indices, so the engine asks for an m whose copies stay below 2³².
+    let p = MlpSpec::new(784, &[4096; 8], 10, Activation::Relu).n_params();
+    let err = check_weight_copies(4096, 1, p, 1 << 40).unwrap_err().to_string();
+    assert!(err.contains("optimizer.m") && err.contains("2^32"), "{err}");
+    // The suggested m is the smallest divisor of B whose B/m copies fit.
+    let m: usize = err.split("e.g. m = ").nth(1).and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()).and_then(|s| s.parse().ok()).expect(&err);
+    assert_eq!(4096 % m, 0);
+    assert!(((4096 / m) * p) < 1 << 32 && ((4096 / (m / 2)) * p) >= 1 << 32, "m = {m}");
+    assert!(check_weight_copies(4096, m, p, 1 << 40).is_ok());
+    // Within u32 but beyond the binding: the binding limit is named.
+    let err = check_weight_copies(512, 1, 5_824_522, 128 << 20).unwrap_err().to_string();
+    assert!(err.contains("optimizer.m") && err.contains("max_storage_buffer_binding_size"), "{err}");
+    // Not even one copy fits: no m helps, the message says so.
+    let err = check_weight_copies(64, 64, 40_000_000, 128 << 20).unwrap_err().to_string();
+    assert!(err.contains("optimizer.m") && err.contains("one copy"), "{err}");
+}
+
+#[test]
+fn adapters_and_devices_below_the_kernels_needs_get_the_engines_message() {
+    let downlevel = wgpu::Limits::downlevel_defaults();
+    let err = check_adapter_limits("Tiny GPU", &downlevel).unwrap_err().to_string();
+    assert!(err.contains("Tiny GPU") && err.contains("max_storage_buffers_per_shader_stage") && err.contains("CPU engine"), "{err}");
+    let err = check_device_limits("Tiny GPU", &downlevel).unwrap_err().to_string();
+    // The dense family binds 7 storage buffers; 4 is the downlevel limit.
+    assert!(err.contains("max_storage_buffers_per_shader_stage = 4") && err.contains("7"), "{err}");
+    let six = wgpu::Limits { max_storage_buffers_per_shader_stage: 6, ..wgpu::Limits::default() };
+    assert!(check_device_limits("Six", &six).is_err());
+    let requested =
+        check_adapter_limits("Big GPU", &wgpu::Limits { max_storage_buffer_binding_size: 1 << 31, max_buffer_size: 1 << 32, ..wgpu::Limits::default() })
+            .unwrap();
+    assert_eq!(requested.max_storage_buffer_binding_size, 1 << 31, "the storage sizes take what the adapter offers");
+    assert_eq!(requested.max_storage_buffers_per_shader_stage, wgpu::Limits::default().max_storage_buffers_per_shader_stage);
+    assert!(check_device_limits("Default", &wgpu::Limits::default()).is_ok());
 }
 
 #[test]

@@ -132,21 +132,7 @@ impl GpuEngine {
         let limits = ctx.device.limits();
         let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let copies_bytes = (copies * n_params * 4) as u64;
-        if copies_bytes > max_binding {
-            return Err(Error::invalid(
-                "optimizer.m",
-                opt.m,
-                format!(
-                    "m ≥ {} on {}: {} weight copies of {} parameters need {:.0} MiB per buffer, the device allows {:.0} MiB (max_storage_buffer_binding_size); or use the CPU engine",
-                    (batch * n_params * 4).div_ceil(max_binding as usize).max(1),
-                    ctx.info.name,
-                    copies,
-                    n_params,
-                    copies_bytes as f64 / 1048576.0,
-                    max_binding as f64 / 1048576.0
-                ),
-            ));
-        }
+        program::check_weight_copies(batch, if opt.kind.uses_m() { opt.m } else { batch }, n_params, max_binding)?;
         let n_train = data.n_train();
         let n_test = data.n_test();
         let (program, acts_len, z_len) = StepProgram::new(cfg, spec, n_train, n_test);
@@ -156,7 +142,8 @@ impl GpuEngine {
         let q = &ctx.queue;
         let f = 4u64;
         for (what, bytes) in [("activations", acts_len as u64 * f), ("training data", data.train_x.len() as u64 * f)] {
-            if bytes > max_binding {
+            // Offsets into these are u32 in the shaders, whatever the device would bind.
+            if bytes > max_binding.min(4 << 32) {
                 return Err(Error::Gpu(format!("the {what} need {bytes} bytes in one buffer; {} allows {max_binding}", ctx.info.name)));
             }
         }

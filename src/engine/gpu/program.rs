@@ -12,6 +12,7 @@ use super::kernels::{Kernel, Params, weight_grad_groups};
 use super::record::{Op, Passes, Recorder};
 use crate::config::{NormEstimator, OptimizerConfig, OptimizerKind, RunConfig, RwDescent};
 use crate::engine::StepPlan;
+use crate::error::{Error, Result};
 use crate::model::MlpSpec;
 use crate::rng;
 
@@ -48,6 +49,32 @@ const GIBBS_TARGET_ESS: u32 = 4;
 pub fn dispatch_grids(cfg: &RunConfig, spec: &MlpSpec, n_train: usize, n_test: usize) -> Result<Vec<(Kernel, [u32; 3])>, String> {
     let (program, _, _) = StepProgram::new(cfg, spec.clone(), n_train, n_test);
     Ok(program.dry_run()?.grids())
+}
+
+/// Whether M = batch/m weight copies of `n_params` parameters fit the device: in one binding of
+/// `max_binding` bytes, and with every index below 2³² (the shaders index in u32, so M·P ≥ 2³²
+/// would wrap). The refusal names `optimizer.m` and the smallest divisor of the batch that fits.
+pub fn check_weight_copies(batch: usize, m: usize, n_params: usize, max_binding: u64) -> Result<()> {
+    let values = |m: usize| (batch / m.max(1)) as u64 * n_params as u64;
+    let fits = |m: usize| values(m) < 1 << 32 && values(m) * 4 <= max_binding;
+    if fits(m) {
+        return Ok(());
+    }
+    let copies = batch / m.max(1);
+    let why = if values(m) >= 1 << 32 {
+        format!("{copies} weight copies of {n_params} parameters are {} values, past the 2^32 that the shaders' u32 indices reach", values(m))
+    } else {
+        format!(
+            "{copies} weight copies of {n_params} parameters need {:.0} MiB in one buffer, the device allows {:.0} MiB (max_storage_buffer_binding_size)",
+            (values(m) * 4) as f64 / 1048576.0,
+            max_binding as f64 / 1048576.0
+        )
+    };
+    let hint = match (m.max(1)..=batch).find(|&d| batch.is_multiple_of(d) && fits(d)) {
+        Some(d) => format!("fewer copies, e.g. m = {d} (a divisor of batch {batch})"),
+        None => "no m: not even one copy of the parameters fits, so a smaller model".to_string(),
+    };
+    Err(Error::invalid("optimizer.m", m, format!("{hint}: {why}; or use the CPU engine")))
 }
 
 /// The engine's bind groups, by role (`GpuEngine` holds one wgpu bind group for each).
