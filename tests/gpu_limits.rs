@@ -175,3 +175,44 @@ fn sam_step_on_a_model_past_the_old_perturb_grid_limit_matches_the_cpu_engine() 
     // past 65,535 workgroups: had it not been perturbed, the perturbed loss would be off.
     assert_close("params after one SAM step", &got, cpu.params(), 1e-5 * scale, 1e-4);
 }
+
+#[test]
+fn on_a_shared_device_the_owners_error_handler_stays_and_the_engines_errors_come_back_to_it() {
+    if context().is_none() {
+        return;
+    }
+    // The "renderer": a device of its own with its own uncaptured-error handler.
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    let instance = wgpu::Instance::new(desc);
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let owner_saw = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = owner_saw.clone();
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| sink.lock().unwrap().push(e.to_string())));
+    let ctx = GpuContext::from_device(device.clone(), queue, adapter.get_info(), &adapter.get_downlevel_capabilities()).unwrap();
+    // The engine trains on it without disturbing the owner.
+    let mut cfg = RunConfig::default();
+    cfg.model.hidden = vec![16];
+    cfg.batch = 32;
+    let data = Arc::new(Dataset::load(&cfg.dataset, cfg.seed).unwrap());
+    let spec = samlab::engine::cpu::spec_for(&cfg, &data);
+    let mut gpu = GpuEngine::new(ctx.clone(), &cfg, data.clone(), &spec.init(0)).unwrap();
+    let indices = BatchOrder::new(data.n_train(), cfg.batch, 0).indices(0);
+    gpu.submit(Request::Steps(vec![StepPlan { step: 0, indices, lr: 0.05 }])).unwrap();
+    assert_eq!(gpu.finish().unwrap().len(), 1);
+    let invalid = wgpu::BufferDescriptor {
+        label: Some("invalid on purpose"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE,
+        mapped_at_creation: false,
+    };
+    // An error of the engine's own work is the engine's, not the owner's…
+    ctx.scoped(|| device.create_buffer(&invalid));
+    assert!(ctx.take_error().is_some_and(|e| e.contains("invalid on purpose") || e.contains("usage")), "the engine's scope lost its error");
+    assert!(owner_saw.lock().unwrap().is_empty(), "the owner's handler saw the engine's error: {:?}", owner_saw.lock().unwrap());
+    // …and the owner's errors still reach the owner's handler.
+    let _owners = device.create_buffer(&invalid);
+    assert_eq!(owner_saw.lock().unwrap().len(), 1, "the engine replaced the owner's error handler");
+    assert!(ctx.take_error().is_none());
+}

@@ -1,7 +1,9 @@
 //! The wgpu device the GPU engine computes on: requested by itself (CLI, tests) or taken from the
 //! app's renderer (eframe's wgpu render state, natively and in the browser). Device errors
 //! (validation, out-of-memory, device lost) are captured here and handed to the engines, which
-//! return them from `poll` as `Error::Gpu`: never a panic.
+//! return them from `poll` as `Error::Gpu`: never a panic. On its own device the context installs
+//! the device's handlers; on the renderer's it leaves them to the renderer and wraps its own
+//! work in error scopes (`scoped`).
 
 use super::kernels::{Family, Kernels, Params, SLOT};
 use super::record::MAX_WORKGROUPS_PER_DIM;
@@ -58,23 +60,45 @@ pub fn check_adapter_limits(name: &str, offered: &wgpu::Limits) -> Result<wgpu::
     }
 }
 
+/// The result of a popped error scope, resolved later (at once natively, by the browser on the
+/// web).
+#[cfg(not(target_arch = "wasm32"))]
+type ScopeResult = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>> + Send>>;
+#[cfg(target_arch = "wasm32")]
+type ScopeResult = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
+
 #[derive(Clone)]
 pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Someone else's device (the renderer's): its uncaptured-error and device-lost handlers
+    /// stay theirs, and the engine's own work runs inside error scopes (`scoped`).
+    shared: bool,
+    scopes: Arc<Mutex<Vec<ScopeResult>>>,
     kernels: Arc<OnceLock<Kernels>>,
 }
 
 impl GpuContext {
     /// Wraps an existing device (e.g. the app renderer's) after checking it can run compute.
+    /// The device's error handlers are left alone: the engine's errors are caught by error
+    /// scopes around its own work, and everything else still reaches the owner's handler.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, downlevel: &wgpu::DownlevelCapabilities) -> Result<Self> {
+        Self::wrap(device, queue, info, downlevel, true)
+    }
+
+    fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, downlevel: &wgpu::DownlevelCapabilities, shared: bool) -> Result<Self> {
         if !downlevel.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
             return Err(Error::Gpu(format!("{} ({:?}) has no compute shaders", info.name, info.backend)));
         }
         check_device_limits(&info.name, &device.limits())?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let ctx = Self { device, queue, info, errors, shared, scopes: Arc::default(), kernels: Arc::default() };
+        if shared {
+            return Ok(ctx);
+        }
+        let (device, errors) = (&ctx.device, &ctx.errors);
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             log::error!("wgpu: {e}");
@@ -88,7 +112,43 @@ impl GpuContext {
                 v.push(format!("device lost ({reason:?}): {msg}"));
             }
         });
-        Ok(Self { device, queue, info, errors, kernels: Arc::default() })
+        Ok(ctx)
+    }
+
+    /// Runs `f`, the engine's own device work; on a shared device inside error scopes
+    /// (validation, out of memory, internal) whose errors `take_error` returns, so that they
+    /// neither reach nor replace the owner's handler. On its own device the handlers installed
+    /// at `request` catch them anyway.
+    pub fn scoped<R>(&self, f: impl FnOnce() -> R) -> R {
+        if !self.shared {
+            return f();
+        }
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let r = f();
+        let popped: [ScopeResult; 3] = [Box::pin(validation.pop()), Box::pin(oom.pop()), Box::pin(internal.pop())];
+        if let Ok(mut v) = self.scopes.lock() {
+            v.extend(popped);
+        }
+        r
+    }
+
+    /// Moves the errors of resolved scopes to the error list; never waits.
+    fn collect_scopes(&self) {
+        let Ok(mut scopes) = self.scopes.lock() else { return };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        scopes.retain_mut(|s| match s.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(Some(e)) => {
+                log::error!("wgpu (samlab engine): {e}");
+                if let Ok(mut v) = self.errors.lock() {
+                    v.push(e.to_string());
+                }
+                false
+            }
+            std::task::Poll::Ready(None) => false,
+            std::task::Poll::Pending => true,
+        });
     }
 
     /// Requests the best adapter with compute, with the limits of `check_adapter_limits`.
@@ -119,7 +179,7 @@ impl GpuContext {
             })
             .await
             .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", adapter.get_info().name)))?;
-        Self::from_device(device, queue, adapter.get_info(), &adapter.get_downlevel_capabilities())
+        Self::wrap(device, queue, adapter.get_info(), &adapter.get_downlevel_capabilities(), false)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -138,7 +198,7 @@ impl GpuContext {
     }
 
     pub fn kernels(&self) -> &Kernels {
-        self.kernels.get_or_init(|| Kernels::new(&self.device))
+        self.kernels.get_or_init(|| self.scoped(|| Kernels::new(&self.device)))
     }
 
     /// Records an error found before it reached the device (returned by `take_error`).
@@ -151,6 +211,7 @@ impl GpuContext {
 
     /// The first device error since the last call, if any.
     pub fn take_error(&self) -> Option<String> {
+        self.collect_scopes();
         let mut v = self.errors.lock().ok()?;
         if v.is_empty() { None } else { Some(v.remove(0)) }
     }

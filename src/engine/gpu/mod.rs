@@ -120,6 +120,14 @@ impl GpuEngine {
     }
 
     pub fn new(ctx: GpuContext, cfg: &RunConfig, data: Arc<Dataset>, init: &[f32]) -> Result<Self> {
+        let scope = ctx.clone();
+        let engine = scope.scoped(|| Self::build(ctx, cfg, data, init))?;
+        // Errors of the scopes just popped (a shared device's).
+        engine.check_error()?;
+        Ok(engine)
+    }
+
+    fn build(ctx: GpuContext, cfg: &RunConfig, data: Arc<Dataset>, init: &[f32]) -> Result<Self> {
         let spec = spec_for(cfg, &data);
         let n_params = spec.n_params();
         if init.len() != n_params {
@@ -266,6 +274,31 @@ impl GpuEngine {
         self.ctx.queue.write_buffer(&self.b.indices, (self.program.identity_len * 4) as u64, bytemuck::cast_slice(&idx));
     }
 
+    /// Records and submits one request (inside the context's error scopes).
+    fn record_and_submit(&mut self, request: Request) -> Result<()> {
+        match request {
+            Request::Steps(plans) => self.submit_steps(&plans)?,
+            Request::Evaluate { step } => {
+                let mut rec = Recorder::default();
+                self.program.record_eval(&mut rec);
+                let mut rec = self.resolve(rec);
+                let n = (self.program.n_train + self.program.n_test) as u64 * 4;
+                let staging = self.readback.take_staging(&self.ctx.device, 2 * n);
+                rec.copy(&self.b.eval_losses, 0, &staging, 0, n);
+                rec.copy(&self.b.eval_preds, 0, &staging, n, n);
+                self.submit_recorded(rec, Some((PendingKind::Eval(step), staging, 2 * n)));
+            }
+            Request::ReadParams { tag } => {
+                let size = self.program.n_params as u64 * 4;
+                let staging = self.readback.take_staging(&self.ctx.device, size);
+                let mut rec = Recorder::default();
+                rec.copy(&self.b.params, 0, &staging, 0, size);
+                self.submit_recorded(rec, Some((PendingKind::Params(tag), staging, size)));
+            }
+        }
+        Ok(())
+    }
+
     fn submit_steps(&mut self, plans: &[StepPlan]) -> Result<()> {
         let (batch, n_train) = (self.program.batch, self.program.n_train);
         for p in plans {
@@ -297,34 +330,16 @@ impl Engine for GpuEngine {
 
     fn submit(&mut self, request: Request) -> Result<()> {
         self.check_error()?;
-        match request {
-            Request::Steps(plans) => self.submit_steps(&plans)?,
-            Request::Evaluate { step } => {
-                let mut rec = Recorder::default();
-                self.program.record_eval(&mut rec);
-                let mut rec = self.resolve(rec);
-                let n = (self.program.n_train + self.program.n_test) as u64 * 4;
-                let staging = self.readback.take_staging(&self.ctx.device, 2 * n);
-                rec.copy(&self.b.eval_losses, 0, &staging, 0, n);
-                rec.copy(&self.b.eval_preds, 0, &staging, n, n);
-                self.submit_recorded(rec, Some((PendingKind::Eval(step), staging, 2 * n)));
-            }
-            Request::ReadParams { tag } => {
-                let size = self.program.n_params as u64 * 4;
-                let staging = self.readback.take_staging(&self.ctx.device, size);
-                let mut rec = Recorder::default();
-                rec.copy(&self.b.params, 0, &staging, 0, size);
-                self.submit_recorded(rec, Some((PendingKind::Params(tag), staging, size)));
-            }
-        }
-        Ok(())
+        let scope = self.ctx.clone();
+        scope.scoped(|| self.record_and_submit(request))
     }
 
     fn poll(&mut self) -> Result<Vec<Response>> {
         // Never waits: on the web this is a no-op and the browser fires the map callbacks.
         let _ = self.ctx.device.poll(wgpu::PollType::Poll);
         self.check_error()?;
-        self.readback.poll()
+        let scope = self.ctx.clone();
+        scope.scoped(|| self.readback.poll())
     }
 
     fn in_flight(&self) -> usize {
@@ -336,8 +351,10 @@ impl Engine for GpuEngine {
         if params.len() != n_params {
             return Err(Error::Data(format!("{} parameters given, the model has {n_params}", params.len())));
         }
-        self.ctx.queue.write_buffer(&self.b.params, 0, bytemuck::cast_slice(params));
-        self.ctx.queue.write_buffer(&self.b.velocity, 0, bytemuck::cast_slice(&vec![0.0f32; n_params]));
+        self.ctx.scoped(|| {
+            self.ctx.queue.write_buffer(&self.b.params, 0, bytemuck::cast_slice(params));
+            self.ctx.queue.write_buffer(&self.b.velocity, 0, bytemuck::cast_slice(&vec![0.0f32; n_params]));
+        });
         Ok(())
     }
 

@@ -162,6 +162,11 @@ impl Readback {
 /// Copies `size` bytes of `buf` to a staging buffer and waits for them (native CLI and tests).
 #[cfg(not(target_arch = "wasm32"))]
 pub(super) fn read_blocking(ctx: &GpuContext, buf: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    ctx.scoped(|| read_now(ctx, buf, size))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn read_now(ctx: &GpuContext, buf: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
     let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("blocking readback staging"),
         size,

@@ -230,6 +230,10 @@ impl Uniforms {
 /// submits. Never waits. Work with a grid that does not fit is not submitted: the context
 /// reports it as a device error instead.
 pub(super) fn encode_and_submit(ctx: &GpuContext, uniforms: &mut Uniforms, rec: Recorder) {
+    ctx.scoped(|| encode(ctx, uniforms, rec))
+}
+
+fn encode(ctx: &GpuContext, uniforms: &mut Uniforms, rec: Recorder) {
     if let Some((kernel, grid)) = rec.misfits.first() {
         ctx.report_error(format!("{kernel:?} needs {grid:?} workgroups, beyond {MAX_WORKGROUPS_PER_DIM}² × {MAX_WORKGROUPS_PER_DIM}"));
         return;
