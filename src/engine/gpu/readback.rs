@@ -4,6 +4,7 @@
 //! parameters) into `Response`s. `read_blocking` is the waiting variant for the native CLI and
 //! tests.
 
+#[cfg(not(target_arch = "wasm32"))]
 use super::GpuContext;
 use super::program::{STAT_CORRECT, STAT_ESS, STAT_GRAD_NORM, STAT_HEAD, STAT_LAMBDA, STAT_LOSS, STAT_PERT_LOSS, STAT_PERT_NORM};
 use crate::engine::{Response, RwReport, StepReport};
