@@ -96,8 +96,16 @@ fn rademacher(key: u32, i: u32) -> f32 {
     return select(-1.0, 1.0, (hash32(key ^ hash32(i)) & 1u) == 1u);
 }
 
-// Linear invocation index of a 1D kernel dispatched as (x, y) workgroups of 64 (y > 1 only
-// when x would exceed the 65535 limit).
+// Every grid is tiled by `tile_grid` (src/engine/gpu/record.rs): a logical grid of (x, y)
+// workgroups is dispatched as (x0, x1, y) with x = x0 + x1·nwg.x (x1 > 1 only when x would
+// exceed the 65535 workgroups a dimension allows; the last row may hold workgroups past x,
+// which every kernel's bounds check discards). The logical workgroup of `wid`:
+fn tiled_wg(wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
+    return vec2<u32>(wid.x + wid.y * nwg.x, wid.z);
+}
+
+// Linear invocation index along the logical x of a kernel of 64 threads per workgroup
+// (= tiled_wg(wid, nwg).x · 64 + local x).
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.y * nwg.x * 64u + gid.x;
 }

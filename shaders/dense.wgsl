@@ -66,11 +66,12 @@ fn store_forward(row: u32, o: u32, base: u32, acc: f32) {
 }
 
 // z[row, o] = b[o] + Σ_i a[row, i]·W[o, i];  a_next[row, o] = σ(z) unless act = ACT_NONE.
-// Dispatch (⌈out/64⌉, ⌈rows/64⌉): 16×16 threads of 4×4 outputs.
+// Logical grid (⌈out/64⌉, ⌈rows/64⌉): 16×16 threads of 4×4 outputs.
 @compute @workgroup_size(16, 16)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let o0 = gid.x * 4u;
-    let r0 = gid.y * 4u;
+fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let wg = tiled_wg(wid, nwg);
+    let o0 = (wg.x * 16u + lid.x) * 4u;
+    let r0 = (wg.y * 16u + lid.y) * 4u;
     if (o0 >= p.out_dim || r0 >= p.rows) { return; }
     let n = p.in_dim;
     let r = four(r0, p.rows - 1u);
@@ -122,11 +123,12 @@ fn store_backward(row: u32, i: u32, acc: f32) {
 // forward:  z_l = a_l·Wᵀ + b, a_l = σ(z_{l−1})
 // backward: d_{l−1}[row, i] = σ'(z_{l−1}[row, i]) · Σ_o d_l[row, o]·W[o, i]
 // d_l at z_off (width out), d_{l−1} and z_{l−1} at off0 (width in), act = σ of layer l−1.
-// Dispatch (⌈in/64⌉, ⌈rows/64⌉): 16×16 threads of 4×4 outputs.
+// Logical grid (⌈in/64⌉, ⌈rows/64⌉): 16×16 threads of 4×4 outputs.
 @compute @workgroup_size(16, 16)
-fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i0 = gid.x * 4u;
-    let r0 = gid.y * 4u;
+fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let wg = tiled_wg(wid, nwg);
+    let i0 = (wg.x * 16u + lid.x) * 4u;
+    let r0 = (wg.y * 16u + lid.y) * 4u;
     if (i0 >= p.in_dim || r0 >= p.rows) { return; }
     let n = p.in_dim;
     let r = four(r0, p.rows - 1u);
@@ -169,20 +171,21 @@ fn input_or_one(row: u32, i: u32) -> f32 {
     return select(1.0, acts[p.a_off + row * p.in_dim + min(i, p.in_dim - 1u)], i < p.in_dim);
 }
 
-// For output group g (workgroup y) over rows g·group … (g+1)·group − 1:
+// For output group g (logical workgroup y) over rows g·group … (g+1)·group − 1:
 //   dW[o, i] = f0 · Σ_row s_row · d[row, o] · a[row, i],   db[o] = f0 · Σ_row s_row · d[row, o]
 // written to grads[off0 + g·copy_stride + (w_off + o·in + i | b_off + o)], added when
 // flags & WG_ACCUMULATE; s_row = scale[row] when flags & WG_USE_SCALE, else 1.
 // Each thread a 4×4 block of (o, i) with i over the input and the bias column.
-// Dispatch (⌈⌈out/4⌉·⌈(in+1)/4⌉/64⌉, groups). Rows are summed in order: deterministic.
+// Logical grid (⌈⌈out/4⌉·⌈(in+1)/4⌉/64⌉, groups). Rows are summed in order: deterministic.
 @compute @workgroup_size(64)
-fn weight_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let blocks_i = (p.in_dim + 4u) / 4u;
     let blocks = ((p.out_dim + 3u) / 4u) * blocks_i;
-    if (gid.x >= blocks) { return; }
-    let g = gid.y;
-    let o0 = (gid.x / blocks_i) * 4u;
-    let i0 = (gid.x % blocks_i) * 4u;
+    let bk = linear_id(gid, nwg);
+    if (bk >= blocks) { return; }
+    let g = gid.z;
+    let o0 = (bk / blocks_i) * 4u;
+    let i0 = (bk % blocks_i) * 4u;
     let o = four(o0, p.out_dim - 1u);
     let use_scale = (p.flags & WG_USE_SCALE) != 0u;
     let start = g * p.group;
@@ -191,7 +194,10 @@ fn weight_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var r = start; r < start + p.group; r++) {
-        let s = select(1.0, scale[r], use_scale);
+        // scale[r] only when it is bound for this (the evaluator and objective bind a
+        // 16-byte placeholder): select() would read it either way.
+        var s = 1.0;
+        if (use_scale) { s = scale[r]; }
         let dr = p.z_off + r * p.out_dim;
         let d = vec4<f32>(s * deltas[dr + o.x], s * deltas[dr + o.y], s * deltas[dr + o.z], s * deltas[dr + o.w]);
         let a = vec4<f32>(input_or_one(r, i0), input_or_one(r, i0 + 1u), input_or_one(r, i0 + 2u), input_or_one(r, i0 + 3u));

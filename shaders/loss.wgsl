@@ -76,14 +76,16 @@ fn batch_stats(@builtin(local_invocation_index) t: u32) {
     }
 }
 
-// One workgroup per group g of `group` consecutive rows (dispatch (groups, 1)): the mean of
+// One workgroup per group g < n of `group` consecutive rows (logical grid (n, 1)): the mean of
 // losses[off0 + g·group …] → stats[off1 + 2g] and the number of preds == labels →
 // stats[off1 + 2g + 1]. Landscapes: one group per weight vector.
 @compute @workgroup_size(256)
-fn group_stats(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let r = reduce_loss_hits(t, p.off0 + wid.x * p.group, wid.x * p.group, p.group);
+fn group_stats(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = tiled_wg(wid, nwg).x;
+    if (g >= p.n) { return; }   // the whole workgroup: uniform
+    let r = reduce_loss_hits(t, p.off0 + g * p.group, g * p.group, p.group);
     if (t == 0u) {
-        stats[p.off1 + 2u * wid.x] = r.x / f32(p.group);
-        stats[p.off1 + 2u * wid.x + 1u] = r.y;
+        stats[p.off1 + 2u * g] = r.x / f32(p.group);
+        stats[p.off1 + 2u * g + 1u] = r.y;
     }
 }

@@ -12,15 +12,15 @@
 const PERTURB_NORMALIZED: u32 = 1u;
 const PERTURB_ASAM: u32 = 2u;
 
-// Copy j (workgroup row y) of n parameters:
+// Copy j (logical workgroup y) of n parameters:
 //   wcopies[j·n + k] = params[k] + c_j · T_k² · ugrad[j·n + k]
 // c_j = f0/(norms[j] + ε) when flags & PERTURB_NORMALIZED (SAM, m-SAM, ASAM, RW-SAM, n-SAM),
 // c_j = f0 otherwise (USAM, m-USAM); T_k = |params[k]| + f1 with PERTURB_ASAM, else 1.
-// Dispatch (⌈n/64⌉, M).
+// Logical grid (⌈n/64⌉, M): ⌈n/64⌉ passes 65535 above 4,194,240 parameters.
 @compute @workgroup_size(64)
-fn perturb(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let k = gid.x;
-    let j = gid.y;
+fn perturb(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = linear_id(gid, nwg);
+    let j = gid.z;
     if (k >= p.n) { return; }
     var c = p.f0;
     if ((p.flags & PERTURB_NORMALIZED) != 0u) {

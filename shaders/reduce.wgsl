@@ -9,12 +9,14 @@
 
 var<workgroup> wg_sum: array<f32, 256>;
 
-// Workgroup g (dispatch (groups, 1)): norms[off0 + g] = √(Σ_k (t_k^flags · vec[g·n + k])²) with
-// t_k = |params[k]| + f0 (ASAM's T; flags = 0, 1 or 2 is the power of T). Each thread sums a
-// fixed stride of k, then a fixed tree: deterministic.
+// Workgroup g < rows (logical grid (rows, 1)): norms[off0 + g] = √(Σ_k (t_k^flags · vec[g·n + k])²)
+// with t_k = |params[k]| + f0 (ASAM's T; flags = 0, 1 or 2 is the power of T). Each thread sums
+// a fixed stride of k, then a fixed tree: deterministic.
 @compute @workgroup_size(256)
-fn sq_norm_groups(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let base = wid.x * p.n;
+fn sq_norm_groups(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = tiled_wg(wid, nwg).x;
+    if (g >= p.rows) { return; }   // the whole workgroup: uniform
+    let base = g * p.n;
     var acc = 0.0;
     for (var k = t; k < p.n; k += 256u) {
         var v = vec[base + k];
@@ -31,7 +33,7 @@ fn sq_norm_groups(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id
         if (t < s) { wg_sum[t] += wg_sum[t + s]; }
     }
     workgroupBarrier();
-    if (t == 0u) { norms[p.off0 + wid.x] = sqrt(wg_sum[0]); }
+    if (t == 0u) { norms[p.off0 + g] = sqrt(wg_sum[0]); }
 }
 
 const SS_GRAD_NORM: u32 = 1u;      // stats.grad_norm = norms[a_off]

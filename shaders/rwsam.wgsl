@@ -41,6 +41,8 @@ fn fd_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 const GIBBS_SQRT: u32 = 1u;        // scores hold ‖∇f_i‖² (exact estimator): take the root
 const GIBBS_NORMALIZE: u32 = 2u;   // divide by the batch mean (scale-free λ)
 const GIBBS_TARGET_ESS: u32 = 4u;  // solve λ ≥ 0 so that ESS = f1
+const LAMBDA_CAP: f32 = 1099511627776.0;  // 2^40 = optim::LAMBDA_CAP
+const SCORE_SPAN_CAP: f32 = 1e24;         // optim::SCORE_SPAN_CAP
 
 var<workgroup> wg_a: array<f32, 256>;
 var<workgroup> wg_b: array<f32, 256>;
@@ -83,18 +85,21 @@ fn max_min(t: u32) -> vec2<f32> {
     return workgroupUniformLoad(&wg_result);
 }
 
-// The softmax maximum of λ·s: λ·max(s) for λ ≥ 0, λ·min(s) otherwise.
-fn logit_max(lambda: f32, mm: vec2<f32>) -> f32 {
-    return select(lambda * mm.y, lambda * mm.x, lambda >= 0.0);
+// e = exp(λ·(s − s_ref)) with s_ref = max(s) for λ ≥ 0 and min(s) otherwise (mm = (max, min)):
+// the exponent is ≤ 0, exactly 0 at s_ref with or without FMA contraction (there is no
+// multiply-add), and finite (|λ| ≤ 2^40, |s − s_ref| clamped to 1e24). optim::gibbs_weights.
+fn gibbs_term(lambda: f32, s: f32, mm: vec2<f32>) -> f32 {
+    let s_ref = select(mm.y, mm.x, lambda >= 0.0);
+    let x = lambda * clamp(s - s_ref, -SCORE_SPAN_CAP, SCORE_SPAN_CAP);
+    return select(exp(x), 1.0, x == 0.0);
 }
 
-// ESS = (Σ e_r)² / Σ e_r² with e_r = exp(λ·s_r − max) (= 1/Σ p_r²).
+// ESS = (Σ e_r)² / Σ e_r² (= 1/Σ p_r²).
 fn ess_at(t: u32, lambda: f32, mm: vec2<f32>) -> f32 {
-    let mx = logit_max(lambda, mm);
     var a = 0.0;
     var b = 0.0;
     for (var r = t; r < p.rows; r += 256u) {
-        let e = exp(lambda * scores[r] - mx);
+        let e = gibbs_term(lambda, scores[r], mm);
         a += e;
         b += e * e;
     }
@@ -105,9 +110,13 @@ fn ess_at(t: u32, lambda: f32, mm: vec2<f32>) -> f32 {
 }
 
 // One workgroup over the batch (rows = B; stats row at off1):
-// scores → s (√ if GIBBS_SQRT; ÷ mean if GIBBS_NORMALIZE); λ = f0, or with GIBBS_TARGET_ESS the
-// bisection of optim::lambda_for_ess (bracket by doubling, then 60 halvings); p = softmax(λ·s)
-// → scale[row]; ESS and λ → stats; s and p → stats[off1 + STAT_HEAD …] for the readback.
+// scores → s (√ if GIBBS_SQRT; ÷ mean if GIBBS_NORMALIZE); λ = f0 (clamped to ±2^40), or with
+// GIBBS_TARGET_ESS the solve of optim::lambda_for_ess (bracket by doubling 1 … 2^40, then 60
+// halvings; λ = 0 when the target is ≥ B or the scores are all equal, λ = 2^40 when the target
+// is out of reach); p = softmax(λ·s) → scale[row], except that λ = 0 or all-equal scores give
+// every row f2, the host's 1/B (the very value SAM's rows weigh with: RW-SAM at λ = 0 is SAM
+// bit for bit whatever this GPU's division rounds); ESS and λ → stats; s and p →
+// stats[off1 + STAT_HEAD …] for the readback.
 @compute @workgroup_size(256)
 fn gibbs(@builtin(local_invocation_index) t: u32) {
     let n = p.rows;
@@ -130,36 +139,48 @@ fn gibbs(@builtin(local_invocation_index) t: u32) {
         workgroupBarrier();
     }
     let mm = max_min(t);
-    var lambda = p.f0;
+    // All scores equal (B = 1 included): every λ gives the uniform weights.
+    let tied = mm.x == mm.y;
+    var lambda = clamp(p.f0, -LAMBDA_CAP, LAMBDA_CAP);
     if ((p.flags & GIBBS_TARGET_ESS) != 0u) {
         let ess_goal = p.f1;
         lambda = 0.0;
-        if (ess_goal < f32(n) && ess_at(t, 0.0, mm) > ess_goal) {
+        if (ess_goal < f32(n) && !tied) {
             var hi = 1.0;
-            var bracketed = false;
+            var state = 0u;   // 0: doubling, 1: bracketed, 2: out of reach (ESS(2^40) > goal)
             for (var k = 0u; k < 41u; k++) {
                 let e = ess_at(t, hi, mm);
-                if (!bracketed) {
-                    if (e > ess_goal) { hi *= 2.0; } else { bracketed = true; }
+                if (state == 0u) {
+                    if (e <= ess_goal) {
+                        state = 1u;
+                    } else if (hi >= LAMBDA_CAP) {
+                        state = 2u;
+                    } else {
+                        hi *= 2.0;
+                    }
                 }
             }
-            var lo = 0.0;
-            for (var k = 0u; k < 60u; k++) {
-                let mid = 0.5 * (lo + hi);
-                if (ess_at(t, mid, mm) > ess_goal) { lo = mid; } else { hi = mid; }
+            if (state == 2u) {
+                lambda = LAMBDA_CAP;
+            } else {
+                var lo = 0.0;
+                for (var k = 0u; k < 60u; k++) {
+                    let mid = 0.5 * (lo + hi);
+                    if (ess_at(t, mid, mm) > ess_goal) { lo = mid; } else { hi = mid; }
+                }
+                lambda = 0.5 * (lo + hi);
             }
-            lambda = 0.5 * (lo + hi);
         }
     }
-    let mx = logit_max(lambda, mm);
+    let uniform = lambda == 0.0 || tied;
     var a = 0.0;
-    for (var r = t; r < n; r += 256u) { a += exp(lambda * scores[r] - mx); }
+    for (var r = t; r < n; r += 256u) { a += gibbs_term(lambda, scores[r], mm); }
     wg_a[t] = a;
     wg_b[t] = 0.0;
     let sum = reduce_pair(t).x;
     var b = 0.0;
     for (var r = t; r < n; r += 256u) {
-        let pr = exp(lambda * scores[r] - mx) / sum;
+        let pr = select(gibbs_term(lambda, scores[r], mm) / sum, p.f2, uniform);
         scale[r] = pr;
         b += pr * pr;
         stats[p.off1 + STAT_HEAD + r] = scores[r];

@@ -25,11 +25,29 @@ pub fn norm<T: Real>(x: &[T]) -> f64 {
     x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt()
 }
 
-/// p_i = exp(λ·s_i) / Σ_j exp(λ·s_j), with the maximum subtracted first.
+/// Largest |λ| of the Gibbs weights on both engines, and where the target-ESS solve stops
+/// doubling (2^40): with |s − s_ref| clamped to `SCORE_SPAN_CAP`, λ·(s − s_ref) stays finite in
+/// f32 (≤ 1.1e36), so no step of the weights overflows on any GPU.
+pub const LAMBDA_CAP: f64 = 1_099_511_627_776.0;
+/// |s_i − s_ref| beyond this is clamped (exp of the exponent is 0 in f32 long before).
+pub const SCORE_SPAN_CAP: f64 = 1e24;
+
+/// p_i = exp(λ·(s_i − s_ref)) / Σ_j exp(λ·(s_j − s_ref)) with s_ref = max(s) for λ ≥ 0 and
+/// min(s) for λ < 0: every exponent is ≤ 0 and the top term's is exactly 0 (there is no
+/// multiply-add that FMA contraction could round differently). λ = 0 and all-equal scores give
+/// exactly the uniform weights 1/B, the value SAM uses. λ is clamped to ±LAMBDA_CAP. Mirrored by
+/// `gibbs` in shaders/rwsam.wgsl.
 pub fn gibbs_weights<T: Real>(scores: &[T], lambda: T) -> Vec<T> {
-    let logits: Vec<T> = scores.iter().map(|&s| lambda * s).collect();
-    let max = logits.iter().copied().fold(T::neg_infinity(), T::max);
-    let e: Vec<T> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let n = scores.len();
+    let (hi, lo) = scores.iter().fold((T::neg_infinity(), T::infinity()), |(h, l), &s| (h.max(s), l.min(s)));
+    if lambda == T::zero() || hi == lo {
+        return vec![T::one() / T::of(n as f64); n];
+    }
+    let cap = T::of(LAMBDA_CAP);
+    let lambda = lambda.max(-cap).min(cap);
+    let s_ref = if lambda >= T::zero() { hi } else { lo };
+    let span = T::of(SCORE_SPAN_CAP);
+    let e: Vec<T> = scores.iter().map(|&s| (lambda * (s - s_ref).max(-span).min(span)).exp()).collect();
     let sum: T = e.iter().copied().sum();
     e.iter().map(|&v| v / sum).collect()
 }
@@ -39,19 +57,25 @@ pub fn ess<T: Real>(p: &[T]) -> f64 {
     1.0 / p.iter().map(|&v| v.f64() * v.f64()).sum::<f64>()
 }
 
-/// The λ ≥ 0 with ESS(softmax(λ·s)) = target (bisection, 60 halvings after bracketing).
-/// Returns 0 when the target is the whole batch or the scores are all equal.
+/// The λ ≥ 0 with ESS(softmax(λ·s)) = target: bracket by doubling λ = 1, 2, 4, …, then 60
+/// halvings. The degenerate cases, resolved the same way by the GPU's `gibbs` kernel:
+/// - the target is the whole batch or more, or the scores are all equal (B = 1 included):
+///   every λ gives ESS = B, so λ = 0, the uniform weights of SAM;
+/// - the target is out of reach: ESS(λ) falls to k, the number of tied maxima, as λ → ∞, so a
+///   target below k (any r·B < 1 among them) is never met: λ = LAMBDA_CAP, the weights as
+///   concentrated on the maxima as λ allows (ESS ≈ k).
 pub fn lambda_for_ess(scores: &[f64], target: f64) -> f64 {
     let ess_at = |l: f64| ess(&gibbs_weights(scores, l));
-    if target >= scores.len() as f64 || ess_at(0.0) <= target {
+    let (hi_s, lo_s) = scores.iter().fold((f64::NEG_INFINITY, f64::INFINITY), |(h, l), &s| (h.max(s), l.min(s)));
+    if target >= scores.len() as f64 || hi_s == lo_s {
         return 0.0;
     }
     let mut hi = 1.0;
     while ess_at(hi) > target {
-        hi *= 2.0;
-        if hi > 1e12 {
-            return hi; // ESS cannot go lower than the number of tied maxima
+        if hi >= LAMBDA_CAP {
+            return LAMBDA_CAP;
         }
+        hi *= 2.0;
     }
     let mut lo = 0.0;
     for _ in 0..60 {
@@ -96,6 +120,18 @@ mod tests {
             assert!((ess(&gibbs_weights(&s, l)) - r * 128.0).abs() < 1e-6, "r = {r}");
         }
         assert_eq!(lambda_for_ess(&s, 128.0), 0.0);
+    }
+
+    #[test]
+    fn degenerate_targets_give_zero_or_the_cap() {
+        assert_eq!(lambda_for_ess(&[0.7; 12], 3.0), 0.0, "all scores equal");
+        assert_eq!(lambda_for_ess(&[0.7], 0.5), 0.0, "B = 1");
+        let tied = [[5.0; 8].as_slice(), &[1.0, 2.0, 3.0, 4.0]].concat();
+        assert_eq!(lambda_for_ess(&tied, 3.0), LAMBDA_CAP, "eight tied maxima above the target");
+        assert!((ess(&gibbs_weights(&tied, LAMBDA_CAP)) - 8.0).abs() < 1e-12);
+        assert_eq!(lambda_for_ess(&[1.0, 2.0, 3.0], 0.6), LAMBDA_CAP, "r·B < 1");
+        let p = gibbs_weights(&[1.0f32, 1e30, -3.0], 1e4);
+        assert!(p.iter().all(|v| v.is_finite()) && p[1] == 1.0, "{p:?}");
     }
 
     #[test]

@@ -1,11 +1,71 @@
 //! The wgpu device the GPU engine computes on: requested by itself (CLI, tests) or taken from the
 //! app's renderer (eframe's wgpu render state, natively and in the browser). Device errors
 //! (validation, out-of-memory, device lost) are captured here and handed to the engines, which
-//! return them from `poll` as `Error::Gpu`: never a panic.
+//! return them from `poll` as `Error::Gpu`: never a panic. On its own device the context installs
+//! the device's handlers; on the renderer's it leaves them to the renderer and wraps its own
+//! work in error scopes (`scoped`).
 
-use super::kernels::Kernels;
+use super::kernels::{Family, Kernels, Params, SLOT};
+use super::record::MAX_WORKGROUPS_PER_DIM;
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// The limits SAM lab's kernels rely on, as (name, what `l` has, what they need, whether more is
+/// better): the storage buffers of the largest family (dense.wgsl binds 7), the 256-thread and
+/// 16×16 workgroups, the 65535 workgroups per dimension that `tile_grid` assumes, workgroup
+/// memory for the 256-wide reduction trees, the two bind groups (storage, per-dispatch uniform)
+/// and the uniform's 256-byte dynamic-offset slots.
+fn kernel_needs(l: &wgpu::Limits) -> [(&'static str, u64, u64, bool); 10] {
+    let storage = Family::ALL.iter().map(|f| f.bindings().len()).max().unwrap_or(0) as u64;
+    [
+        ("max_storage_buffers_per_shader_stage", l.max_storage_buffers_per_shader_stage as u64, storage, true),
+        ("max_compute_invocations_per_workgroup", l.max_compute_invocations_per_workgroup as u64, 256, true),
+        ("max_compute_workgroup_size_x", l.max_compute_workgroup_size_x as u64, 256, true),
+        ("max_compute_workgroup_size_y", l.max_compute_workgroup_size_y as u64, 16, true),
+        ("max_compute_workgroups_per_dimension", l.max_compute_workgroups_per_dimension as u64, MAX_WORKGROUPS_PER_DIM as u64, true),
+        ("max_compute_workgroup_storage_size", l.max_compute_workgroup_storage_size as u64, 4096, true),
+        ("max_bind_groups", l.max_bind_groups as u64, 2, true),
+        ("max_dynamic_uniform_buffers_per_pipeline_layout", l.max_dynamic_uniform_buffers_per_pipeline_layout as u64, 1, true),
+        ("max_uniform_buffer_binding_size", l.max_uniform_buffer_binding_size, std::mem::size_of::<Params>() as u64, true),
+        ("min_uniform_buffer_offset_alignment", l.min_uniform_buffer_offset_alignment as u64, SLOT, false),
+    ]
+}
+
+/// Whether a device with `limits` (e.g. the app renderer's) can run the kernels; the refusal
+/// names every limit that falls short, with the device's value and the kernels' need.
+pub fn check_device_limits(name: &str, limits: &wgpu::Limits) -> Result<()> {
+    let short: Vec<String> = kernel_needs(limits)
+        .iter()
+        .filter(|(_, have, need, more)| if *more { have < need } else { have > need })
+        .map(|(what, have, need, more)| format!("{what} = {have} (SAM lab's kernels need {} {need})", if *more { "at least" } else { "at most" }))
+        .collect();
+    if short.is_empty() { Ok(()) } else { Err(Error::Gpu(format!("{name} allows {}; use the CPU engine", short.join(", ")))) }
+}
+
+/// The limits to request from an adapter: WebGPU's defaults, except the storage buffer sizes,
+/// which take what the adapter offers (m-SAM's weight copies are large). An adapter below the
+/// defaults is refused here, with the limits named, instead of failing `request_device`.
+pub fn check_adapter_limits(name: &str, offered: &wgpu::Limits) -> Result<wgpu::Limits> {
+    let wanted = wgpu::Limits {
+        max_storage_buffer_binding_size: offered.max_storage_buffer_binding_size,
+        max_buffer_size: offered.max_buffer_size,
+        ..wgpu::Limits::default()
+    };
+    let mut short = Vec::new();
+    wanted.check_limits_with_fail_fn(offered, false, |what, want, have| short.push(format!("{what} = {have} (WebGPU's default: {want})")));
+    if short.is_empty() {
+        Ok(wanted)
+    } else {
+        Err(Error::Gpu(format!("{name} offers less than WebGPU's default limits: {}; SAM lab's GPU engine needs them: use the CPU engine", short.join(", "))))
+    }
+}
+
+/// The result of a popped error scope, resolved later (at once natively, by the browser on the
+/// web).
+#[cfg(not(target_arch = "wasm32"))]
+type ScopeResult = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>> + Send>>;
+#[cfg(target_arch = "wasm32")]
+type ScopeResult = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
 
 #[derive(Clone)]
 pub struct GpuContext {
@@ -13,23 +73,32 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Someone else's device (the renderer's): its uncaptured-error and device-lost handlers
+    /// stay theirs, and the engine's own work runs inside error scopes (`scoped`).
+    shared: bool,
+    scopes: Arc<Mutex<Vec<ScopeResult>>>,
     kernels: Arc<OnceLock<Kernels>>,
 }
 
 impl GpuContext {
     /// Wraps an existing device (e.g. the app renderer's) after checking it can run compute.
+    /// The device's error handlers are left alone: the engine's errors are caught by error
+    /// scopes around its own work, and everything else still reaches the owner's handler.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, downlevel: &wgpu::DownlevelCapabilities) -> Result<Self> {
+        Self::wrap(device, queue, info, downlevel, true)
+    }
+
+    fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, downlevel: &wgpu::DownlevelCapabilities, shared: bool) -> Result<Self> {
         if !downlevel.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
             return Err(Error::Gpu(format!("{} ({:?}) has no compute shaders", info.name, info.backend)));
         }
-        let limits = device.limits();
-        if limits.max_storage_buffers_per_shader_stage < 6 || limits.max_compute_invocations_per_workgroup < 256 {
-            return Err(Error::Gpu(format!(
-                "{} allows {} storage buffers per stage and {} invocations per workgroup; SAM lab's kernels need 6 and 256",
-                info.name, limits.max_storage_buffers_per_shader_stage, limits.max_compute_invocations_per_workgroup
-            )));
-        }
+        check_device_limits(&info.name, &device.limits())?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let ctx = Self { device, queue, info, errors, shared, scopes: Arc::default(), kernels: Arc::default() };
+        if shared {
+            return Ok(ctx);
+        }
+        let (device, errors) = (&ctx.device, &ctx.errors);
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             log::error!("wgpu: {e}");
@@ -43,11 +112,46 @@ impl GpuContext {
                 v.push(format!("device lost ({reason:?}): {msg}"));
             }
         });
-        Ok(Self { device, queue, info, errors, kernels: Arc::default() })
+        Ok(ctx)
     }
 
-    /// Requests the best adapter with compute. WebGPU's default limits, except the storage
-    /// buffer sizes, which take what the adapter offers (m-SAM's weight copies are large).
+    /// Runs `f`, the engine's own device work; on a shared device inside error scopes
+    /// (validation, out of memory, internal) whose errors `take_error` returns, so that they
+    /// neither reach nor replace the owner's handler. On its own device the handlers installed
+    /// at `request` catch them anyway.
+    pub fn scoped<R>(&self, f: impl FnOnce() -> R) -> R {
+        if !self.shared {
+            return f();
+        }
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let r = f();
+        let popped: [ScopeResult; 3] = [Box::pin(validation.pop()), Box::pin(oom.pop()), Box::pin(internal.pop())];
+        if let Ok(mut v) = self.scopes.lock() {
+            v.extend(popped);
+        }
+        r
+    }
+
+    /// Moves the errors of resolved scopes to the error list; never waits.
+    fn collect_scopes(&self) {
+        let Ok(mut scopes) = self.scopes.lock() else { return };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        scopes.retain_mut(|s| match s.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(Some(e)) => {
+                log::error!("wgpu (samlab engine): {e}");
+                if let Ok(mut v) = self.errors.lock() {
+                    v.push(e.to_string());
+                }
+                false
+            }
+            std::task::Poll::Ready(None) => false,
+            std::task::Poll::Pending => true,
+        });
+    }
+
+    /// Requests the best adapter with compute, with the limits of `check_adapter_limits`.
     pub async fn request() -> Result<Self> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         // Compute needs a modern API: Vulkan, Metal, DX12 or WebGPU. GL has no compute on the
@@ -63,12 +167,7 @@ impl GpuContext {
             })
             .await
             .map_err(|e| Error::Gpu(format!("no GPU adapter: {e}")))?;
-        let offered = adapter.limits();
-        let limits = wgpu::Limits {
-            max_storage_buffer_binding_size: offered.max_storage_buffer_binding_size,
-            max_buffer_size: offered.max_buffer_size,
-            ..wgpu::Limits::default()
-        };
+        let limits = check_adapter_limits(&adapter.get_info().name, &adapter.limits())?;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("samlab compute device"),
@@ -80,7 +179,7 @@ impl GpuContext {
             })
             .await
             .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", adapter.get_info().name)))?;
-        Self::from_device(device, queue, adapter.get_info(), &adapter.get_downlevel_capabilities())
+        Self::wrap(device, queue, adapter.get_info(), &adapter.get_downlevel_capabilities(), false)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -99,11 +198,20 @@ impl GpuContext {
     }
 
     pub fn kernels(&self) -> &Kernels {
-        self.kernels.get_or_init(|| Kernels::new(&self.device))
+        self.kernels.get_or_init(|| self.scoped(|| Kernels::new(&self.device)))
+    }
+
+    /// Records an error found before it reached the device (returned by `take_error`).
+    pub(crate) fn report_error(&self, e: String) {
+        log::error!("samlab GPU: {e}");
+        if let Ok(mut v) = self.errors.lock() {
+            v.push(e);
+        }
     }
 
     /// The first device error since the last call, if any.
     pub fn take_error(&self) -> Option<String> {
+        self.collect_scopes();
         let mut v = self.errors.lock().ok()?;
         if v.is_empty() { None } else { Some(v.remove(0)) }
     }

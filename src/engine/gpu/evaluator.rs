@@ -103,8 +103,8 @@ impl LossEvaluator for GpuEvaluator {
             // Row r of the chunk reads point r / n_eval.
             self.passes.forward(&mut rec, &self.dense, rows, self.n_eval, n as u32, 0);
             self.passes.loss(&mut rec, &self.loss, rows, 0);
-            let p = Params { group: self.n_eval as u32, ..Default::default() };
-            rec.dispatch(Kernel::GroupStats, &self.loss, p, [block.len() as u32, 1, 1]);
+            let p = Params { group: self.n_eval as u32, n: block.len() as u32, ..Default::default() };
+            rec.dispatch(Kernel::GroupStats, &self.loss, p, [block.len(), 1]);
             encode_and_submit(&self.ctx, &mut self.uniforms, rec);
             let bytes = read_blocking(&self.ctx, &self.stats, (2 * block.len() * 4) as u64)?;
             if let Some(e) = self.ctx.take_error() {

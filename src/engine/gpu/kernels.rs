@@ -175,20 +175,22 @@ impl Kernel {
     }
 }
 
-/// Workgroups of `forward` (4×4 outputs per thread, 16×16 threads): [⌈out/64⌉, ⌈rows/64⌉, 1].
-pub fn forward_groups(out_dim: usize, rows: usize) -> [u32; 3] {
-    [out_dim.div_ceil(64) as u32, rows.div_ceil(64) as u32, 1]
+// Logical grids [x, y] of workgroups; `record::tile_grid` turns them into dispatches.
+
+/// Workgroups of `forward` (4×4 outputs per thread, 16×16 threads): [⌈out/64⌉, ⌈rows/64⌉].
+pub fn forward_groups(out_dim: usize, rows: usize) -> [usize; 2] {
+    [out_dim.div_ceil(64), rows.div_ceil(64)]
 }
 
-/// Workgroups of `backward_input`: [⌈in/64⌉, ⌈rows/64⌉, 1].
-pub fn backward_groups(in_dim: usize, rows: usize) -> [u32; 3] {
-    [in_dim.div_ceil(64) as u32, rows.div_ceil(64) as u32, 1]
+/// Workgroups of `backward_input`: [⌈in/64⌉, ⌈rows/64⌉].
+pub fn backward_groups(in_dim: usize, rows: usize) -> [usize; 2] {
+    [in_dim.div_ceil(64), rows.div_ceil(64)]
 }
 
 /// Workgroups of `weight_grad`: 4×4 (o, i) blocks over the input and the bias column, 64 per
 /// workgroup, for `groups` output groups.
-pub fn weight_grad_groups(out_dim: usize, in_dim: usize, groups: usize) -> [u32; 3] {
-    [(out_dim.div_ceil(4) * (in_dim + 1).div_ceil(4)).div_ceil(64) as u32, groups as u32, 1]
+pub fn weight_grad_groups(out_dim: usize, in_dim: usize, groups: usize) -> [usize; 2] {
+    [(out_dim.div_ceil(4) * (in_dim + 1).div_ceil(4)).div_ceil(64), groups]
 }
 
 /// Layouts and pipelines on one device, shared by every engine on it.

@@ -21,9 +21,9 @@ pub mod evaluator;
 pub mod kernels;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod objective;
-mod program;
+pub mod program;
 mod readback;
-mod record;
+pub mod record;
 
 pub use context::GpuContext;
 pub use program::{STAT_CORRECT, STAT_ESS, STAT_GRAD_NORM, STAT_HEAD, STAT_LAMBDA, STAT_LOSS, STAT_PERT_LOSS, STAT_PERT_NORM};
@@ -33,7 +33,6 @@ use super::{Engine, Request, Response, StepPlan};
 use crate::config::{OptimizerKind, RunConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use kernels::weight_grad_groups;
 use program::{Bind, EVAL_CHUNK, StepProgram};
 #[cfg(not(target_arch = "wasm32"))]
 use readback::read_blocking;
@@ -121,6 +120,14 @@ impl GpuEngine {
     }
 
     pub fn new(ctx: GpuContext, cfg: &RunConfig, data: Arc<Dataset>, init: &[f32]) -> Result<Self> {
+        let scope = ctx.clone();
+        let engine = scope.scoped(|| Self::build(ctx, cfg, data, init))?;
+        // Errors of the scopes just popped (a shared device's).
+        engine.check_error()?;
+        Ok(engine)
+    }
+
+    fn build(ctx: GpuContext, cfg: &RunConfig, data: Arc<Dataset>, init: &[f32]) -> Result<Self> {
         let spec = spec_for(cfg, &data);
         let n_params = spec.n_params();
         if init.len() != n_params {
@@ -133,39 +140,18 @@ impl GpuEngine {
         let limits = ctx.device.limits();
         let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let copies_bytes = (copies * n_params * 4) as u64;
-        if copies_bytes > max_binding {
-            return Err(Error::invalid(
-                "optimizer.m",
-                opt.m,
-                format!(
-                    "m ≥ {} on {}: {} weight copies of {} parameters need {:.0} MiB per buffer, the device allows {:.0} MiB (max_storage_buffer_binding_size); or use the CPU engine",
-                    (batch * n_params * 4).div_ceil(max_binding as usize).max(1),
-                    ctx.info.name,
-                    copies,
-                    n_params,
-                    copies_bytes as f64 / 1048576.0,
-                    max_binding as f64 / 1048576.0
-                ),
-            ));
-        }
-        for l in spec.layers() {
-            if weight_grad_groups(l.out_dim, l.in_dim, 1)[0] > limits.max_compute_workgroups_per_dimension {
-                return Err(Error::invalid(
-                    "model.hidden",
-                    l.out_dim,
-                    format!("a layer of ≤ {} weights on this device", 64 * limits.max_compute_workgroups_per_dimension as usize),
-                ));
-            }
-        }
+        program::check_weight_copies(batch, if opt.kind.uses_m() { opt.m } else { batch }, n_params, max_binding)?;
         let n_train = data.n_train();
         let n_test = data.n_test();
         let (program, acts_len, z_len) = StepProgram::new(cfg, spec, n_train, n_test);
+        program.dry_run().map_err(Error::Gpu)?;
         let (stats_row, identity_len) = (program.stats_row, program.identity_len);
         let d = &ctx.device;
         let q = &ctx.queue;
         let f = 4u64;
         for (what, bytes) in [("activations", acts_len as u64 * f), ("training data", data.train_x.len() as u64 * f)] {
-            if bytes > max_binding {
+            // Offsets into these are u32 in the shaders, whatever the device would bind.
+            if bytes > max_binding.min(4 << 32) {
                 return Err(Error::Gpu(format!("the {what} need {bytes} bytes in one buffer; {} allows {max_binding}", ctx.info.name)));
             }
         }
@@ -182,7 +168,7 @@ impl GpuEngine {
             deltas: storage(d, "deltas storage", z_len as u64 * f),
             labels: storage(d, "labels storage", rows_max as u64 * f),
             // 1/B per row: the uniform batch weighting (RW-SAM overwrites it with p each step).
-            scale: storage_init(d, q, "scale storage", &vec![1.0f32 / batch as f32; batch]),
+            scale: storage_init(d, q, "scale storage", &vec![program.uniform_weight; batch]),
             params: storage_init(d, q, "params storage", init),
             velocity: storage_init(d, q, "velocity storage", &vec![0.0f32; n_params]),
             grad: storage(d, "grad storage", n_params as u64 * f),
@@ -267,6 +253,14 @@ impl GpuEngine {
         Ok(bytemuck::cast_slice::<u8, f32>(&out).to_vec())
     }
 
+    /// Replaces the host's 1/B, the uniform row weight, e.g. by a value one ULP off, as a GPU
+    /// whose division rounds differently would compute it (tests of the RW-SAM λ = 0 identity).
+    #[doc(hidden)]
+    pub fn debug_set_uniform_weight(&mut self, w: f32) {
+        self.program.uniform_weight = w;
+        self.ctx.queue.write_buffer(&self.b.scale, 0, bytemuck::cast_slice(&vec![w; self.program.batch]));
+    }
+
     /// Compute dispatches recorded for one training step (the GPU's launch count per step).
     pub fn dispatches_per_step(&self) -> usize {
         self.program.dispatches_per_step()
@@ -278,6 +272,31 @@ impl GpuEngine {
             idx.extend_from_slice(&p.indices);
         }
         self.ctx.queue.write_buffer(&self.b.indices, (self.program.identity_len * 4) as u64, bytemuck::cast_slice(&idx));
+    }
+
+    /// Records and submits one request (inside the context's error scopes).
+    fn record_and_submit(&mut self, request: Request) -> Result<()> {
+        match request {
+            Request::Steps(plans) => self.submit_steps(&plans)?,
+            Request::Evaluate { step } => {
+                let mut rec = Recorder::default();
+                self.program.record_eval(&mut rec);
+                let mut rec = self.resolve(rec);
+                let n = (self.program.n_train + self.program.n_test) as u64 * 4;
+                let staging = self.readback.take_staging(&self.ctx.device, 2 * n);
+                rec.copy(&self.b.eval_losses, 0, &staging, 0, n);
+                rec.copy(&self.b.eval_preds, 0, &staging, n, n);
+                self.submit_recorded(rec, Some((PendingKind::Eval(step), staging, 2 * n)));
+            }
+            Request::ReadParams { tag } => {
+                let size = self.program.n_params as u64 * 4;
+                let staging = self.readback.take_staging(&self.ctx.device, size);
+                let mut rec = Recorder::default();
+                rec.copy(&self.b.params, 0, &staging, 0, size);
+                self.submit_recorded(rec, Some((PendingKind::Params(tag), staging, size)));
+            }
+        }
+        Ok(())
     }
 
     fn submit_steps(&mut self, plans: &[StepPlan]) -> Result<()> {
@@ -311,34 +330,16 @@ impl Engine for GpuEngine {
 
     fn submit(&mut self, request: Request) -> Result<()> {
         self.check_error()?;
-        match request {
-            Request::Steps(plans) => self.submit_steps(&plans)?,
-            Request::Evaluate { step } => {
-                let mut rec = Recorder::default();
-                self.program.record_eval(&mut rec);
-                let mut rec = self.resolve(rec);
-                let n = (self.program.n_train + self.program.n_test) as u64 * 4;
-                let staging = self.readback.take_staging(&self.ctx.device, 2 * n);
-                rec.copy(&self.b.eval_losses, 0, &staging, 0, n);
-                rec.copy(&self.b.eval_preds, 0, &staging, n, n);
-                self.submit_recorded(rec, Some((PendingKind::Eval(step), staging, 2 * n)));
-            }
-            Request::ReadParams { tag } => {
-                let size = self.program.n_params as u64 * 4;
-                let staging = self.readback.take_staging(&self.ctx.device, size);
-                let mut rec = Recorder::default();
-                rec.copy(&self.b.params, 0, &staging, 0, size);
-                self.submit_recorded(rec, Some((PendingKind::Params(tag), staging, size)));
-            }
-        }
-        Ok(())
+        let scope = self.ctx.clone();
+        scope.scoped(|| self.record_and_submit(request))
     }
 
     fn poll(&mut self) -> Result<Vec<Response>> {
         // Never waits: on the web this is a no-op and the browser fires the map callbacks.
         let _ = self.ctx.device.poll(wgpu::PollType::Poll);
         self.check_error()?;
-        self.readback.poll()
+        let scope = self.ctx.clone();
+        scope.scoped(|| self.readback.poll())
     }
 
     fn in_flight(&self) -> usize {
@@ -350,8 +351,10 @@ impl Engine for GpuEngine {
         if params.len() != n_params {
             return Err(Error::Data(format!("{} parameters given, the model has {n_params}", params.len())));
         }
-        self.ctx.queue.write_buffer(&self.b.params, 0, bytemuck::cast_slice(params));
-        self.ctx.queue.write_buffer(&self.b.velocity, 0, bytemuck::cast_slice(&vec![0.0f32; n_params]));
+        self.ctx.scoped(|| {
+            self.ctx.queue.write_buffer(&self.b.params, 0, bytemuck::cast_slice(params));
+            self.ctx.queue.write_buffer(&self.b.velocity, 0, bytemuck::cast_slice(&vec![0.0f32; n_params]));
+        });
         Ok(())
     }
 

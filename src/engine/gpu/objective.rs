@@ -258,8 +258,8 @@ impl Objective for GpuObjective {
                 p.f[0] = 1.0 / m as f32;
                 r.dispatch(Kernel::WeightGrad, &self.dense_ugrad, p, weight_grad_groups(s.out_dim, s.in_dim, take));
             }
-            let p = Params { n: p_len as u32, off0: g0 as u32, ..Default::default() };
-            r.dispatch(Kernel::SqNormGroups, &self.reduce_ugrad, p, [take as u32, 1, 1]);
+            let p = Params { rows: take as u32, n: p_len as u32, off0: g0 as u32, ..Default::default() };
+            r.dispatch(Kernel::SqNormGroups, &self.reduce_ugrad, p, [take, 1]);
             g0 += take;
         }
         self.run(r);

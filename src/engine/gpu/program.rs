@@ -12,6 +12,7 @@ use super::kernels::{Kernel, Params, weight_grad_groups};
 use super::record::{Op, Passes, Recorder};
 use crate::config::{NormEstimator, OptimizerConfig, OptimizerKind, RunConfig, RwDescent};
 use crate::engine::StepPlan;
+use crate::error::{Error, Result};
 use crate::model::MlpSpec;
 use crate::rng;
 
@@ -42,6 +43,39 @@ const PERTURB_ASAM: u32 = 2;
 const GIBBS_SQRT: u32 = 1;
 const GIBBS_NORMALIZE: u32 = 2;
 const GIBBS_TARGET_ESS: u32 = 4;
+
+/// Every dispatch grid (as dispatched, after `tile_grid`) that one training step and one
+/// evaluation of `cfg` record for this model and data sizes: no device needed.
+pub fn dispatch_grids(cfg: &RunConfig, spec: &MlpSpec, n_train: usize, n_test: usize) -> Result<Vec<(Kernel, [u32; 3])>, String> {
+    let (program, _, _) = StepProgram::new(cfg, spec.clone(), n_train, n_test);
+    Ok(program.dry_run()?.grids())
+}
+
+/// Whether M = batch/m weight copies of `n_params` parameters fit the device: in one binding of
+/// `max_binding` bytes, and with every index below 2³² (the shaders index in u32, so M·P ≥ 2³²
+/// would wrap). The refusal names `optimizer.m` and the smallest divisor of the batch that fits.
+pub fn check_weight_copies(batch: usize, m: usize, n_params: usize, max_binding: u64) -> Result<()> {
+    let values = |m: usize| (batch / m.max(1)) as u64 * n_params as u64;
+    let fits = |m: usize| values(m) < 1 << 32 && values(m) * 4 <= max_binding;
+    if fits(m) {
+        return Ok(());
+    }
+    let copies = batch / m.max(1);
+    let why = if values(m) >= 1 << 32 {
+        format!("{copies} weight copies of {n_params} parameters are {} values, past the 2^32 that the shaders' u32 indices reach", values(m))
+    } else {
+        format!(
+            "{copies} weight copies of {n_params} parameters need {:.0} MiB in one buffer, the device allows {:.0} MiB (max_storage_buffer_binding_size)",
+            (values(m) * 4) as f64 / 1048576.0,
+            max_binding as f64 / 1048576.0
+        )
+    };
+    let hint = match (m.max(1)..=batch).find(|&d| batch.is_multiple_of(d) && fits(d)) {
+        Some(d) => format!("fewer copies, e.g. m = {d} (a divisor of batch {batch})"),
+        None => "no m: not even one copy of the parameters fits, so a smaller model".to_string(),
+    };
+    Err(Error::invalid("optimizer.m", m, format!("{hint}: {why}; or use the CPU engine")))
+}
 
 /// The engine's bind groups, by role (`GpuEngine` holds one wgpu bind group for each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +125,9 @@ pub(super) struct StepProgram {
     pub(super) identity_len: usize,
     /// Floats of one step's statistics row.
     pub(super) stats_row: usize,
+    /// 1/B as the host rounds it: the row weight of SAM's batch gradient (the `scale` buffer)
+    /// and of RW-SAM's uniform case (the `gibbs` uniform), one value for both.
+    pub(super) uniform_weight: f32,
 }
 
 impl StepProgram {
@@ -104,7 +141,8 @@ impl StepProgram {
         let (passes, acts_len, z_len) = Passes::new(spec, batch.max(EVAL_CHUNK));
         let stats_row = STAT_HEAD + if opt.kind == OptimizerKind::Rwsam { 2 * batch } else { 0 };
         let identity_len = n_train.max(n_test);
-        let program = Self { passes, opt, seed: cfg.seed, batch, copies, group, n_params, n_train, n_test, identity_len, stats_row };
+        let uniform_weight = 1.0 / batch as f32;
+        let program = Self { passes, opt, seed: cfg.seed, batch, copies, group, n_params, n_train, n_test, identity_len, stats_row, uniform_weight };
         (program, acts_len, z_len)
     }
 
@@ -114,6 +152,19 @@ impl StepProgram {
             OptimizerKind::Msam if self.copies == 1 => OptimizerKind::Sam,
             OptimizerKind::Musam if self.copies == 1 => OptimizerKind::Usam,
             k => k,
+        }
+    }
+
+    /// One step (in the last slot of a submit) and the evaluation pass, recorded without a
+    /// device; an error names the first dispatch whose grid cannot be tiled.
+    pub(super) fn dry_run(&self) -> Result<Recorder<Bind>, String> {
+        let mut rec = Recorder::default();
+        let plan = StepPlan { step: 0, indices: vec![0; self.batch], lr: 0.0 };
+        self.record_step(&mut rec, super::MAX_STEPS_PER_SUBMIT - 1, &plan);
+        self.record_eval(&mut rec);
+        match rec.misfits.first() {
+            Some((kernel, grid)) => Err(format!("{kernel:?} would need {grid:?} workgroups, more than a dispatch can tile")),
+            None => Ok(rec),
         }
     }
 
@@ -152,7 +203,7 @@ impl StepProgram {
 
     fn batch_stats(&self, r: &mut Recorder<Bind>, loss_off: usize, stat: usize, with_correct: bool) {
         let p = Params { rows: self.batch as u32, off0: loss_off as u32, off1: stat as u32, flags: with_correct as u32, ..Default::default() };
-        r.dispatch(Kernel::BatchStats, &Bind::LossTrain, p, [1, 1, 1]);
+        r.dispatch(Kernel::BatchStats, &Bind::LossTrain, p, [1, 1]);
     }
 
     /// Deltas of every layer from the loss deltas down to layer 0.
@@ -183,23 +234,23 @@ impl StepProgram {
             GradOut::Grad => &Bind::ReduceGrad,
             GradOut::Ugrad => &Bind::ReduceUgrad,
         };
-        let mut p = Params { n: self.n_params as u32, flags: power, off0: off as u32, ..Default::default() };
+        let mut p = Params { rows: groups as u32, n: self.n_params as u32, flags: power, off0: off as u32, ..Default::default() };
         p.f[0] = self.opt.xi as f32;
-        r.dispatch(Kernel::SqNormGroups, bind, p, [groups as u32, 1, 1]);
+        r.dispatch(Kernel::SqNormGroups, bind, p, [groups, 1]);
     }
 
     fn perturb(&self, r: &mut Recorder<Bind>, copies: usize, flags: u32) {
         let mut p = Params { n: self.n_params as u32, flags, ..Default::default() };
         p.f[0] = self.opt.rho as f32;
         p.f[1] = self.opt.xi as f32;
-        r.dispatch(Kernel::Perturb, &Bind::Optim, p, [self.n_params.div_ceil(64) as u32, copies as u32, 1]);
+        r.dispatch(Kernel::Perturb, &Bind::Optim, p, [self.n_params.div_ceil(64), copies]);
     }
 
     /// Fills the norm entries of a stats row: ‖g‖ from norms[grad_norm_at], ‖e‖ by `flags`.
     fn step_stats(&self, r: &mut Recorder<Bind>, stat: usize, flags: u32, groups: usize, grad_norm_at: usize) {
         let mut p = Params { n: groups as u32, flags, a_off: grad_norm_at as u32, off0: self.copies as u32, off1: stat as u32, ..Default::default() };
         p.f[0] = self.opt.rho as f32;
-        r.dispatch(Kernel::StepStats, &Bind::ReduceGrad, p, [1, 1, 1]);
+        r.dispatch(Kernel::StepStats, &Bind::ReduceGrad, p, [1, 1]);
     }
 
     fn update(&self, r: &mut Recorder<Bind>, lr: f64) {
@@ -315,11 +366,12 @@ impl StepProgram {
                     gibbs.flags |= GIBBS_NORMALIZE;
                 }
                 gibbs.f[0] = rw.lambda as f32;
+                gibbs.f[2] = self.uniform_weight;
                 if let Some(ratio) = rw.target_ess {
                     gibbs.flags |= GIBBS_TARGET_ESS;
                     gibbs.f[1] = (ratio * b as f64) as f32;
                 }
-                r.dispatch(Kernel::Gibbs, &Bind::Rwsam, gibbs, [1, 1, 1]);
+                r.dispatch(Kernel::Gibbs, &Bind::Rwsam, gibbs, [1, 1]);
                 // g_p = Σ p_i ∇f_i(w), then e = ρ·g_p/‖g_p‖.
                 self.weight_grads(r, GradOut::Ugrad, 1, b, 1.0, WG_USE_SCALE);
                 self.norms(r, GradOut::Ugrad, 1, 0, 0);

@@ -4,6 +4,7 @@
 //! parameters) into `Response`s. `read_blocking` is the waiting variant for the native CLI and
 //! tests.
 
+#[cfg(not(target_arch = "wasm32"))]
 use super::GpuContext;
 use super::program::{STAT_CORRECT, STAT_ESS, STAT_GRAD_NORM, STAT_HEAD, STAT_LAMBDA, STAT_LOSS, STAT_PERT_LOSS, STAT_PERT_NORM};
 use crate::engine::{Response, RwReport, StepReport};
@@ -161,6 +162,11 @@ impl Readback {
 /// Copies `size` bytes of `buf` to a staging buffer and waits for them (native CLI and tests).
 #[cfg(not(target_arch = "wasm32"))]
 pub(super) fn read_blocking(ctx: &GpuContext, buf: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    ctx.scoped(|| read_now(ctx, buf, size))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn read_now(ctx: &GpuContext, buf: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
     let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("blocking readback staging"),
         size,

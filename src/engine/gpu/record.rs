@@ -13,34 +13,68 @@ use super::GpuContext;
 use super::kernels::{ACT_NONE, Kernel, Params, SLOT, backward_groups, forward_groups};
 use crate::model::MlpSpec;
 
+/// Workgroups per dimension of a dispatch that every WebGPU device allows (the default
+/// `max_compute_workgroups_per_dimension`; `context` refuses devices below it).
+pub const MAX_WORKGROUPS_PER_DIM: u32 = 65535;
+
+/// The dispatch of a logical grid of x × y workgroups: [x0, x1, y] with x0·x1 ≥ x, x1 > 1 only
+/// when x exceeds `limit` (x = x0 + x1·nwg.x in WGSL's `tiled_wg`, and y the third dimension).
+/// None when no tiling fits (x > limit², y > limit). An empty grid dispatches one workgroup,
+/// which the kernels' bounds checks make a no-op.
+pub fn tile_grid(x: u64, y: u64, limit: u32) -> Option<[u32; 3]> {
+    let (x, y, l) = (x.max(1), y.max(1), limit as u64);
+    if y > l || x > l * l {
+        return None;
+    }
+    let rows = x.div_ceil(l);
+    Some([x.div_ceil(rows) as u32, rows as u32, y as u32])
+}
+
 pub(super) enum Op<B> {
     Dispatch { kernel: Kernel, bind: B, slot: u32, groups: [u32; 3] },
     Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64 },
 }
 
-/// Dispatches and copies of one submit, with their uniforms.
+/// Dispatches and copies of one submit, with their uniforms. Every dispatch goes through
+/// `dispatch`, which tiles its grid; a grid that cannot be tiled is kept in `misfits` (and
+/// `encode_and_submit` refuses the whole submit).
 pub(super) struct Recorder<B = wgpu::BindGroup> {
     pub(super) slots: Vec<Params>,
     pub(super) ops: Vec<Op<B>>,
+    pub(super) misfits: Vec<(Kernel, [usize; 2])>,
 }
 
 impl<B> Default for Recorder<B> {
     fn default() -> Self {
-        Self { slots: Vec::new(), ops: Vec::new() }
+        Self { slots: Vec::new(), ops: Vec::new(), misfits: Vec::new() }
     }
 }
 
 impl<B: Clone> Recorder<B> {
-    pub(super) fn dispatch(&mut self, kernel: Kernel, bind: &B, params: Params, groups: [u32; 3]) {
+    /// `kernel` over a logical grid of [x, y] workgroups (see `tile_grid`).
+    pub(super) fn dispatch(&mut self, kernel: Kernel, bind: &B, params: Params, grid: [usize; 2]) {
+        let groups = tile_grid(grid[0] as u64, grid[1] as u64, MAX_WORKGROUPS_PER_DIM).unwrap_or_else(|| {
+            self.misfits.push((kernel, grid));
+            [1, 1, 1]
+        });
         self.slots.push(params);
         self.ops.push(Op::Dispatch { kernel, bind: bind.clone(), slot: self.slots.len() as u32 - 1, groups });
     }
 
     /// A 1D kernel of 64 threads per workgroup over n items (see `linear_id` in WGSL).
     pub(super) fn dispatch_linear(&mut self, kernel: Kernel, bind: &B, params: Params, n: usize) {
-        let wg = n.div_ceil(64).max(1) as u32;
-        let groups = if wg <= 65535 { [wg, 1, 1] } else { [65535, wg.div_ceil(65535), 1] };
-        self.dispatch(kernel, bind, params, groups);
+        self.dispatch(kernel, bind, params, [n.div_ceil(64), 1]);
+    }
+
+    /// The dispatched grids, in order.
+    pub(super) fn grids(&self) -> Vec<(Kernel, [u32; 3])> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Dispatch { kernel, groups, .. } => Some((*kernel, *groups)),
+                Op::Copy { .. } => None,
+            })
+            .collect()
     }
 
     pub(super) fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
@@ -57,7 +91,7 @@ impl<B: Clone> Recorder<B> {
                 Op::Copy { src, src_offset, dst, dst_offset, size } => Op::Copy { src, src_offset, dst, dst_offset, size },
             })
             .collect();
-        Recorder { slots: self.slots, ops }
+        Recorder { slots: self.slots, ops, misfits: self.misfits }
     }
 }
 
@@ -193,8 +227,17 @@ impl Uniforms {
 }
 
 /// Writes the uniforms, encodes every op (consecutive dispatches share one compute pass) and
-/// submits. Never waits.
+/// submits. Never waits. Work with a grid that does not fit is not submitted: the context
+/// reports it as a device error instead.
 pub(super) fn encode_and_submit(ctx: &GpuContext, uniforms: &mut Uniforms, rec: Recorder) {
+    ctx.scoped(|| encode(ctx, uniforms, rec))
+}
+
+fn encode(ctx: &GpuContext, uniforms: &mut Uniforms, rec: Recorder) {
+    if let Some((kernel, grid)) = rec.misfits.first() {
+        ctx.report_error(format!("{kernel:?} needs {grid:?} workgroups, beyond {MAX_WORKGROUPS_PER_DIM}² × {MAX_WORKGROUPS_PER_DIM}"));
+        return;
+    }
     let needed = rec.slots.len() as u64;
     if needed > uniforms.slots {
         *uniforms = Uniforms::new(ctx, needed.next_power_of_two());
