@@ -39,7 +39,7 @@ const ACT_TANH: u32 = 1u;
 const ACT_GELU: u32 = 2u;
 const ACT_NONE: u32 = 255u;
 const GELU_C: f32 = 0.7978845608028654;   // √(2/π)
-const NORM_EPS: f32 = 1e-12;               // SPEC: x/‖x‖ uses ‖x‖ + 1e-12
+const NORM_EPS: f32 = 1e-12;               // docs/ALGORITHMS.md#notation: x/‖x‖ uses ‖x‖ + 1e-12
 
 // Stats row of one step (see STATS_* in src/engine/gpu/mod.rs).
 const STAT_LOSS: u32 = 0u;

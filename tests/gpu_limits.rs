@@ -167,7 +167,7 @@ fn sam_step_on_a_model_past_the_old_perturb_grid_limit_matches_the_cpu_engine() 
     eprintln!("loss {} vs {}, perturbed {} vs {}, ‖g‖ {:?} vs {:?}", g.loss, c.loss, g.perturbed_loss, c.perturbed_loss, g.grad_norm, c.grad_norm);
     assert!(rel(g.loss, c.loss) < 1e-4 && rel(g.perturbed_loss, c.perturbed_loss) < 1e-4, "{g:?} vs {c:?}");
     assert!(rel(g.grad_norm.unwrap(), c.grad_norm.unwrap()) < 1e-4);
-    gpu.submit(Request::ReadParams { tag: 1 }).unwrap();
+    gpu.submit(Request::ReadParams { tag: samlab::engine::ParamsTag::Blocking }).unwrap();
     let Some(Response::Params { params, .. }) = gpu.finish().unwrap().pop() else { panic!("no params") };
     let got: Vec<f64> = params.iter().map(|&v| v as f64).collect();
     let scale = cpu.params().iter().fold(0.0f64, |m, v| m.max(v.abs()));

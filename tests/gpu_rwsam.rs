@@ -111,7 +111,7 @@ fn params_after(ctx: &GpuContext, cfg: &RunConfig, data: &Arc<Dataset>, uniform_
         (0..5u64).map(|t| StepPlan { step: t, indices: (0..cfg.batch as u32).map(|i| (i * 7 + t as u32 * 5) % n).collect(), lr: 0.05 }).collect();
     gpu.submit(Request::Steps(plans)).unwrap();
     gpu.finish().unwrap();
-    gpu.submit(Request::ReadParams { tag: 0 }).unwrap();
+    gpu.submit(Request::ReadParams { tag: samlab::engine::ParamsTag::Blocking }).unwrap();
     match gpu.finish().unwrap().pop() {
         Some(Response::Params { params, .. }) => params,
         other => panic!("{other:?}"),

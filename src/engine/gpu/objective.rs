@@ -1,7 +1,7 @@
 //! The metrics' `Objective` on the GPU: losses, gradients, per-sample and micro-batch gradient
 //! norms on the evaluation set with the training kernels, and Hessian-vector products as a
 //! central difference of GPU gradients, (∇f(w + t·v) − ∇f(w − t·v)) / 2t with ‖t·v‖ = 1e-3
-//! (SPEC.md allows it for the GPU), with every ReLU's activation pattern frozen at w
+//! (docs/ALGORITHMS.md#top-hessian-eigenvalue allows it for the GPU), with every ReLU's activation pattern frozen at w
 //! (DENSE_FROZEN): a displacement that crosses a kink would otherwise add a jump of order
 //! 1/t that does not vanish as t → 0, and the difference would not be the R-op's Hessian.
 //! Every metric of `metrics::measure` then runs unchanged on top of it. Blocking (each call

@@ -1,4 +1,4 @@
-//! The step program: one optimizer step of SPEC.md's table (and the evaluation pass) as a list
+//! The step program: one optimizer step of docs/ALGORITHMS.md (and the evaluation pass) as a list
 //! of dispatches, the WGSL counterpart of `engine::step::sam_family_step`. It knows the shapes
 //! and the optimizer settings, never a device: it records into a `Recorder<Bind>` whose bind
 //! groups are named (`Bind`), and the engine resolves the names to its wgpu bind groups.
@@ -146,15 +146,6 @@ impl StepProgram {
         (program, acts_len, z_len)
     }
 
-    /// The optimizer actually run: m-SAM with M = 1 is SAM (SPEC identity), as on the CPU.
-    fn effective_kind(&self) -> OptimizerKind {
-        match self.opt.kind {
-            OptimizerKind::Msam if self.copies == 1 => OptimizerKind::Sam,
-            OptimizerKind::Musam if self.copies == 1 => OptimizerKind::Usam,
-            k => k,
-        }
-    }
-
     /// One step (in the last slot of a submit) and the evaluation pass, recorded without a
     /// device; an error names the first dispatch whose grid cannot be tiled.
     pub(super) fn dry_run(&self) -> Result<Recorder<Bind>, String> {
@@ -277,12 +268,12 @@ impl StepProgram {
         }
     }
 
-    /// One optimizer step (SPEC.md's table), statistics into row `k` of the stats buffer.
+    /// One optimizer step (docs/ALGORITHMS.md), statistics into row `k` of the stats buffer.
     pub(super) fn record_step(&self, r: &mut Recorder<Bind>, k: usize, plan: &StepPlan) {
         let b = self.batch;
         let stat = k * self.stats_row;
         let idx = self.identity_len + k * b;
-        let kind = self.effective_kind();
+        let kind = self.opt.kind;
         let rw = &self.opt.rwsam;
         if kind == OptimizerKind::Nsam {
             self.full_gradient(r);
@@ -316,9 +307,11 @@ impl StepProgram {
                 // u_j = ∇f_{I_j}(w) for the M micro-batches (M = 1: the batch gradient).
                 let (m, copies) = (self.group, self.copies);
                 self.backward(r, Weights::Params, b, b);
-                if copies == 1 {
+                if copies == 1 && !kind.uses_m() {
                     // Σ_i (1/B)·∇f_i like RW-SAM's Σ_i p_i·∇f_i, so that RW-SAM with λ = 0
-                    // (p_i = 1/B exactly) is SAM bit for bit, as on the CPU.
+                    // (p_i = 1/B exactly) is SAM bit for bit, as on the CPU. m-SAM with m = B
+                    // takes the grouped dispatch below with one group: its identity with SAM
+                    // is then a test of that path, not of a shortcut.
                     self.weight_grads(r, GradOut::Ugrad, 1, b, 1.0, WG_USE_SCALE);
                 } else {
                     self.weight_grads(r, GradOut::Ugrad, copies, m, 1.0 / m as f32, 0);
