@@ -35,6 +35,13 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     })
 }
 
+/// One line on stderr in one write: trials run side by side (parallel, xargs -P) share a
+/// terminal, and eprintln! writes a line in pieces that interleave.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(format!("{line}\n").as_bytes());
+}
+
 fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
 }
@@ -176,16 +183,16 @@ pub fn trial(file: &str, out: Option<&str>, force: bool) -> Result<()> {
     if !force {
         match find_result(&out, f.experiment, f.id, &f.trial) {
             Ok(Found::Done(_)) => {
-                eprintln!("{}: already holds this trial's result; skipped (--force runs it again)", out.display());
+                say(format!("{}: already holds this trial's result; skipped (--force runs it again)", out.display()));
                 return Ok(());
             }
-            Ok(Found::Corrupt(m)) => eprintln!("warning: {m}; running the trial again"),
+            Ok(Found::Corrupt(m)) => say(format!("warning: {m}; running the trial again")),
             Ok(_) => {}
-            Err(e) => eprintln!("warning: {e}; overwriting it"),
+            Err(e) => say(format!("warning: {e}; overwriting it")),
         }
     }
     run_file(&f, &out)?;
-    eprintln!("{} trial {} ({} seed {}): wrote {}", f.experiment.name(), f.id, f.trial.series, f.trial.seed, out.display());
+    say(format!("{} trial {} ({} seed {}): wrote {}", f.experiment.name(), f.id, f.trial.series, f.trial.seed, out.display()));
     Ok(())
 }
 

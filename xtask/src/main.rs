@@ -1,7 +1,7 @@
 //! Project tasks:
 //! - `cargo xtask test`: every test — `cargo test --workspace` (native, GPU on lavapipe, UI
-//!   snapshots), then the cluster test, the web build, the browser test (headless Chromium through Playwright,
-//!   with and without WebGPU) and the desktop smoke test (Xvfb);
+//!   snapshots), then the web build, the browser test (headless Chromium through Playwright,
+//!   with and without WebGPU) the desktop smoke test (Xvfb) and the cluster test (Slurm);
 //! - `cargo xtask cluster-test`: sweeps as Slurm job arrays on a one-node cluster it starts
 //!   (munged, slurmctld, slurmd must be installed; see cluster.rs);
 //! - `cargo xtask web`: build the browser bundle into `dist/`;
@@ -61,11 +61,6 @@ fn flag(var: &str) -> bool {
 
 fn test(_args: &[String]) -> Result<()> {
     run(cargo().args(["test", "--workspace"]))?;
-    if flag("SAMLAB_SKIP_CLUSTER") {
-        eprintln!("xtask: SAMLAB_SKIP_CLUSTER=1: skipping the Slurm cluster test");
-    } else {
-        cluster_test()?;
-    }
     if flag("SAMLAB_SKIP_BROWSER") {
         eprintln!("xtask: SAMLAB_SKIP_BROWSER=1: skipping the web build and the browser test");
     } else {
@@ -76,6 +71,11 @@ fn test(_args: &[String]) -> Result<()> {
         eprintln!("xtask: SAMLAB_SKIP_DESKTOP=1: skipping the desktop smoke test");
     } else {
         desktop_smoke()?;
+    }
+    if flag("SAMLAB_SKIP_CLUSTER") {
+        eprintln!("xtask: SAMLAB_SKIP_CLUSTER=1: skipping the Slurm cluster test");
+    } else {
+        cluster_test()?;
     }
     if flag("UPDATE_SCREENSHOTS") {
         update_screenshots()?;
