@@ -64,17 +64,16 @@ pub fn run_experiment(exp: Experiment, opts: &Options, out_dir: &str, quiet: boo
 /// As `run_experiment`, or with `reuse` the runs of an earlier `OUT/<name>.json` (no training):
 /// the tables, figures and verdicts are rebuilt from the recorded results.
 pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool, reuse: bool) -> Result<Written> {
-    let paths = |ext: &str| format!("{}/{}.{ext}", out_dir.trim_end_matches('/'), exp.name());
     let start = Instant::now();
     let earlier = if reuse {
-        let path = paths("json");
+        let path = format!("{}/{}.json", out_dir.trim_end_matches('/'), exp.name());
         let text = std::fs::read_to_string(&path).map_err(|e| crate::error::Error::io(&path, e))?;
         let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| crate::error::Error::json(&path, e))?;
         Some(doc)
     } else {
         None
     };
-    let (doc, table, panels, verdicts) = if exp == Experiment::DriftCheck {
+    let parts = if exp == Experiment::DriftCheck {
         let report: crate::experiments::drift::DriftReport = match &earlier {
             Some(doc) => serde_json::from_value(doc["report"].clone()).map_err(|e| crate::error::Error::json("drift-check report", e))?,
             None => drift_check(&DriftConfig::new(opts.quick, 0)),
@@ -82,7 +81,7 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         let table = crate::experiments::drift::markdown(&report);
         let panels = drift_panels(&report);
         let verdicts = vec![crate::experiments::drift::verdict(&report)];
-        (json!({ "report": report }), table, panels, verdicts)
+        Parts { doc: json!({ "report": report }), table, panels, verdicts, note: String::new() }
     } else {
         let (list, results): (Vec<Trial>, Vec<TrialResult>) = match &earlier {
             Some(doc) => (
@@ -91,12 +90,7 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
             ),
             None => {
                 let list = trials(exp, opts);
-                let bar = progress_bar(list.len() as u64, quiet, exp.name());
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} runs {msg} ({elapsed}, eta {eta})")
-                        .expect("static template")
-                        .progress_chars("=> "),
-                );
+                let bar = trial_bar(list.len(), quiet, exp.name());
                 let mut results = Vec::new();
                 for t in &list {
                     bar.set_message(format!("{} seed {}", t.series, t.seed));
@@ -107,10 +101,7 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
                 (list, results)
             }
         };
-        let table = markdown_table(exp, &results);
-        let panels = experiment_panels(exp, &results);
-        let verdicts = crate::experiments::verdicts(exp, &results);
-        (json!({ "trials": list, "results": results }), table, panels, verdicts)
+        Parts::from_results(exp, &list, &results)
     };
     let seconds = match &earlier {
         Some(doc) => doc["wall_time_s"].as_f64().unwrap_or(f64::NAN),
@@ -120,20 +111,68 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         Some(doc) => doc["machine"].as_str().map(str::to_string).unwrap_or_else(machine),
         None => machine(),
     };
+    write_report(exp, opts, out_dir, parts, &format!("wall time {seconds:.1} s"), seconds, &machine)
+}
+
+/// A progress bar counting trials.
+pub(crate) fn trial_bar(len: usize, quiet: bool, prefix: &str) -> indicatif::ProgressBar {
+    let bar = progress_bar(len as u64, quiet, prefix);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} runs {msg} ({elapsed}, eta {eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// What a report is made of: the JSON body (trials and results, or the drift report), the
+/// table, the figure's panels, the verdicts, and a note put above the table (a partial sweep).
+pub(crate) struct Parts {
+    pub doc: serde_json::Value,
+    pub table: String,
+    pub panels: Vec<crate::experiments::panels::Panel>,
+    pub verdicts: Vec<String>,
+    pub note: String,
+}
+
+impl Parts {
+    /// The report of a training experiment from its trials and their results (in trial order):
+    /// the one path from results to tables, figures and verdicts, whether the trials ran in
+    /// this process (`run_or_reuse`) or anywhere else (`--collect`).
+    pub fn from_results(exp: Experiment, list: &[Trial], results: &[TrialResult]) -> Self {
+        Parts {
+            doc: json!({ "trials": list, "results": results }),
+            table: markdown_table(exp, results),
+            panels: experiment_panels(exp, results),
+            verdicts: crate::experiments::verdicts(exp, results),
+            note: String::new(),
+        }
+    }
+}
+
+/// Writes OUT/<name>.json, .md and .png from a report's parts; `timing` is the header's phrase
+/// for how long it took, `seconds` the JSON's `wall_time_s`.
+pub(crate) fn write_report(exp: Experiment, opts: &Options, out_dir: &str, parts: Parts, timing: &str, seconds: f64, machine: &str) -> Result<Written> {
+    let paths = |ext: &str| format!("{}/{}.{ext}", out_dir.trim_end_matches('/'), exp.name());
+    let Parts { mut doc, table, panels, verdicts, note } = parts;
     let header = format!(
-        "## {}\n\n{}\n\nSeeds: {}{}; backend: {:?}; machine: {}; wall time {:.1} s.\n\n",
+        "## {}\n\n{}\n\nSeeds: {}{}; backend: {:?}; machine: {}; {timing}.\n\n{note}",
         exp.name(),
         exp.describe(),
         opts.seeds,
         if opts.quick { " (quick)" } else { "" },
         opts.backend,
         machine,
-        seconds
     );
     let findings: String = verdicts.iter().map(|v| format!("- {v}\n")).collect();
-    let markdown =
-        format!("{header}{}\n\n{table}\n![{}]({}.png)\n\nWhat these numbers say:\n\n{findings}", crate::experiments::paper_reference(exp), exp.name(), exp.name());
-    let mut doc = doc;
+    let markdown = format!(
+        "{header}{}\n\n{table}\n![{}]({}.png)\n\nWhat these numbers say:\n\n{findings}",
+        crate::experiments::paper_reference(exp),
+        exp.name(),
+        exp.name()
+    );
+    doc["schema"] = json!(crate::experiments::sweep::EXPERIMENT_SCHEMA);
+    doc["samlab_version"] = json!(crate::experiments::sweep::VERSION);
     doc["experiment"] = json!(exp.name());
     doc["options"] = json!(opts);
     doc["machine"] = json!(machine);

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod experiment;
 pub mod figure;
 pub mod measure;
+pub mod sweep;
 
 use crate::config::RunConfig;
 use crate::data::Dataset;
@@ -80,6 +81,10 @@ pub enum Command {
     /// Reproduce one of the paper's findings at small scale: m-sweep, label-noise, noise-trace,
     /// rwsam-lambda, cost, drift-check. Writes DIR/<name>.json, .md (mean ± std over seeds)
     /// and .png.
+    ///
+    /// On many machines: `--plan DIR` writes one trial file per trial, any scheduler runs
+    /// `samlab trial` on each (scripts/slurm/ for Slurm), and `--collect DIR` writes the same
+    /// report from the results.
     Experiment {
         /// m-sweep, label-noise, noise-trace, rwsam-lambda, cost, drift-check, or all (every
         /// experiment, plus the summary file).
@@ -92,14 +97,48 @@ pub enum Command {
         /// cpu, gpu or auto (cost: cpu, gpu or both).
         #[arg(long, default_value = "cpu")]
         backend: String,
-        #[arg(long, default_value = "results")]
-        out: String,
+        /// Where the JSON, Markdown and PNG go (default: results; with --collect: the plan's DIR).
+        #[arg(long)]
+        out: Option<String>,
         /// With `all`: the summary Markdown (default: OUT/RESULTS.md).
         #[arg(long)]
         summary: Option<String>,
         /// Rebuild tables, figures and verdicts from OUT/<name>.json without training.
         #[arg(long)]
         reuse: bool,
+        /// Train nothing: write DIR/manifest.json and one trial file per trial (DIR/trials/0007.json,
+        /// run each with `samlab trial`), and print the ids without a result as an array spec
+        /// ("0-4,7"). Planning again into the same DIR keeps its results (resume); drift-check
+        /// is one computation, not a set of trials, and cannot be planned.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["collect", "reuse", "summary"])]
+        plan: Option<String>,
+        /// With --plan: run the trials without a result in this process, one after another.
+        #[arg(long, requires = "plan")]
+        run_missing: bool,
+        /// The report (JSON, Markdown, figure, verdicts) from the results in DIR/results, with the
+        /// plan's options (--seeds, --quick, --backend are ignored). Lists missing and failed
+        /// trials by id and exits with status 1 if any, unless --partial.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["reuse", "summary"])]
+        collect: Option<String>,
+        /// With --collect: exit 0 even when trials are missing (the report says which).
+        #[arg(long, requires = "collect")]
+        partial: bool,
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run one planned trial (a file written by `samlab experiment NAME --plan DIR`) and write
+    /// its result atomically (a temporary file, then a rename: a killed run leaves no half
+    /// result). The same code as `samlab experiment NAME` runs each trial with.
+    Trial {
+        /// The trial file, e.g. DIR/trials/0007.json.
+        file: String,
+        /// Where the result goes (default: DIR/results/0007.json beside DIR/trials/).
+        #[arg(long)]
+        out: Option<String>,
+        /// Run it even if OUT already holds this trial's result (otherwise it is skipped).
+        #[arg(long)]
+        force: bool,
+        /// Accepted for symmetry with the other commands (a trial prints one line when done).
         #[arg(long)]
         quiet: bool,
     },
@@ -118,18 +157,25 @@ pub fn main_with(cli: Cli) -> i32 {
         return 0;
     };
     let result = match command {
+        Command::Experiment { name, seeds, quick, backend, out, summary, reuse, plan, run_missing, collect, partial, quiet } => {
+            let how = Sweep { plan: plan.as_deref(), run_missing, collect: collect.as_deref(), partial };
+            return status(experiment(&name, seeds, quick, &backend, out.as_deref(), summary.as_deref(), reuse, how, quiet));
+        }
+        Command::Trial { file, out, force, quiet: _ } => sweep::trial(&file, out.as_deref(), force),
         Command::Train { cfg, out, save_params, quiet } => cfg.resolve().and_then(|c| train(c, &out, save_params.as_deref(), quiet)),
         Command::Compare { optimizers, cfg, out, quiet } => cfg.resolve().and_then(|c| compare(&c, &optimizers, &out, quiet)),
         Command::Step { params, batch, activation, opt, out } => step(&params, &batch, &activation, &opt, &out),
         Command::Bench(b) => bench::run(&b),
-        Command::Experiment { name, seeds, quick, backend, out, summary, reuse, quiet } => {
-            experiment(&name, seeds, quick, &backend, &out, summary.as_deref(), reuse, quiet)
-        }
         Command::Measure(m) => measure::measure(&m),
         Command::Landscape(l) => measure::landscape(&l),
     };
+    status(result.map(|()| 0))
+}
+
+/// The exit status of a command: its own, or 2 with one line for an error.
+fn status(result: Result<i32>) -> i32 {
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             2
@@ -305,7 +351,25 @@ fn step(params_path: &str, batch_path: &str, activation: &str, opt: &OptimizerAr
     write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
 }
 
-fn experiment(name: &str, seeds: usize, quick: bool, backend: &str, out: &str, summary: Option<&str>, reuse: bool, quiet: bool) -> Result<()> {
+/// How `samlab experiment` runs: in this process, or planned, or collected (`cli::sweep`).
+struct Sweep<'a> {
+    plan: Option<&'a str>,
+    run_missing: bool,
+    collect: Option<&'a str>,
+    partial: bool,
+}
+
+fn experiment(
+    name: &str,
+    seeds: usize,
+    quick: bool,
+    backend: &str,
+    out: Option<&str>,
+    summary: Option<&str>,
+    reuse: bool,
+    how: Sweep,
+    quiet: bool,
+) -> Result<i32> {
     use crate::config::Backend;
     use crate::experiments::{Experiment, Options};
     if !(1..=100).contains(&seeds) {
@@ -320,14 +384,26 @@ fn experiment(name: &str, seeds: usize, quick: bool, backend: &str, out: &str, s
     };
     let opts = Options { seeds, quick, backend, cost_backends };
     if name == "all" {
+        if how.plan.is_some() || how.collect.is_some() {
+            return Err(Error::invalid("experiment", "all", "one experiment with --plan or --collect (plan each into its own directory)"));
+        }
+        let out = out.unwrap_or("results");
         let summary = summary.map(str::to_string).unwrap_or_else(|| format!("{}/RESULTS.md", out.trim_end_matches('/')));
         experiment::run_all(&opts, out, &summary, quiet, reuse)?;
         eprintln!("wrote {out}/ and {summary}");
-        return Ok(());
+        return Ok(0);
     }
     let exp: Experiment = name.parse()?;
+    if let Some(dir) = how.plan {
+        sweep::plan(exp, &opts, dir, how.run_missing, quiet)?;
+        return Ok(0);
+    }
+    if let Some(dir) = how.collect {
+        return sweep::collect(exp, dir, out, how.partial);
+    }
+    let out = out.unwrap_or("results");
     let written = experiment::run_or_reuse(exp, &opts, out, quiet, reuse)?;
     println!("{}", written.table);
     eprintln!("wrote {}, {} and {}", written.json, written.markdown, written.png);
-    Ok(())
+    Ok(0)
 }

@@ -8,6 +8,7 @@
 
 pub mod drift;
 pub mod panels;
+pub mod sweep;
 mod verdicts;
 
 pub use verdicts::verdicts;

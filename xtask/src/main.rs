@@ -1,13 +1,17 @@
 //! Project tasks:
 //! - `cargo xtask test`: every test — `cargo test --workspace` (native, GPU on lavapipe, UI
 //!   snapshots), then the web build, the browser test (headless Chromium through Playwright,
-//!   with and without WebGPU) and the desktop smoke test (Xvfb);
+//!   with and without WebGPU) the desktop smoke test (Xvfb) and the cluster test (Slurm);
+//! - `cargo xtask cluster-test`: sweeps as Slurm job arrays on a one-node cluster it starts
+//!   (munged, slurmctld, slurmd must be installed; see cluster.rs);
 //! - `cargo xtask web`: build the browser bundle into `dist/`;
 //! - `cargo xtask serve [PORT]`: serve `dist/` on 127.0.0.1 (default port 8080).
 //!
-//! `SAMLAB_SKIP_BROWSER=1` / `SAMLAB_SKIP_DESKTOP=1` skip the browser / desktop parts of `test`
-//! (with a printed notice; CI sets neither). `UPDATE_SCREENSHOTS=1` copies the screenshots the
+//! `SAMLAB_SKIP_CLUSTER=1` / `SAMLAB_SKIP_BROWSER=1` / `SAMLAB_SKIP_DESKTOP=1` skip the cluster /
+//! browser / desktop parts of `test` (with a printed notice; CI sets none). `UPDATE_SCREENSHOTS=1` copies the screenshots the
 //! tests took into docs/screenshots/ for the README.
+
+mod cluster;
 
 use anyhow::{Context, Result, bail};
 use std::net::TcpListener;
@@ -38,13 +42,14 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("cluster-test") => cluster_test(),
         Some("web") => web(),
         Some("serve") => {
             let port = args.get(1).map(|p| p.parse::<u16>().context("the port must be a number")).transpose()?.unwrap_or(8080);
             serve(port)
         }
         _ => {
-            eprintln!("usage: cargo xtask test | web | serve [PORT]");
+            eprintln!("usage: cargo xtask test | cluster-test | web | serve [PORT]");
             std::process::exit(2);
         }
     }
@@ -67,11 +72,24 @@ fn test(_args: &[String]) -> Result<()> {
     } else {
         desktop_smoke()?;
     }
+    if flag("SAMLAB_SKIP_CLUSTER") {
+        eprintln!("xtask: SAMLAB_SKIP_CLUSTER=1: skipping the Slurm cluster test");
+    } else {
+        cluster_test()?;
+    }
     if flag("UPDATE_SCREENSHOTS") {
         update_screenshots()?;
     }
     eprintln!("xtask: every test passed");
     Ok(())
+}
+
+/// Builds samlab and runs the sweep flow on a one-node Slurm cluster (cluster.rs).
+fn cluster_test() -> Result<()> {
+    run(cargo().args(["build", "--bin", "samlab"]))?;
+    let root = root();
+    let target_dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    cluster::cluster_test(&root, &target_dir.join("debug/samlab"))
 }
 
 /// Copies the screenshots the tests took into docs/screenshots/ (for the README).
