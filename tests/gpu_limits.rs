@@ -21,20 +21,9 @@ use samlab::engine::{Engine, Request, Response, StepPlan};
 use samlab::model::{Activation, MlpSpec};
 use std::sync::Arc;
 
+/// The shared GPU device of these tests (see `GpuContext::for_tests`).
 fn context() -> Option<GpuContext> {
-    match GpuContext::request_blocking() {
-        Ok(ctx) => {
-            eprintln!("GPU tests on {}", ctx.describe());
-            Some(ctx)
-        }
-        Err(e) => {
-            if std::env::var("SAMLAB_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("SAMLAB_REQUIRE_GPU=1 but no adapter: {e}");
-            }
-            eprintln!("skipping GPU tests: {e}");
-            None
-        }
-    }
+    GpuContext::for_tests("gpu_limits")
 }
 
 #[test]

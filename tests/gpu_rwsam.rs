@@ -20,21 +20,11 @@ use samlab::engine::gpu::{GpuContext, GpuEngine};
 use samlab::engine::{Engine, Request, Response, RwReport, StepPlan};
 use samlab::optim::{self, LAMBDA_CAP};
 use samlab::rng::Rng;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+/// The shared GPU device of these tests (see `GpuContext::for_tests`).
 fn context() -> Option<GpuContext> {
-    static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(|| match GpuContext::request_blocking() {
-        Ok(ctx) => Some(ctx),
-        Err(e) => {
-            if std::env::var("SAMLAB_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("SAMLAB_REQUIRE_GPU=1 but no adapter: {e}");
-            }
-            eprintln!("skipping GPU tests: {e}");
-            None
-        }
-    })
-    .clone()
+    GpuContext::for_tests("gpu_rwsam")
 }
 
 const IN: usize = 5;

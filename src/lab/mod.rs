@@ -579,11 +579,7 @@ mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn gpu_runs_advance_without_waiting_on_the_device() {
-        let ctx = match crate::engine::gpu::GpuContext::request_blocking() {
-            Ok(ctx) => ctx,
-            Err(e) if std::env::var("SAMLAB_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("SAMLAB_REQUIRE_GPU=1 but {e}"),
-            Err(e) => return eprintln!("skipped: no GPU adapter ({e})"),
-        };
+        let Some(ctx) = crate::engine::gpu::GpuContext::for_tests("lab::gpu_runs_advance_without_waiting_on_the_device") else { return };
         let mut state = Preset::MoonsSgdVsSam.state();
         state.shared.backend = Backend::Gpu;
         let mut lab = Lab::new(state, EngineChoice::with_gpu(ctx));

@@ -187,6 +187,30 @@ impl GpuContext {
         pollster::block_on(Self::request())
     }
 
+    /// The device of the GPU tests, opened once per test binary; `None` (the test skips) without
+    /// an adapter. A skip is never silent: it panics when `SAMLAB_REQUIRE_GPU=1` (CI), prints why,
+    /// and leaves a file named after `test` in `$SAMLAB_SKIP_DIR` when that is set, which
+    /// `cargo xtask test` counts and reports.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[doc(hidden)]
+    pub fn for_tests(test: &str) -> Option<Self> {
+        static CTX: OnceLock<std::result::Result<GpuContext, String>> = OnceLock::new();
+        match CTX.get_or_init(|| Self::request_blocking().map_err(|e| e.to_string())) {
+            Ok(ctx) => Some(ctx.clone()),
+            Err(e) => {
+                if std::env::var("SAMLAB_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                    panic!("SAMLAB_REQUIRE_GPU=1 but no adapter for {test}: {e}");
+                }
+                eprintln!("skipped {test}: no GPU adapter ({e})");
+                if let Ok(dir) = std::env::var("SAMLAB_SKIP_DIR") {
+                    let _ = std::fs::create_dir_all(&dir);
+                    let _ = std::fs::write(std::path::Path::new(&dir).join(test.replace(['/', ':', ' '], "_")), e);
+                }
+                None
+            }
+        }
+    }
+
     /// "llvmpipe (LLVM 15.0.7, 256 bits) (Vulkan, Cpu)".
     pub fn describe(&self) -> String {
         format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)

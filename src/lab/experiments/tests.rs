@@ -58,11 +58,7 @@ fn a_quick_experiment_ticked_live_gives_the_clis_numbers() {
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn a_quick_experiment_runs_on_the_gpu_engine_without_waiting() {
-    let ctx = match crate::engine::gpu::GpuContext::request_blocking() {
-        Ok(ctx) => ctx,
-        Err(e) if std::env::var("SAMLAB_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("SAMLAB_REQUIRE_GPU=1 but {e}"),
-        Err(e) => return eprintln!("skipped: no GPU adapter ({e})"),
-    };
+    let Some(ctx) = crate::engine::gpu::GpuContext::for_tests("lab::experiments::a_quick_experiment_runs_on_the_gpu_engine") else { return };
     let mut engine = EngineChoice::with_gpu(ctx);
     engine.preference = Backend::Gpu;
     let mut job = ExperimentJob::start(Experiment::NoiseTrace, 1, true, &engine);
