@@ -11,8 +11,10 @@ fn samlab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_samlab")).args(args).output().expect("the samlab binary runs")
 }
 
+/// A path in a directory of the calling test's own (test threads are named after their test).
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("samlab-cli-metrics-{}", std::process::id()));
+    let test = std::thread::current().name().unwrap_or("test").replace("::", "-");
+    let dir = std::env::temp_dir().join(format!("samlab-cli-metrics-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }

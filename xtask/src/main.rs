@@ -60,7 +60,16 @@ fn flag(var: &str) -> bool {
 }
 
 fn test(_args: &[String]) -> Result<()> {
-    run(cargo().args(["test", "--workspace"]))?;
+    // GPU tests without an adapter leave a file each here (GpuContext::for_tests): counted below.
+    let skips = root().join("target/gpu-skipped");
+    let _ = std::fs::remove_dir_all(&skips);
+    run(cargo().args(["test", "--workspace"]).env("SAMLAB_SKIP_DIR", &skips))?;
+    let skipped: Vec<String> = std::fs::read_dir(&skips).map(|d| d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect()).unwrap_or_default();
+    if skipped.is_empty() {
+        eprintln!("xtask: every GPU test ran (none skipped)");
+    } else {
+        eprintln!("xtask: {} GPU test groups SKIPPED for want of an adapter: {}", skipped.len(), skipped.join(", "));
+    }
     if flag("SAMLAB_SKIP_BROWSER") {
         eprintln!("xtask: SAMLAB_SKIP_BROWSER=1: skipping the web build and the browser test");
     } else {
