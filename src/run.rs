@@ -367,7 +367,8 @@ impl Run {
 mod tests {
     use super::*;
     use crate::config::DatasetName;
-    use crate::engine::cpu::{CpuEngine, spec_for};
+    use crate::engine::cpu::CpuEngine;
+    use crate::setup::spec_for;
 
     fn moons_run(epochs: u64) -> Run {
         let mut cfg = RunConfig { epochs, batch: 32, ..RunConfig::default() };

@@ -140,7 +140,7 @@ fn sam_step_on_a_model_past_the_old_perturb_grid_limit_matches_the_cpu_engine() 
     cfg.optimizer.kind = OptimizerKind::Sam;
     cfg.optimizer.rho = 0.05;
     let data = Arc::new(Dataset::load(&cfg.dataset, cfg.seed).unwrap());
-    let spec = samlab::engine::cpu::spec_for(&cfg, &data);
+    let spec = samlab::setup::spec_for(&cfg, &data);
     assert_eq!(spec.n_params(), 5_824_522);
     assert!(spec.n_params().div_ceil(64) > 65535);
     let w0 = spec.init(0);
@@ -185,7 +185,7 @@ fn on_a_shared_device_the_owners_error_handler_stays_and_the_engines_errors_come
     cfg.model.hidden = vec![16];
     cfg.batch = 32;
     let data = Arc::new(Dataset::load(&cfg.dataset, cfg.seed).unwrap());
-    let spec = samlab::engine::cpu::spec_for(&cfg, &data);
+    let spec = samlab::setup::spec_for(&cfg, &data);
     let mut gpu = GpuEngine::new(ctx.clone(), &cfg, data.clone(), &spec.init(0)).unwrap();
     let indices = BatchOrder::new(data.n_train(), cfg.batch, 0).indices(0);
     gpu.submit(Request::Steps(vec![StepPlan { step: 0, indices, lr: 0.05 }])).unwrap();
@@ -204,4 +204,37 @@ fn on_a_shared_device_the_owners_error_handler_stays_and_the_engines_errors_come
     let _owners = device.create_buffer(&invalid);
     assert_eq!(owner_saw.lock().unwrap().len(), 1, "the engine replaced the owner's error handler");
     assert!(ctx.take_error().is_none());
+}
+
+/// Submits are sized by measured device time: with a budget no step fits, every submit holds one
+/// step; with a generous one, as many as the buffers hold. The steps are the same either way.
+#[test]
+fn submits_are_sized_by_device_time_and_the_steps_do_not_depend_on_it() {
+    let Some(ctx) = context() else { return };
+    let mut cfg = RunConfig { batch: 8, ..RunConfig::default() };
+    cfg.dataset.name = DatasetName::Moons;
+    cfg.dataset.samples = 200;
+    cfg.model.hidden = vec![16];
+    cfg.optimizer.kind = OptimizerKind::Sam;
+    let data = Arc::new(Dataset::load(&cfg.dataset, cfg.seed).unwrap());
+    let init = samlab::setup::spec_for(&cfg, &data).init(cfg.seed);
+    let mut order = BatchOrder::new(data.n_train(), cfg.batch, cfg.seed);
+    let plans: Vec<StepPlan> = (0..70).map(|t| StepPlan { step: t, indices: order.indices(t), lr: 0.05 }).collect();
+    let run = |budget: std::time::Duration| {
+        let mut gpu = GpuEngine::new(ctx.clone(), &cfg, data.clone(), &init).unwrap();
+        gpu.set_submit_budget(budget);
+        assert_eq!(gpu.submit_sizing().map(|s| s.0), Some(4), "before any measurement");
+        gpu.submit(Request::Steps(plans.clone())).unwrap();
+        let steps = gpu.finish().unwrap().iter().filter(|r| matches!(r, Response::Step { .. })).count();
+        assert_eq!(steps, 70);
+        gpu.submit(Request::ReadParams { tag: samlab::engine::ParamsTag::Blocking }).unwrap();
+        let Some(Response::Params { params, .. }) = gpu.finish().unwrap().pop() else { panic!("no parameters") };
+        (gpu.submit_sizing().unwrap(), params)
+    };
+    let ((tight, ms), a) = run(std::time::Duration::from_nanos(1));
+    assert_eq!(tight, 1, "a budget no step fits still submits one step at a time");
+    assert!(ms.is_some_and(|ms| ms > 0.0), "the device time per step was measured: {ms:?}");
+    let ((loose, _), b) = run(std::time::Duration::from_secs(100));
+    assert_eq!(loose, samlab::engine::gpu::MAX_STEPS_PER_SUBMIT);
+    assert!(a == b, "the parameters depend on how the steps were split into submits");
 }

@@ -65,7 +65,7 @@ fn config(batch: usize, rw: impl FnOnce(&mut OptimizerConfig)) -> RunConfig {
 }
 
 fn init(cfg: &RunConfig, data: &Dataset) -> Vec<f32> {
-    samlab::engine::cpu::spec_for(cfg, data).init(cfg.seed)
+    samlab::setup::spec_for(cfg, data).init(cfg.seed)
 }
 
 /// RW-SAM's report of one step on the first `batch` training rows, per engine.

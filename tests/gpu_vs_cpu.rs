@@ -72,7 +72,7 @@ fn opt(kind: OptimizerKind) -> OptimizerConfig {
 }
 
 fn init(cfg: &RunConfig, data: &Dataset) -> Vec<f32> {
-    let spec = samlab::engine::cpu::spec_for(cfg, data);
+    let spec = samlab::setup::spec_for(cfg, data);
     let mut w = spec.init(cfg.seed);
     let mut rng = Rng::new(99);
     for l in spec.layers() {
@@ -393,7 +393,7 @@ fn msam_with_m_1_fits_the_digits_mlp_within_webgpu_default_limits() {
     cfg.optimizer.kind = OptimizerKind::Msam;
     cfg.optimizer.m = 1;
     let data = Arc::new(Dataset::load(&cfg.dataset, cfg.seed).unwrap());
-    let spec = samlab::engine::cpu::spec_for(&cfg, &data);
+    let spec = samlab::setup::spec_for(&cfg, &data);
     let copies_bytes = 128 * spec.n_params() * 4;
     assert!(copies_bytes as u64 <= wgpu::Limits::default().max_storage_buffer_binding_size, "{copies_bytes} bytes of copies");
     let w0 = spec.init(0);
@@ -420,7 +420,7 @@ fn impossible_copies_are_refused_with_the_limit_named() {
     cfg.optimizer.kind = OptimizerKind::Msam;
     cfg.optimizer.m = 1;
     let data = Arc::new(Dataset::load(&cfg.dataset, cfg.seed).unwrap());
-    let spec = samlab::engine::cpu::spec_for(&cfg, &data);
+    let spec = samlab::setup::spec_for(&cfg, &data);
     let err = GpuEngine::new(ctx, &cfg, data, &spec.init(0)).err().expect("refused").to_string();
     assert!(err.contains("optimizer.m") && err.contains("max_storage_buffer_binding_size"), "{err}");
     let _ = rng::probe_key(0, 0);
@@ -455,7 +455,7 @@ fn gpu_landscape_evaluator_matches_cpu_evaluator() {
     let Some(ctx) = context() else { return };
     let data = dataset(12);
     let cfg = config(opt(OptimizerKind::Sgd), Activation::Gelu);
-    let spec = samlab::engine::cpu::spec_for(&cfg, &data);
+    let spec = samlab::setup::spec_for(&cfg, &data);
     let w0 = init(&cfg, &data);
     let mut rng = Rng::new(3);
     let points: Vec<Vec<f32>> = (0..23).map(|k| w0.iter().map(|&w| w + (k as f64 * 0.05 * rng.normal()) as f32).collect()).collect();
@@ -476,7 +476,7 @@ fn gpu_objective_and_every_metric_match_the_cpu_reference() {
     let data = dataset(21);
     for act in [Activation::Tanh, Activation::Relu] {
         let cfg = config(opt(OptimizerKind::Sgd), act);
-        let spec = samlab::engine::cpu::spec_for(&cfg, &data);
+        let spec = samlab::setup::spec_for(&cfg, &data);
         let w = f64s(&init(&cfg, &data));
         let x64 = f64s(&data.train_x);
         let mut cpu = MlpObjective::<f64>::new(spec.clone(), x64, data.train_y.clone()).unwrap();

@@ -86,6 +86,9 @@ pub struct BenchRow {
     pub engine: String,
     /// Compute dispatches per step (GPU only).
     pub dispatches: Option<usize>,
+    /// Steps per device submit the engine chose within its time budget, and the device ms per
+    /// step it measured (GPU only).
+    pub submit: Option<(usize, Option<f64>)>,
 }
 
 /// Median ms per step of `cfg` on its backend: `warmup` untimed steps, then `steps` timed ones
@@ -126,7 +129,7 @@ pub fn time_steps(cfg: &RunConfig, steps: usize, per_submit: usize) -> Result<Be
         times.push(start.elapsed().as_secs_f64() * 1e3 / per_submit as f64);
     }
     times.sort_by(f64::total_cmp);
-    Ok(BenchRow { label: label(cfg), median_ms: times[times.len() / 2], engine: engine_name, dispatches })
+    Ok(BenchRow { label: label(cfg), median_ms: times[times.len() / 2], engine: engine_name, dispatches, submit: engine.submit_sizing() })
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -167,12 +170,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let engine = rows.first().map(|r| r.engine.clone()).unwrap_or_default();
             let sgd = rows.iter().find(|r| r.label == "SGD").map(|r| r.median_ms);
             println!("\n{name} on {engine} ({} timed steps, {per_submit} per submit)", args.steps);
-            println!("{:<22} {:>12} {:>10} {:>12}", "optimizer", "median ms", "÷ SGD", "dispatches");
+            println!("{:<22} {:>12} {:>10} {:>12} {:>14}", "optimizer", "median ms", "÷ SGD", "dispatches", "steps/submit");
             for r in &rows {
                 let ratio = sgd.map_or(String::from("-"), |s| format!("{:.2}", r.median_ms / s));
                 let kernels = r.dispatches.map_or(String::from("-"), |d| d.to_string());
-                println!("{:<22} {:>12.3} {:>10} {:>12}", r.label, r.median_ms, ratio, kernels);
-                doc.push(json!({"model": name, "backend": backend, "engine": r.engine, "optimizer": r.label, "median_ms": r.median_ms, "ratio_to_sgd": sgd.map(|s| r.median_ms / s), "dispatches_per_step": r.dispatches, "steps_per_submit": per_submit}));
+                // The engine's own choice within its submit budget (GPU), else the request's size.
+                let chosen = r.submit.map_or(String::from("-"), |(k, _)| k.to_string());
+                println!("{:<22} {:>12.3} {:>10} {:>12} {:>14}", r.label, r.median_ms, ratio, kernels, chosen);
+                doc.push(json!({"model": name, "backend": backend, "engine": r.engine, "optimizer": r.label, "median_ms": r.median_ms, "ratio_to_sgd": sgd.map(|s| r.median_ms / s), "dispatches_per_step": r.dispatches, "steps_per_request": per_submit, "engine_steps_per_submit": r.submit.map(|s| s.0), "device_ms_per_step": r.submit.and_then(|s| s.1)}));
             }
             for s in &skipped {
                 println!("{s}");

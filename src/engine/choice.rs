@@ -107,7 +107,13 @@ impl EngineChoice {
         let mut note = None;
         match self.selected_gpu() {
             Some(ctx) => match GpuEngine::new(ctx.clone(), cfg, data.clone(), init) {
-                Ok(e) => return Ok(MadeEngine { engine: Box::new(e), asynchronous: true, note: None }),
+                Ok(mut e) => {
+                    // A frame per submit in the app; the command line's default otherwise.
+                    if !self.strict {
+                        e.set_submit_budget(super::gpu::budget::APP_SUBMIT_BUDGET);
+                    }
+                    return Ok(MadeEngine { engine: Box::new(e), asynchronous: true, note: None });
+                }
                 Err(e) if self.strict => return Err(e),
                 Err(e) => note = Some(format!("the GPU engine refused this run ({e}); it trains on the CPU")),
             },

@@ -28,7 +28,7 @@ pub struct CpuEngine<T: Real> {
     done: VecDeque<Response>,
 }
 
-pub use crate::setup::spec_for;
+use crate::setup::spec_for;
 
 impl<T: Real> CpuEngine<T> {
     pub fn new(cfg: &RunConfig, data: Arc<Dataset>, init: &[f32]) -> Result<Self> {

@@ -80,4 +80,9 @@ pub trait Engine {
     fn set_params(&mut self, params: &[f32]) -> Result<()>;
     /// Blocks until everything submitted has finished (native CLI and tests only).
     fn finish(&mut self) -> Result<Vec<Response>>;
+    /// Engines that size their submits by device time (the GPU engine): the steps the next
+    /// submit holds and the measured device milliseconds per step.
+    fn submit_sizing(&self) -> Option<(usize, Option<f64>)> {
+        None
+    }
 }

@@ -2,9 +2,11 @@
 //! A chunk of K points is uploaded as K weight copies; the evaluation set is replicated K times
 //! in the activation buffer once (layer 0 never changes), row r reads copy r / n_eval, and one
 //! `group_stats` workgroup per copy reduces its mean loss and accuracy. Same kernels as training.
-//! Blocking (each `evaluate` waits for its chunk): for the CLI, bench and tests.
+//! Blocking (each `evaluate` waits for its chunk): for the CLI, bench and tests. Chunks are sized
+//! by memory and by time: a pass takes at most the command line's submit budget (budget.rs).
 
 use super::GpuContext;
+use super::budget::{CLI_SUBMIT_BUDGET, SubmitBudget};
 use super::kernels::{Family, Kernel, Params};
 use super::readback::read_blocking;
 use super::record::{Passes, Recorder, Uniforms, bind, encode_and_submit, storage, storage_init};
@@ -22,6 +24,7 @@ pub struct GpuEvaluator {
     dense: wgpu::BindGroup,
     loss: wgpu::BindGroup,
     uniforms: Uniforms,
+    budget: SubmitBudget,
 }
 
 /// Bytes of activations one chunk may take (well inside WebGPU's 128 MiB binding limit).
@@ -73,7 +76,8 @@ impl GpuEvaluator {
         if let Some(e) = ctx.take_error() {
             return Err(Error::Gpu(e));
         }
-        Ok(Self { ctx, passes, n_eval, chunk, wcopies, stats, dense, loss, uniforms })
+        let budget = SubmitBudget::new(CLI_SUBMIT_BUDGET, chunk);
+        Ok(Self { ctx, passes, n_eval, chunk, wcopies, stats, dense, loss, uniforms, budget })
     }
 }
 
@@ -89,7 +93,11 @@ impl LossEvaluator for GpuEvaluator {
     fn evaluate(&mut self, points: &[Vec<f32>]) -> Result<Vec<LossAcc>> {
         let n = self.n_params();
         let mut out = Vec::with_capacity(points.len());
-        for block in points.chunks(self.chunk) {
+        let mut rest = points;
+        while !rest.is_empty() {
+            let (block, tail) = rest.split_at(self.budget.units().min(rest.len()));
+            rest = tail;
+            let started = web_time::Instant::now();
             let mut flat = Vec::with_capacity(block.len() * n);
             for (k, p) in block.iter().enumerate() {
                 if p.len() != n {
@@ -107,6 +115,7 @@ impl LossEvaluator for GpuEvaluator {
             rec.dispatch(Kernel::GroupStats, &self.loss, p, [block.len(), 1]);
             encode_and_submit(&self.ctx, &mut self.uniforms, rec);
             let bytes = read_blocking(&self.ctx, &self.stats, (2 * block.len() * 4) as u64)?;
+            self.budget.record(started.elapsed(), block.len());
             if let Some(e) = self.ctx.take_error() {
                 return Err(Error::Gpu(e));
             }
@@ -114,5 +123,12 @@ impl LossEvaluator for GpuEvaluator {
             out.extend(v.chunks(2).map(|c| LossAcc { loss: c[0] as f64, accuracy: c[1] as f64 / self.n_eval as f64 }));
         }
         Ok(out)
+    }
+}
+
+impl GpuEvaluator {
+    /// Points the next pass will hold (within the submit budget) and the measured ms per point.
+    pub fn points_per_pass(&self) -> (usize, Option<f64>) {
+        (self.budget.units(), self.budget.ms_per_unit())
     }
 }

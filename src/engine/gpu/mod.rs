@@ -15,6 +15,7 @@
 //!
 //! Architecture invariant: the only module that touches wgpu.
 
+pub mod budget;
 pub mod context;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod evaluator;
@@ -28,7 +29,8 @@ pub mod record;
 pub use context::GpuContext;
 pub use program::{STAT_CORRECT, STAT_ESS, STAT_GRAD_NORM, STAT_HEAD, STAT_LAMBDA, STAT_LOSS, STAT_PERT_LOSS, STAT_PERT_NORM};
 
-use super::cpu::spec_for;
+use crate::setup::spec_for;
+use budget::SubmitBudget;
 use super::{Engine, Request, Response, StepPlan};
 use crate::config::{OptimizerKind, RunConfig};
 use crate::data::Dataset;
@@ -110,6 +112,8 @@ pub struct GpuEngine {
     binds: Binds,
     uniforms: Uniforms,
     readback: Readback,
+    /// Steps per submit, sized by measured device time (budget.rs).
+    budget: SubmitBudget,
 }
 
 impl GpuEngine {
@@ -200,7 +204,8 @@ impl GpuEngine {
         };
         let uniforms = Uniforms::new(&ctx, 512);
         let readback = Readback::new(Layout { batch, stats_row, rwsam: opt.kind == OptimizerKind::Rwsam, n_train, n_test, n_params });
-        let engine = Self { program, b, binds, uniforms, readback, ctx };
+        let budget = SubmitBudget::new(budget::CLI_SUBMIT_BUDGET, MAX_STEPS_PER_SUBMIT);
+        let engine = Self { program, b, binds, uniforms, readback, ctx, budget };
         if let Some(e) = engine.ctx.take_error() {
             return Err(Error::Gpu(e));
         }
@@ -261,6 +266,17 @@ impl GpuEngine {
         self.ctx.queue.write_buffer(&self.b.scale, 0, bytemuck::cast_slice(&vec![w; self.program.batch]));
     }
 
+    /// The device time one submit may take (watchdogs reset devices beyond a few seconds): the
+    /// app sets `budget::APP_SUBMIT_BUDGET`, the default is `budget::CLI_SUBMIT_BUDGET`.
+    pub fn set_submit_budget(&mut self, budget: std::time::Duration) {
+        self.budget.set_budget(budget);
+    }
+
+    /// Steps the next submit will hold (from the measured device time per step), and that time.
+    pub fn steps_per_submit(&self) -> (usize, Option<f64>) {
+        (self.budget.units(), self.budget.ms_per_unit())
+    }
+
     /// Compute dispatches recorded for one training step (the GPU's launch count per step).
     pub fn dispatches_per_step(&self) -> usize {
         self.program.dispatches_per_step()
@@ -306,7 +322,10 @@ impl GpuEngine {
                 return Err(Error::Data(format!("step {}: a batch of {batch} indices below {n_train} is expected", p.step)));
             }
         }
-        for chunk in plans.chunks(MAX_STEPS_PER_SUBMIT) {
+        let mut rest = plans;
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(self.budget.units().min(rest.len()));
+            rest = tail;
             self.write_step_indices(chunk);
             let mut rec = Recorder::default();
             for (k, plan) in chunk.iter().enumerate() {
@@ -318,6 +337,7 @@ impl GpuEngine {
             rec.copy(&self.b.stats, 0, &staging, 0, size);
             let steps = chunk.iter().map(|p| p.step).collect();
             self.submit_recorded(rec, Some((PendingKind::Steps(steps), staging, size)));
+            self.budget.track(&self.ctx.queue, chunk.len());
         }
         Ok(())
     }
@@ -340,6 +360,10 @@ impl Engine for GpuEngine {
         self.check_error()?;
         let scope = self.ctx.clone();
         scope.scoped(|| self.readback.poll())
+    }
+
+    fn submit_sizing(&self) -> Option<(usize, Option<f64>)> {
+        Some(self.steps_per_submit())
     }
 
     fn in_flight(&self) -> usize {
