@@ -184,7 +184,9 @@ fn browser_test() -> Result<()> {
     wait_for_port(port, Duration::from_secs(20))?;
     let shots = root.join("target/screenshots");
     std::fs::create_dir_all(&shots)?;
-    run(Command::new("node").arg("browser.mjs").env("SAMLAB_URL", format!("http://127.0.0.1:{port}/")).env("SAMLAB_SHOTS", &shots).current_dir(&tests))
+    run(Command::new("node").arg("browser.mjs").env("SAMLAB_URL", format!("http://127.0.0.1:{port}/")).env("SAMLAB_SHOTS", &shots).current_dir(&tests))?;
+    // Every WGSL entry point through the browser's own compiler (stricter than naga).
+    run(Command::new("node").arg("wgsl.mjs").env("SAMLAB_URL", format!("http://127.0.0.1:{port}/")).current_dir(&tests))
 }
 
 /// Starts the desktop app under Xvfb, lets it train, checks it is still alive, and saves a
