@@ -117,8 +117,21 @@ fn step_oracle_writes_updated_params_and_diagnostics() {
     assert_eq!(p.len(), 4);
     assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     assert!((rw["perturbation_norm"].as_f64().unwrap() - 0.05).abs() < 1e-9);
-    let msam = run(&["--optimizer", "msam", "--m", "2"]);
-    assert_ne!(msam["layers"], sam0["layers"]);
+    // m-SAM differs from SAM by its micro-batches alone (every other setting the same), and with
+    // m = B it is SAM again, up to rounding.
+    let same = ["--rho", "0.3", "--lr", "0.1", "--momentum", "0", "--wd", "0"];
+    let sam = run(&[&["--optimizer", "sam"][..], &same].concat());
+    let msam = run(&[&["--optimizer", "msam", "--m", "2"][..], &same].concat());
+    let msam_b = run(&[&["--optimizer", "msam", "--m", "4"][..], &same].concat());
+    let flat = |v: &Value| -> Vec<f64> {
+        v["layers"].as_array().unwrap().iter().flat_map(|l| {
+            let w = l["w"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<_>>());
+            w.chain(l["b"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect::<Vec<_>>()
+        }).collect()
+    };
+    let gap = |a: &Value, b: &Value| flat(a).iter().zip(flat(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    assert!(gap(&msam, &sam) > 1e-6, "m-SAM m=2 equals SAM: {}", gap(&msam, &sam));
+    assert!(gap(&msam_b, &sam) < 1e-12, "m-SAM m=B differs from SAM: {}", gap(&msam_b, &sam));
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! `samlab measure` and `samlab landscape` end to end: the documented JSON, agreement with the
 //! library, the PNG, and bad input refused with status 2 and a line naming what does not fit.
 
-use samlab::metrics::{self, MeasureConfig, MlpObjective};
-use samlab::model::Activation;
+use samlab::model::{Activation, Mlp, Tape};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -41,7 +40,7 @@ const PARAMS: &str = r#"{"layers":[{"w":[[0.1,-0.2],[0.3,0.4],[-0.5,0.6]],"b":[0
 const BATCH: &str = r#"{"x":[[1,2],[0.5,-1],[-1,0.3],[2,2],[0.1,0.1],[-2,1],[1.5,-0.5],[0,1]],"y":[0,1,1,0,1,0,0,1]}"#;
 
 #[test]
-fn measure_on_a_batch_writes_every_metric_and_agrees_with_the_library() {
+fn measure_on_a_batch_agrees_with_first_principles() {
     let (params, batch, out) = (tmp("p.json"), tmp("b.json"), tmp("m.json"));
     std::fs::write(&params, PARAMS).unwrap();
     std::fs::write(&batch, BATCH).unwrap();
@@ -78,18 +77,90 @@ fn measure_on_a_batch_writes_every_metric_and_agrees_with_the_library() {
     assert_eq!(p.len(), 8);
     assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
 
-    // The same numbers from the library in f64.
+    // The same quantities from first principles, independently of `metrics`: per-sample
+    // gradients of the model (itself checked against finite differences), a dense Hessian by
+    // central differences of the gradient, and its eigenvalues by Jacobi rotations.
     let x: Vec<f64> = vec![1.0, 2.0, 0.5, -1.0, -1.0, 0.3, 2.0, 2.0, 0.1, 0.1, -2.0, 1.0, 1.5, -0.5, 0.0, 1.0];
-    let y = vec![0, 1, 1, 0, 1, 0, 0, 1];
+    let y: Vec<u32> = vec![0, 1, 1, 0, 1, 0, 0, 1];
     let json: samlab::formats::ParamsJson = serde_json::from_str(PARAMS).unwrap();
     let (spec, w) = json.to_flat(Activation::Tanh).unwrap();
-    let mut obj = MlpObjective::<f64>::new(spec, x, y).unwrap();
-    let cfg = MeasureConfig { rho: 0.1, probes: 50, top_k: 2, seed: 3, ..MeasureConfig::default() };
-    let want = metrics::measure(&mut obj, &w, &cfg, 0).unwrap().measurement;
-    for (key, v) in [("lambda_max", want.lambda_max), ("trace_h", want.trace_h), ("trace_v", want.trace_v), ("sharpness", want.sharpness), ("loss", want.loss)]
-    {
-        assert!((m[key].as_f64().unwrap() - v).abs() <= 1e-12 * v.abs().max(1.0), "{key}: {} vs {v}", m[key]);
+    let mut mlp = Mlp::<f64>::new(spec);
+    let mut loss_grad = |w: &[f64], rows: std::ops::Range<usize>| {
+        let (mut tape, mut deltas) = (Tape::default(), Vec::new());
+        mlp.loss_and_grad(w, &x[2 * rows.start..2 * rows.end], &y[rows], &mut tape, &mut deltas)
+    };
+    let (f, g) = loss_grad(&w, 0..8);
+    let norm = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>().sqrt();
+    let per_sample_sq: f64 = (0..8).map(|i| norm(&loss_grad(&w, i..i + 1).1).powi(2)).sum::<f64>() / 8.0;
+    let trace_v = per_sample_sq - norm(&g).powi(2);
+    let up: Vec<f64> = w.iter().zip(&g).map(|(a, b)| a + 0.1 * b / (norm(&g) + 1e-12)).collect();
+    let sharpness = loss_grad(&up, 0..8).0 - f;
+    let n = w.len();
+    let h = 1e-5;
+    let mut hess = vec![vec![0.0; n]; n];
+    for j in 0..n {
+        let (mut a, mut b) = (w.clone(), w.clone());
+        a[j] += h;
+        b[j] -= h;
+        let (ga, gb) = (loss_grad(&a, 0..8).1, loss_grad(&b, 0..8).1);
+        for i in 0..n {
+            hess[i][j] = (ga[i] - gb[i]) / (2.0 * h);
+        }
     }
+    for i in 0..n {
+        for j in 0..i {
+            let v = 0.5 * (hess[i][j] + hess[j][i]);
+            (hess[i][j], hess[j][i]) = (v, v);
+        }
+    }
+    let trace_h: f64 = (0..n).map(|i| hess[i][i]).sum();
+    let off_sq: f64 = (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| hess[i][j].powi(2)).sum();
+    let mut eig = jacobi_eigenvalues(hess);
+    eig.sort_by(|a, b| b.total_cmp(a));
+    let got = |k: &str| m[k].as_f64().unwrap();
+    assert!((got("loss") - f).abs() <= 1e-12, "loss {} vs {f}", got("loss"));
+    assert!((got("sharpness") - sharpness).abs() <= 1e-12, "S_ρ {} vs {sharpness}", got("sharpness"));
+    assert!((got("trace_v") - trace_v).abs() <= 1e-10 * trace_v.abs().max(1.0), "tr V {} vs {trace_v}", got("trace_v"));
+    // Power iteration stops at a relative change of 1e-3.
+    for (k, want) in eig.iter().take(2).enumerate() {
+        assert!((top[k] - want).abs() <= 1e-2 * want.abs().max(1e-3), "eigenvalue {k}: {} vs {want} (spectrum {eig:?})", top[k]);
+    }
+    // Hutchinson with 50 Rademacher probes: standard deviation √(2·Σ_{i≠j} H_ij² / 50).
+    let sd = (2.0 * off_sq / 50.0).sqrt();
+    assert!((got("trace_h") - trace_h).abs() <= 5.0 * sd + 1e-9, "tr H {} vs {trace_h} (sd {sd})", got("trace_h"));
+}
+
+/// Eigenvalues of a symmetric matrix by cyclic Jacobi rotations.
+fn jacobi_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
+    let n = a.len();
+    for _sweep in 0..100 {
+        let off: f64 = (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| a[i][j].powi(2)).sum();
+        if off < 1e-24 {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                if a[p][q].abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let (c, s) = (1.0 / (t * t + 1.0).sqrt(), t / (t * t + 1.0).sqrt());
+                for k in 0..n {
+                    let (akp, akq) = (a[k][p], a[k][q]);
+                    a[k][p] = c * akp - s * akq;
+                    a[k][q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p][k], a[q][k]);
+                    a[p][k] = c * apk - s * aqk;
+                    a[q][k] = s * apk + c * aqk;
+                }
+            }
+        }
+    }
+    (0..n).map(|i| a[i][i]).collect()
 }
 
 #[test]
@@ -165,16 +236,23 @@ fn landscape_around_given_params_with_the_line_to_other_params() {
     let (p1, p2, t, out) = (tmp("l-p1.json"), tmp("l-p2.json"), tmp("l-t.json"), tmp("l-out.json"));
     ok(&["train", "--quiet", "--dataset", "circles", "--hidden", "6", "--epochs", "2", "--optimizer", "sgd", "--out", s(&t), "--save-params", s(&p1)]);
     ok(&["train", "--quiet", "--dataset", "circles", "--hidden", "6", "--epochs", "2", "--optimizer", "sam", "--out", s(&t), "--save-params", s(&p2)]);
-    ok(&["landscape", "--dataset", "circles", "--params", s(&p1), "--line-to", s(&p2), "--line-points", "5", "--grid", "5", "--out", s(&out)]);
+    ok(&["landscape", "--dataset", "circles", "--params", s(&p1), "--line-to", s(&p2), "--line-points", "7", "--grid", "5", "--out", s(&out)]);
     let doc = read_json(&out);
     assert!(doc["trained"].is_null());
     assert!(doc["landscape"]["trajectory"].as_array().unwrap().is_empty());
     let line = &doc["line"]["line"];
-    assert_eq!(floats(&line["t"]), vec![-0.25, 0.125, 0.5, 0.875, 1.25]);
+    let t = floats(&line["t"]);
+    assert!(t.iter().zip([-0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25]).all(|(a, b)| (a - b).abs() < 1e-12), "{t:?}");
     let centre = doc["landscape"]["centre"]["loss"].as_f64().unwrap();
-    // t = 0 is not on this 5-point line; the grid centre is the loss at p1.
-    assert!(floats(&line["loss"]).iter().all(|l| l.is_finite() && *l > 0.0));
     assert!((doc["landscape"]["grid"]["loss"][2][2].as_f64().unwrap() - centre).abs() < 1e-12);
+    // t = 0 is p1 itself (the grid's centre) and t = 1 is p2: the loss there is p2's own.
+    let loss = floats(&line["loss"]);
+    assert!((loss[1] - centre).abs() < 1e-12, "line at t = 0: {} vs the loss at p1 {centre}", loss[1]);
+    let (out2, _) = (tmp("l-out2.json"), ());
+    ok(&["landscape", "--dataset", "circles", "--params", s(&p2), "--grid", "3", "--out", s(&out2)]);
+    let at_p2 = read_json(&out2)["landscape"]["centre"]["loss"].as_f64().unwrap();
+    assert!((loss[5] - at_p2).abs() < 1e-12, "line at t = 1: {} vs the loss at p2 {at_p2}", loss[5]);
+    assert!(loss.iter().all(|l| l.is_finite() && *l > 0.0));
 }
 
 #[test]

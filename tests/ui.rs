@@ -258,3 +258,30 @@ fn stop_and_preset_switches_leave_no_experiment_run_behind() {
     h.get_by_label_contains("stopped the experiment after");
     h.get_by_label("Run label-noise");
 }
+
+/// A run that diverges stops with its message in the runs panel; the other run trains on.
+#[test]
+fn a_diverging_run_is_stopped_with_a_message_and_the_other_goes_on() {
+    let mut state = Preset::MoonsSgdVsSam.state();
+    state.runs[0].optimizer.lr = 10.0;
+    state.runs[0].optimizer.momentum = 0.99;
+    state.runs[0].optimizer.weight_decay = 0.5;
+    state.runs[1].steps = Some(1_000_000);
+    let mut app = app_with(MemoryPlatform::with_hash(&state.to_hash()));
+    app.train = true;
+    let mut h = harness(app);
+    let diverged = |h: &Harness<'static, SamLabApp>| matches!(h.state().lab.runs[0].status(), Some(samlab::run::RunStatus::Diverged(_)));
+    for _ in 0..2000 {
+        if diverged(&h) {
+            break;
+        }
+        h.run_steps(1);
+    }
+    assert!(diverged(&h), "run 1 did not diverge: {:?}", h.state().lab.runs[0].status());
+    h.run_steps(2);
+    h.get_by_label_contains("stopped: diverged at step");
+    let (stopped, other) = (h.state().lab.runs[0].completed(), h.state().lab.runs[1].completed());
+    h.run_steps(3);
+    assert_eq!(h.state().lab.runs[0].completed(), stopped);
+    assert!(h.state().lab.runs[1].completed() > other, "the other run stopped too");
+}
