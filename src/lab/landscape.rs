@@ -218,22 +218,25 @@ impl LandscapeJob {
 mod tests {
     use crate::engine::EngineChoice;
     use crate::lab::{Lab, Preset};
+    use super::{CpuEvaluator, EvalSet, LossEvaluator, Shape, spec_for};
     use web_time::Duration;
 
     #[test]
     fn a_grid_carries_the_runs_trajectory_projected_onto_its_plane() {
         let mut lab = Lab::new(Preset::MoonsSgdVsSam.state(), EngineChoice::default());
         // Train a few evaluations' worth, so that snapshots exist.
-        while lab.runs[1].completed() < 60 {
+        for _ in 0..100_000 {
+            if lab.runs[1].completed() >= 60 {
+                break;
+            }
             lab.tick();
         }
+        assert!(lab.runs[1].completed() >= 60, "the run did not reach 60 steps");
         lab.set_all_playing(false);
         let snapshots = lab.runs[1].run.as_ref().unwrap().snapshots.len();
         assert!(snapshots >= 2, "{snapshots} snapshots");
         lab.start_landscape(1, None);
-        while !lab.landscape.as_ref().unwrap().view.is_complete() {
-            lab.tick();
-        }
+        finish_landscape(&mut lab);
         let v = &lab.landscape.as_ref().unwrap().view;
         assert_eq!(v.trajectory.len(), snapshots);
         assert_eq!(v.trajectory[0].step, 0);
@@ -271,11 +274,34 @@ mod tests {
             lab.step_once(1);
         }
         lab.start_landscape(0, Some(1));
-        while !lab.landscape.as_ref().unwrap().view.is_complete() {
-            lab.tick();
-        }
+        finish_landscape(&mut lab);
         let v = &lab.landscape.as_ref().unwrap().view;
         assert_eq!(v.loss.len(), super::LINE_POINTS);
         assert!(v.loss.iter().all(|l| l.is_finite()));
+        // t runs from −0.25 to 1.25 in steps of 0.05: t = 0 is point 5 (run 1's weights), t = 1
+        // point 25 (run 2's). Their losses on the same evaluation subset, computed apart:
+        let Shape::Line { t, .. } = &v.shape else { panic!("not a line") };
+        assert!(t[5].abs() < 1e-12 && (t[25] - 1.0).abs() < 1e-12, "{t:?}");
+        let data = lab.data.clone().unwrap();
+        let set = EvalSet::from_train(&data, super::EVAL_SAMPLES, lab.runs[0].run.as_ref().unwrap().config.seed);
+        let spec = spec_for(&lab.runs[0].run.as_ref().unwrap().config, &data);
+        let mut ev = CpuEvaluator::<f32>::from_eval_set(spec, &set).unwrap();
+        for (k, i) in [(5, 0), (25, 1)] {
+            let w = lab.runs[i].run.as_mut().unwrap().params_blocking().unwrap();
+            let want = ev.evaluate(&[w]).unwrap()[0].loss;
+            assert!((v.loss[k] - want).abs() <= 1e-5 * want, "line point {k}: {} vs run {}'s loss {want}", v.loss[k], i + 1);
+        }
+        assert!(lab.runs[0].completed() == 0 && lab.runs[1].completed() == 20, "the two ends are different weights");
+    }
+
+    /// Ticks until the landscape is complete (at most 100,000 frames).
+    fn finish_landscape(lab: &mut Lab) {
+        for _ in 0..100_000 {
+            if lab.landscape.as_ref().unwrap().view.is_complete() {
+                return;
+            }
+            lab.tick();
+        }
+        panic!("the landscape did not complete in 100,000 frames");
     }
 }

@@ -601,9 +601,7 @@ mod tests {
         );
         // A single step while paused arrives a few frames later.
         lab.set_all_playing(false);
-        while lab.runs.iter().any(|r| r.run.as_ref().unwrap().is_busy()) {
-            lab.tick();
-        }
+        tick_until(&mut lab, 100_000, "the submissions in flight", |lab| lab.runs.iter().all(|r| !r.run.as_ref().unwrap().is_busy()));
         let before = lab.runs[0].completed();
         lab.step_once(0);
         let start = Instant::now();
