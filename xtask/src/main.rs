@@ -149,14 +149,23 @@ fn gzip9_size(path: &Path) -> Result<u64> {
     Ok(out.stdout.len() as u64)
 }
 
-/// The wasm-opt to use: `SAMLAB_WASM_OPT`, else npm's binaryen in web/tests (installed by
-/// `npm install` there), else the one on the PATH.
+/// The wasm-opt to use: `SAMLAB_WASM_OPT`, else npm's binaryen in web/tests (`npm install`
+/// there when it is missing), else the one on the PATH (Debian's binaryen 108 produces a
+/// module Chromium rejects: a warning says so).
 fn wasm_opt_program() -> PathBuf {
     if let Ok(p) = std::env::var("SAMLAB_WASM_OPT") {
         return PathBuf::from(p);
     }
-    let npm = root().join("web/tests/node_modules/.bin/wasm-opt");
-    if npm.exists() { npm } else { PathBuf::from("wasm-opt") }
+    let tests = root().join("web/tests");
+    let npm = tests.join("node_modules/.bin/wasm-opt");
+    if !npm.exists() {
+        let _ = run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent"]).current_dir(&tests));
+    }
+    if npm.exists() {
+        return npm;
+    }
+    eprintln!("xtask: warning: npm's binaryen is missing from web/tests; using the wasm-opt on the PATH (binaryen 108 breaks the module)");
+    PathBuf::from("wasm-opt")
 }
 
 /// `wasm-opt -Oz` in place, with the features rustc's wasm32 target emits (SIMD included).
