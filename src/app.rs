@@ -6,19 +6,23 @@
 //! return commands), apply the commands, mirror the state into the URL hash (browser) and the
 //! status into the page, and ask for the next frame while anything trains.
 
-use crate::lab::experiments::ExperimentJob;
 use crate::engine::EngineChoice;
+use crate::lab::experiments::ExperimentJob;
+use crate::lab::state::{Layout, Link, Panel, View};
 use crate::lab::{Lab, LabState, Preset};
+pub use crate::platform::RendererInfo;
 use crate::platform::{self, Platform, StatusReport};
 use crate::ui::data_view::DataPanel;
 use crate::ui::experiments::ExperimentsPanel;
+use crate::ui::files::FilesMenu;
 use crate::ui::landscape::LandscapePanel;
 use crate::ui::plots::{MetricsPanel, XAxis};
 use crate::ui::runs::RunsPanel;
 use crate::ui::settings::{RunSettingsPanel, SharedPanel};
-use crate::ui::status::{FrameCounter, Message, StatusBar};
+use crate::ui::status::{FrameCounter, FrameTimes, Message, StatusBar};
 use crate::ui::{Command, fmt_num};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use web_time::Duration;
 
@@ -26,6 +30,9 @@ use web_time::Duration;
 pub const STORAGE_KEY: &str = "samlab_settings";
 /// How often a run's data view (decision surface, hardest samples) is recomputed.
 const VIEW_REFRESH: Duration = Duration::from_millis(500);
+/// Below this width (points: a phone) the side panel folds behind a button instead of
+/// squeezing the plots.
+const NARROW: f32 = 720.0;
 
 /// What persists between sessions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,58 +66,6 @@ impl Settings {
     }
 }
 
-/// The renderer's adapter, as eframe reports it (read through eframe's render state: the app
-/// names no wgpu type; only `engine::gpu` does).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RendererInfo {
-    pub adapter: String,
-    /// "WebGPU", "WebGL2", "Vulkan", "Metal", …
-    pub backend: String,
-}
-
-impl RendererInfo {
-    /// `platform` is `Platform::name()`: a GL backend in the browser is WebGL2.
-    pub fn from_render_state(rs: &eframe::egui_wgpu::RenderState, platform: &str) -> Self {
-        let info = rs.adapter.get_info();
-        let backend = match format!("{:?}", info.backend).as_str() {
-            "BrowserWebGpu" => "WebGPU".to_string(),
-            "Gl" if platform == "browser" => "WebGL2".to_string(),
-            b => b.to_string(),
-        };
-        // Browsers often hide the adapter's name (WebGPU privacy): fall back to what they tell.
-        let kind = match format!("{:?}", info.device_type).as_str() {
-            "Cpu" => "software",
-            "DiscreteGpu" => "discrete GPU",
-            "IntegratedGpu" => "integrated GPU",
-            "VirtualGpu" => "virtual GPU",
-            _ => "unknown",
-        };
-        let adapter = [&info.name, &info.driver, &info.driver_info]
-            .into_iter()
-            .find(|s| !s.trim().is_empty())
-            .cloned()
-            .unwrap_or_else(|| format!("{kind} adapter (name hidden)"));
-        Self { adapter, backend }
-    }
-
-    pub fn describe(&self) -> String {
-        format!("{} ({})", self.adapter, self.backend)
-    }
-
-    /// The engine factory on the renderer's device: the GPU engine where the device can
-    /// compute (`GpuContext::from_device` checks), the CPU engine otherwise, with the reason.
-    pub fn engine_choice(rs: Option<&eframe::egui_wgpu::RenderState>, platform: &str) -> EngineChoice {
-        let Some(rs) = rs else { return EngineChoice::cpu("no GPU renderer") };
-        let r = Self::from_render_state(rs, platform);
-        let caps = rs.adapter.get_downlevel_capabilities();
-        match crate::engine::gpu::GpuContext::from_device(rs.device.clone(), rs.queue.clone(), rs.adapter.get_info(), &caps) {
-            Ok(ctx) => EngineChoice::with_gpu(ctx),
-            Err(_) if r.backend == "WebGL2" => EngineChoice::cpu("no WebGPU in this browser (renderer WebGL2, no compute shaders): CPU fallback"),
-            Err(e) => EngineChoice::cpu(format!("{e}: CPU fallback")),
-        }
-    }
-}
-
 /// A PNG export waiting for its screenshot.
 struct PendingPng {
     name: String,
@@ -138,6 +93,12 @@ pub struct SamLabApp {
     pub experiment: Option<ExperimentJob>,
     /// The central area shows the Experiments view instead of the lab's plots.
     pub show_experiments: bool,
+    /// Panels a link (or the File menu) hid; a button in the top bar brings them back.
+    pub hidden: BTreeSet<Panel>,
+    /// On a narrow screen: the runs and settings show instead of the plots.
+    side_open: bool,
+    /// How long SAM lab's own code took per frame (the browser test reads the worst).
+    frame_times: FrameTimes,
     pending_png: Option<PendingPng>,
     paste: String,
     last_hash: String,
@@ -151,12 +112,16 @@ pub struct SamLabApp {
 impl SamLabApp {
     /// Called by eframe once at start: the renderer's adapter, the stored session, the URL.
     pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
-        let platform = platform::current();
-        let renderer = cc.wgpu_render_state.as_ref().map(|rs| RendererInfo::from_render_state(rs, platform.name()));
-        let engine = RendererInfo::engine_choice(cc.wgpu_render_state.as_ref(), platform.name());
+        let name = platform::current().name();
+        let renderer = cc.wgpu_render_state.as_ref().map(|rs| RendererInfo::from_render_state(rs, name));
+        Self::with_renderer(cc, renderer, RendererInfo::engine_choice(cc.wgpu_render_state.as_ref(), name))
+    }
+
+    /// As `new`, with the renderer and the engine factory given (the browser's WebGL2 renderer has no wgpu device).
+    pub fn with_renderer(cc: &eframe::CreationContext<'_>, renderer: Option<RendererInfo>, engine: EngineChoice) -> Self {
         let stored = cc.storage.and_then(|s| s.get_string(STORAGE_KEY));
         crate::ui::install_fonts(&cc.egui_ctx);
-        let mut app = Self::with(platform, stored.as_deref(), renderer, engine);
+        let mut app = Self::with(platform::current(), stored.as_deref(), renderer, engine);
         app.fonts_installed = true;
         app
     }
@@ -175,12 +140,18 @@ impl SamLabApp {
                 Err(e) => messages.push(Message::error(format!("ignored the saved session ({e}); opened the defaults"))),
             }
         }
+        let mut layout = Layout::default();
         if let Some(hash) = platform.url_hash() {
-            match LabState::from_hash(&hash) {
-                Ok(Some((state, notes))) => {
-                    settings.lab = state;
-                    messages.push(Message::info("opened the settings from the link"));
-                    messages.extend(notes.into_iter().map(|n| Message::error(format!("link: {n}"))));
+            match Link::parse(&hash) {
+                Ok(Some(link)) => {
+                    if let Some(state) = link.state {
+                        settings.lab = state;
+                        messages.push(Message::info("opened the settings from the link"));
+                    } else if let Some(engine) = link.engine {
+                        settings.lab.shared.backend = engine;
+                    }
+                    layout = link.layout;
+                    messages.extend(link.notes.into_iter().map(Message::error));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -207,7 +178,10 @@ impl SamLabApp {
             status_bar: StatusBar,
             experiments_panel: ExperimentsPanel::default(),
             experiment: None,
-            show_experiments: false,
+            show_experiments: layout.view == View::Experiments,
+            hidden: layout.hidden,
+            side_open: false,
+            frame_times: FrameTimes::default(),
             pending_png: None,
             paste: String::new(),
             last_hash: String::new(),
@@ -234,12 +208,17 @@ impl SamLabApp {
         if !force && self.last_hash_write.is_some_and(|t| now.duration_since(t) < Duration::from_millis(300)) {
             return;
         }
-        let hash = self.lab.state.to_hash();
+        let hash = Link::hash(&self.lab.state, &self.layout());
         if hash != self.last_hash {
             self.platform.set_url_hash(&hash);
             self.last_hash = hash;
             self.last_hash_write = Some(now);
         }
+    }
+
+    /// The page's layout as links carry it.
+    pub fn layout(&self) -> Layout {
+        Layout { hidden: self.hidden.clone(), view: if self.show_experiments { View::Experiments } else { View::Lab } }
     }
 
     fn renderer_text(&self) -> String {
@@ -253,7 +232,14 @@ impl SamLabApp {
             crate::ui::install_fonts(ui.ctx());
             self.fonts_installed = true;
         }
+        let frame_start = web_time::Instant::now();
+        self.platform.frame_begin();
         self.frames.tick();
+        // The browser downloads the MNIST file after the app starts: a lab waiting for it rebuilds.
+        let waits = self.lab.data_error.as_deref().is_some_and(|e| e.contains("mnist5k is still downloading"));
+        if waits && crate::data::mnist5k_available() {
+            self.lab.rebuild_all()
+        }
         if self.train {
             self.lab.tick();
             self.lab.refresh_views(VIEW_REFRESH);
@@ -264,18 +250,34 @@ impl SamLabApp {
         self.settings.selected = self.settings.selected.min(self.lab.runs.len().saturating_sub(1));
         let selected = self.settings.selected;
 
+        let narrow = ui.available_width() < NARROW;
+        let side = !(self.hidden.contains(&Panel::Runs) && self.hidden.contains(&Panel::Settings));
+        let side_in_center = narrow && side && self.side_open;
         egui::Panel::top("top").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.heading("SAM lab");
-                ui.menu_button("File", |ui| self.files_ui(ui, &mut commands)).response.on_hover_text("Save, load, share, export");
-                ui.separator();
-                ui.label("Presets:");
-                for p in Preset::ALL {
-                    let current = self.lab.state.preset == Some(p);
-                    if ui.selectable_label(current, p.title()).on_hover_text(p.describe()).clicked() {
-                        commands.push(Command::Preset(p));
+                let layout = self.layout();
+                crate::ui::layout_controls_ui(ui, narrow && side, &mut self.side_open, &layout, &mut commands);
+                if self.hidden.contains(&Panel::Presets) {
+                    if let Some(p) = self.lab.state.preset {
+                        ui.label(egui::RichText::new(p.title()).strong());
                     }
+                    return;
                 }
+                ui.menu_button("File", |ui| {
+                    let layout = self.layout();
+                    let menu = FilesMenu {
+                        can_load_files: self.platform.can_load_files(),
+                        file_path: &mut self.settings.file_path,
+                        paste: &mut self.paste,
+                        layout: &layout,
+                    };
+                    menu.ui(ui, &mut commands);
+                })
+                .response
+                .on_hover_text("Save, load, share, export");
+                ui.separator();
+                crate::ui::presets_ui(ui, self.lab.state.preset, narrow, &mut commands);
                 ui.separator();
                 ui.selectable_value(&mut self.show_experiments, false, "Lab").on_hover_text("The runs side by side: data, plots, landscape");
                 ui.selectable_value(&mut self.show_experiments, true, "Experiments")
@@ -291,28 +293,23 @@ impl SamLabApp {
                 }
             });
         });
-        egui::Panel::bottom("status").show(ui, |ui| {
-            let fps = self.frames.fps;
-            let renderer = self.renderer_text();
-            self.status_bar.ui(ui, &self.lab, fps, &renderer, self.settings.budget_ms, &self.messages, &mut commands);
-        });
-        egui::Panel::left("side").default_size(340.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                ui.heading("Runs");
-                self.runs_panel.ui(ui, &self.lab, selected, &mut commands);
-                ui.separator();
-                egui::CollapsingHeader::new("Data, model and seed (shared)").default_open(true).show(ui, |ui| {
-                    self.shared_panel.ui(ui, &self.lab, &mut commands);
-                });
-                if let Some(r) = self.lab.runs.get(selected) {
-                    let title = format!("Settings of run {}", crate::ui::run_name(selected, &r.spec));
-                    egui::CollapsingHeader::new(title).id_salt("run_settings").default_open(true).show(ui, |ui| {
-                        self.run_panel.ui(ui, &self.lab, selected, &mut commands);
-                    });
-                }
+        if !self.hidden.contains(&Panel::Status) {
+            egui::Panel::bottom("status").show(ui, |ui| {
+                let fps = self.frames.fps;
+                let renderer = self.renderer_text();
+                self.status_bar.ui(ui, &self.lab, fps, &renderer, self.settings.budget_ms, &self.messages, &mut commands);
             });
-        });
+        }
+        if side && !narrow {
+            egui::Panel::left("side").default_size(340.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.side_ui(ui, selected, &mut commands));
+            });
+        }
         egui::CentralPanel::default().show(ui, |ui| {
+            if side_in_center {
+                egui::ScrollArea::vertical().id_salt("side_scroll").auto_shrink([false, false]).show(ui, |ui| self.side_ui(ui, selected, &mut commands));
+                return;
+            }
             if self.show_experiments {
                 let engine = self.lab.engine.describe();
                 egui::ScrollArea::vertical().id_salt("experiments_scroll").auto_shrink([false, false]).show(ui, |ui| {
@@ -345,6 +342,8 @@ impl SamLabApp {
         self.finish_png(ui.ctx());
         self.sync_url(false);
         self.report();
+        self.frame_times.add(frame_start.elapsed());
+        self.platform.frame_end();
         if self.lab.is_training() || self.experiment.as_ref().is_some_and(ExperimentJob::is_running) {
             ui.ctx().request_repaint();
         } else {
@@ -352,48 +351,26 @@ impl SamLabApp {
         }
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<Command>) {
-        if self.platform.can_load_files() {
-            ui.horizontal(|ui| {
-                ui.label("Path");
-                ui.add(egui::TextEdit::singleline(&mut self.settings.file_path).desired_width(180.0))
-                    .accessible_name("Path")
-                    .on_hover_text("A JSON file in the working directory (or an absolute path)");
-            });
-            ui.horizontal(|ui| {
-                if ui.button("Save config").on_hover_text("Write every run's settings, the seed and the preset as JSON").clicked() {
-                    out.push(Command::SaveConfig);
-                }
-                if ui.button("Load config").on_hover_text("Read the settings from the file (a lab file, or one run's config from `samlab train`)").clicked() {
-                    out.push(Command::LoadConfig);
-                }
-            });
-        } else {
-            if ui.button("Download config").on_hover_text("Every run's settings, the seed and the preset as JSON").clicked() {
-                out.push(Command::SaveConfig);
-            }
-            ui.label("Paste a saved config:");
-            ui.add(egui::TextEdit::multiline(&mut self.paste).desired_rows(3).desired_width(f32::INFINITY)).accessible_name("Pasted config");
-            if ui.button("Load pasted config").clicked() {
-                out.push(Command::LoadConfig);
-            }
+    /// The runs and their settings (the side panel, or the whole area on a narrow screen),
+    /// without the parts a link hid.
+    fn side_ui(&mut self, ui: &mut egui::Ui, selected: usize, commands: &mut Vec<Command>) {
+        if !self.hidden.contains(&Panel::Runs) {
+            ui.heading("Runs");
+            self.runs_panel.ui(ui, &self.lab, selected, commands);
+            ui.separator();
         }
-        ui.horizontal(|ui| {
-            if ui.button("Export metrics JSON").on_hover_text("Every run's config, status and history").clicked() {
-                out.push(Command::ExportJson);
-            }
-            if ui.button("Export metrics CSV").on_hover_text("One row per run and evaluation").clicked() {
-                out.push(Command::ExportCsv);
-            }
+        if self.hidden.contains(&Panel::Settings) {
+            return;
+        }
+        egui::CollapsingHeader::new("Data, model and seed (shared)").default_open(true).show(ui, |ui| {
+            self.shared_panel.ui(ui, &self.lab, commands);
         });
-        if ui
-            .button("Share link")
-            .on_hover_text("The whole state in the URL (browser); on the desktop, the link fragment to paste after the page's address")
-            .clicked()
-        {
-            out.push(Command::ShareLink);
+        if let Some(r) = self.lab.runs.get(selected) {
+            let title = format!("Settings of run {}", crate::ui::run_name(selected, &r.spec));
+            egui::CollapsingHeader::new(title).id_salt("run_settings").default_open(true).show(ui, |ui| {
+                self.run_panel.ui(ui, &self.lab, selected, commands);
+            });
         }
-        ui.label(egui::RichText::new("Every plot has a PNG button.").weak());
     }
 
     /// Applies one command (the only place the lab, the files and the URL change).
@@ -476,12 +453,22 @@ impl SamLabApp {
                 })));
                 self.pending_png = Some(PendingPng { name, rect, image });
             }
+            Command::SetHidden(set) => self.hidden = set,
+            Command::ShareTeachingLink => {
+                self.sync_url(true);
+                let hash = Link::hash(&self.lab.state, &self.layout());
+                let link = format!("{}#{hash}", self.platform.page_address().unwrap_or_default());
+                ctx.copy_text(link.clone());
+                let what =
+                    if self.lab.state.unchanged_preset().is_some() { "teaching link" } else { "link (the lab differs from its preset: it travels whole)" };
+                self.say(Message::info(format!("copied the {what}: {}", link.chars().take(100).collect::<String>())));
+            }
             Command::ShareLink => {
                 self.sync_url(true);
                 if self.platform.name() == "browser" {
                     self.say(Message::info("the page's address now holds the whole lab: copy it from the address bar"));
                 } else {
-                    let hash = self.lab.state.to_hash();
+                    let hash = Link::hash(&self.lab.state, &self.layout());
                     ctx.copy_text(format!("#{hash}"));
                     self.say(Message::info(format!(
                         "copied the link fragment #{}… ({} characters): append it to the web app's address",
@@ -570,25 +557,11 @@ impl SamLabApp {
         let name = p.name.clone();
         let rect = p.rect;
         self.pending_png = None;
-        let ppp = ctx.pixels_per_point();
-        let [w, h] = image.size;
-        let x0 = ((rect.min.x * ppp).floor().max(0.0) as usize).min(w);
-        let y0 = ((rect.min.y * ppp).floor().max(0.0) as usize).min(h);
-        let x1 = ((rect.max.x * ppp).ceil().max(0.0) as usize).min(w);
-        let y1 = ((rect.max.y * ppp).ceil().max(0.0) as usize).min(h);
-        if x1 <= x0 || y1 <= y0 {
+        let Some((w, h, rgba)) = crate::ui::crop_screenshot(&image, rect, ctx.pixels_per_point()) else {
             return self.say(Message::error(format!("cannot export {name}: it is off screen")));
-        }
-        let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
-        for y in y0..y1 {
-            for px in &image.pixels[y * w + x0..y * w + x1] {
-                rgba.extend_from_slice(&px.to_srgba_unmultiplied());
-            }
-        }
-        let png = platform::encode_png(x1 - x0, y1 - y0, &rgba);
-        let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-        let slug = slug.split('-').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-");
-        self.save(&format!("samlab-{slug}.png"), &png, "image/png", "plot");
+        };
+        let png = platform::encode_png(w, h, &rgba);
+        self.save(&format!("samlab-{}.png", crate::ui::slug(&name)), &png, "image/png", "plot");
     }
 
     fn report(&mut self) {
@@ -605,6 +578,10 @@ impl SamLabApp {
             fps: self.frames.fps,
             steps_per_s: self.lab.throughput.steps_per_s,
             messages: self.messages.iter().map(|m| m.text.clone()).collect(),
+            preset: self.lab.state.preset.map_or("", Preset::name).to_string(),
+            view: self.layout().view.name().to_string(),
+            hidden: self.layout().hidden_names(),
+            worst_frame_ms: self.frame_times.worst_ms,
         };
         self.platform.report_status(&status);
     }

@@ -2,6 +2,7 @@
 //! RW-SAM) and measure why they differ. See ARCHITECTURE.md for the map of the code.
 
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod engine;

@@ -1,6 +1,10 @@
 //! The two embedded handwritten-digit sets (assets/, see assets/DATA.md for attribution) and a
 //! strict CSV reader for them and for user files: one sample a row, integer or decimal features,
 //! the class label last.
+//!
+//! The MNIST subset (1.1 MB) is embedded unless the build leaves it out (`--no-default-features`:
+//! the web build, whose page downloads `mnist_5k.csv.gz` beside the module after the app starts
+//! and hands it over through `provide_mnist5k`).
 
 use super::RawData;
 use crate::error::Error;
@@ -8,7 +12,30 @@ use flate2::read::GzDecoder;
 use std::io::Read;
 
 static DIGITS_GZ: &[u8] = include_bytes!("../../assets/digits.csv.gz");
+#[cfg(feature = "embedded-mnist")]
 static MNIST5K_GZ: &[u8] = include_bytes!("../../assets/mnist_5k.csv.gz");
+/// The MNIST file handed over at run time (gzip, or the CSV text a server already decoded).
+static MNIST5K_PROVIDED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Hands over `mnist_5k.csv.gz` (a build without the embedded copy); the first one stays.
+pub fn provide_mnist5k(bytes: Vec<u8>) {
+    let _ = MNIST5K_PROVIDED.set(bytes);
+}
+
+/// Whether `mnist5k()` can load now.
+pub fn mnist5k_available() -> bool {
+    cfg!(feature = "embedded-mnist") || MNIST5K_PROVIDED.get().is_some()
+}
+
+fn mnist5k_bytes() -> Result<&'static [u8], Error> {
+    #[cfg(feature = "embedded-mnist")]
+    let embedded: Option<&'static [u8]> = Some(MNIST5K_GZ);
+    #[cfg(not(feature = "embedded-mnist"))]
+    let embedded: Option<&'static [u8]> = None;
+    embedded
+        .or_else(|| MNIST5K_PROVIDED.get().map(Vec::as_slice))
+        .ok_or_else(|| Error::Data("mnist5k is still downloading (mnist_5k.csv.gz, 1.1 MB); it loads by itself once here".into()))
+}
 
 /// Parsed CSV samples.
 #[derive(Clone, Debug)]
@@ -26,7 +53,7 @@ pub fn digits() -> Result<RawData, Error> {
 
 /// 5000 MNIST images of 28×28 pixels with values 0..255.
 pub fn mnist5k() -> Result<RawData, Error> {
-    let set = parse_csv(&gunzip(MNIST5K_GZ, "mnist_5k.csv.gz")?, "mnist_5k.csv.gz")?;
+    let set = parse_csv(&gunzip(mnist5k_bytes()?, "mnist_5k.csv.gz")?, "mnist_5k.csv.gz")?;
     image_raw(set, 784, 10, 255.0, (28, 28), 0.2)
 }
 
@@ -48,7 +75,12 @@ fn image_raw(set: ImageSet, features: usize, classes: u32, max: f32, shape: (usi
     })
 }
 
+/// Decompresses gzip; text without the gzip magic is taken as it is (a web server may have
+/// decoded the file on the way).
 fn gunzip(bytes: &[u8], name: &str) -> Result<String, Error> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return String::from_utf8(bytes.to_vec()).map_err(|_| Error::Data(format!("{name}: neither gzip nor text")));
+    }
     let mut text = String::new();
     GzDecoder::new(bytes).read_to_string(&mut text).map_err(|e| Error::Data(format!("{name}: cannot decompress: {e}")))?;
     Ok(text)

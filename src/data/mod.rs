@@ -4,6 +4,7 @@
 //! Architecture invariant: `data` knows nothing of models, optimizers, wgpu or egui.
 
 mod images;
+pub use images::{mnist5k_available, provide_mnist5k};
 mod toys;
 
 pub use images::{ImageSet, parse_csv};

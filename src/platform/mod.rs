@@ -11,6 +11,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
+mod renderer;
 #[cfg(target_arch = "wasm32")]
 mod web;
 
@@ -19,6 +20,7 @@ pub use native::NativePlatform;
 #[cfg(target_arch = "wasm32")]
 pub use web::{CANVAS_ID, WebPlatform};
 
+pub use renderer::RendererInfo;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -33,6 +35,14 @@ pub struct StatusReport {
     pub steps_per_s: f64,
     /// Messages shown to the user (ignored settings, errors).
     pub messages: Vec<String>,
+    /// The preset the lab is (its link name), or empty once changed.
+    pub preset: String,
+    /// "lab" or "experiments".
+    pub view: String,
+    /// The panels a link hid, comma separated ("runs,settings").
+    pub hidden: String,
+    /// The longest a frame has spent in SAM lab's own code, in milliseconds.
+    pub worst_frame_ms: f64,
 }
 
 pub trait Platform {
@@ -50,6 +60,14 @@ pub trait Platform {
     fn set_url_hash(&self, hash: &str);
     /// Mirrors the status where automation can read it.
     fn report_status(&self, status: &StatusReport);
+    /// The page's address without its hash (browser), for links to copy.
+    fn page_address(&self) -> Option<String> {
+        None
+    }
+    /// Marks the start and the end of SAM lab's own work in a frame (the browser's
+    /// performance timeline: a `samlab-frame` measure per frame).
+    fn frame_begin(&self) {}
+    fn frame_end(&self) {}
 }
 
 /// Whether `Worker`s run on background threads (desktop) or inline (browser).

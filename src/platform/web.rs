@@ -7,6 +7,14 @@ use wasm_bindgen::{JsCast, JsValue};
 /// The id of the canvas in web/index.html.
 pub const CANVAS_ID: &str = "samlab_canvas";
 
+/// The performance timeline's names for SAM lab's work in a frame.
+const FRAME: &str = "samlab-frame";
+const FRAME_START: &str = "samlab-frame-start";
+
+fn performance() -> Option<web_sys::Performance> {
+    web_sys::window()?.performance()
+}
+
 #[derive(Default)]
 pub struct WebPlatform;
 
@@ -65,6 +73,28 @@ impl Platform for WebPlatform {
         }
     }
 
+    fn page_address(&self) -> Option<String> {
+        let href = web_sys::window()?.location().href().ok()?;
+        Some(href.split('#').next().unwrap_or_default().to_string())
+    }
+
+    fn frame_begin(&self) {
+        if let Some(p) = performance() {
+            let _ = p.mark(FRAME_START);
+        }
+    }
+
+    /// A `samlab-frame` measure from the start mark; the timeline keeps at most a few
+    /// thousand of them (an observer sees every one).
+    fn frame_end(&self) {
+        let Some(p) = performance() else { return };
+        if p.get_entries_by_name(FRAME).length() > 5000 {
+            p.clear_measures_with_measure_name(FRAME);
+        }
+        let _ = p.measure_with_start_mark(FRAME, FRAME_START);
+        p.clear_marks_with_mark_name(FRAME_START);
+    }
+
     fn report_status(&self, status: &StatusReport) {
         let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
         if let Some(canvas) = document.get_element_by_id(CANVAS_ID) {
@@ -73,6 +103,10 @@ impl Platform for WebPlatform {
             let _ = canvas.set_attribute("data-engine", &status.engine);
             let _ = canvas.set_attribute("data-renderer", &status.renderer);
             let _ = canvas.set_attribute("data-messages", &status.messages.join(" | "));
+            let _ = canvas.set_attribute("data-preset", &status.preset);
+            let _ = canvas.set_attribute("data-view", &status.view);
+            let _ = canvas.set_attribute("data-hidden", &status.hidden);
+            let _ = canvas.set_attribute("data-worst-frame-ms", &format!("{:.1}", status.worst_frame_ms));
             let _ = canvas.set_attribute("data-ready", "1");
         }
         document.set_title(&format!("SAM lab — {} steps", status.steps));

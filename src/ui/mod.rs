@@ -6,6 +6,7 @@
 
 pub mod data_view;
 pub mod experiments;
+pub mod files;
 pub mod help;
 pub mod landscape;
 pub mod plots;
@@ -61,6 +62,10 @@ pub enum Command {
     ExportPng(String, egui::Rect),
     /// Write the settings into the URL (browser) or show the link text (desktop).
     ShareLink,
+    /// Hide exactly these panels (the teaching link's choice; the others show).
+    SetHidden(std::collections::BTreeSet<crate::lab::state::Panel>),
+    /// Write the readable teaching link into the URL and copy it.
+    ShareTeachingLink,
     DismissMessages,
     /// Run an experiment live: (experiment, seeds, quick).
     StartExperiment(crate::experiments::Experiment, usize, bool),
@@ -83,6 +88,59 @@ pub const PALETTE: [Color32; 8] = [
 
 pub fn run_color(spec: &RunSpec) -> Color32 {
     PALETTE[spec.color % PALETTE.len()]
+}
+
+/// The layout's controls in the top bar: on a narrow screen, the switch between the plots and
+/// the runs with their settings; when a link hid panels, the button that brings them back.
+pub fn layout_controls_ui(ui: &mut egui::Ui, fold_side: bool, side_open: &mut bool, layout: &crate::lab::state::Layout, out: &mut Vec<Command>) {
+    if fold_side {
+        let text = if *side_open { "✕ Plots" } else { "☰ Runs & settings" };
+        ui.toggle_value(side_open, text).on_hover_text("The runs and their settings, instead of the plots");
+    }
+    if !layout.hidden.is_empty() && ui.button("Show all panels").on_hover_text(format!("Hidden by the link: {}", layout.hidden_names())).clicked() {
+        out.push(Command::SetHidden(Default::default()));
+    }
+}
+
+/// The presets: a row of buttons, or a drop-down on a narrow screen.
+pub fn presets_ui(ui: &mut egui::Ui, current: Option<Preset>, narrow: bool, out: &mut Vec<Command>) {
+    ui.label("Presets:");
+    let mut item = |ui: &mut egui::Ui, p: Preset| {
+        if ui.selectable_label(current == Some(p), p.title()).on_hover_text(p.describe()).clicked() {
+            out.push(Command::Preset(p));
+        }
+    };
+    if narrow {
+        egui::ComboBox::from_id_salt("preset_combo").selected_text(current.map_or("(changed)", Preset::title)).show_ui(ui, |ui| {
+            Preset::ALL.into_iter().for_each(|p| item(ui, p));
+        });
+    } else {
+        Preset::ALL.into_iter().for_each(|p| item(ui, p));
+    }
+}
+
+/// The part of a screenshot under `rect` (points) as unmultiplied sRGBA: (width, height,
+/// pixels), or `None` when it is off screen.
+pub fn crop_screenshot(image: &egui::ColorImage, rect: egui::Rect, pixels_per_point: f32) -> Option<(usize, usize, Vec<u8>)> {
+    let [w, h] = image.size;
+    let at = |v: f32, max: usize, up: bool| ((if up { (v * pixels_per_point).ceil() } else { (v * pixels_per_point).floor() }).max(0.0) as usize).min(max);
+    let (x0, y0, x1, y1) = (at(rect.min.x, w, false), at(rect.min.y, h, false), at(rect.max.x, w, true), at(rect.max.y, h, true));
+    if x1 <= x0 || y1 <= y0 {
+        return None;
+    }
+    let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
+    for y in y0..y1 {
+        for px in &image.pixels[y * w + x0..y * w + x1] {
+            rgba.extend_from_slice(&px.to_srgba_unmultiplied());
+        }
+    }
+    Some((x1 - x0, y1 - y0, rgba))
+}
+
+/// "Test accuracy (%)" → "test-accuracy", for file names.
+pub fn slug(name: &str) -> String {
+    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    s.split('-').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-")
 }
 
 /// "2. SAM": the run's number and label, as used by rows, legends and plots.

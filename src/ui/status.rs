@@ -44,6 +44,28 @@ impl FrameCounter {
     }
 }
 
+/// How long SAM lab's own code took per frame: the last frame and the worst one since the
+/// lab opened (the first frames, which build the fonts and the first data views, are left out).
+#[derive(Clone, Debug, Default)]
+pub struct FrameTimes {
+    frames: u64,
+    pub last_ms: f64,
+    pub worst_ms: f64,
+}
+
+impl FrameTimes {
+    /// Frames not counted in `worst_ms`.
+    pub const WARM_UP: u64 = 3;
+
+    pub fn add(&mut self, took: web_time::Duration) {
+        self.frames += 1;
+        self.last_ms = took.as_secs_f64() * 1e3;
+        if self.frames > Self::WARM_UP {
+            self.worst_ms = self.worst_ms.max(self.last_ms);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct StatusBar;
 

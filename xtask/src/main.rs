@@ -1,10 +1,13 @@
 //! Project tasks:
 //! - `cargo xtask test`: every test — `cargo test --workspace` (native, GPU on lavapipe, UI
 //!   snapshots), then the web build, the browser test (headless Chromium through Playwright,
-//!   with and without WebGPU) the desktop smoke test (Xvfb) and the cluster test (Slurm);
+//!   with and without WebGPU, every WGSL entry point through Chromium's compiler) the desktop
+//!   smoke test (Xvfb) and the cluster test (Slurm);
 //! - `cargo xtask cluster-test`: sweeps as Slurm job arrays on a one-node cluster it starts
 //!   (munged, slurmctld, slurmd must be installed; see cluster.rs);
-//! - `cargo xtask web`: build the browser bundle into `dist/`;
+//! - `cargo xtask web`: build the browser bundle into `dist/` (size-optimised: the `web`
+//!   profile, then `wasm-opt -Oz`; prints raw and gzip -9 sizes and fails above
+//!   `WASM_GZIP_LIMIT`);
 //! - `cargo xtask serve [PORT]`: serve `dist/` on 127.0.0.1 (default port 8080).
 //!
 //! `SAMLAB_SKIP_CLUSTER=1` / `SAMLAB_SKIP_BROWSER=1` / `SAMLAB_SKIP_DESKTOP=1` skip the cluster /
@@ -115,19 +118,91 @@ fn update_screenshots() -> Result<()> {
     Ok(())
 }
 
-/// The browser bundle: the library for wasm32, its JS bindings, and the static page.
+/// The most samlab_bg.wasm may weigh compressed with gzip -9 (what a visitor downloads from a
+/// host that compresses): `cargo xtask web` and the browser test fail above it.
+const WASM_GZIP_LIMIT: u64 = 2_000_000;
+
+/// The static files of the page, copied from web/ into dist/ as they are.
+const WEB_FILES: [&str; 4] = ["index.html", "bench.html", "loader.js", "favicon.svg"];
+
+/// The browser bundle: the library for wasm32 (`web` profile, without the embedded MNIST file,
+/// which the page downloads beside it), its JS bindings, `wasm-opt -Oz`, the static page.
+/// Writes dist/size.json and fails when the module is over `WASM_GZIP_LIMIT` gzipped.
 fn web() -> Result<()> {
     let root = root();
-    run(cargo().args(["build", "--release", "--lib", "--target", "wasm32-unknown-unknown"]))?;
+    run(cargo().args(["build", "--profile", "web", "--lib", "--target", "wasm32-unknown-unknown", "--no-default-features"]))?;
     let dist = root.join("dist");
     std::fs::create_dir_all(&dist)?;
     let target_dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
-    let wasm = target_dir.join("wasm32-unknown-unknown/release/samlab.wasm");
+    let wasm = target_dir.join("wasm32-unknown-unknown/web/samlab.wasm");
     run(Command::new("wasm-bindgen").args(["--target", "web", "--no-typescript", "--out-dir"]).arg(&dist).arg(&wasm).current_dir(&root))
         .context("wasm-bindgen failed; install it with `cargo install wasm-bindgen-cli --version =0.2.130` (the version in Cargo.lock)")?;
-    std::fs::copy(root.join("web/index.html"), dist.join("index.html")).context("copying web/index.html")?;
-    let size = std::fs::metadata(dist.join("samlab_bg.wasm")).map(|m| m.len()).unwrap_or(0);
-    eprintln!("xtask: web bundle in {} ({:.1} MB of wasm); serve it with `cargo xtask serve`", dist.display(), size as f64 / 1e6);
+    let module = dist.join("samlab_bg.wasm");
+    let bound = file_size(&module)?;
+    wasm_opt(&module)?;
+    for f in WEB_FILES {
+        std::fs::copy(root.join("web").join(f), dist.join(f)).with_context(|| format!("copying web/{f}"))?;
+    }
+    std::fs::copy(root.join("assets/mnist_5k.csv.gz"), dist.join("mnist_5k.csv.gz")).context("copying assets/mnist_5k.csv.gz")?;
+    let (raw, gz) = (file_size(&module)?, gzip9_size(&module)?);
+    let js = gzip9_size(&dist.join("samlab.js"))?;
+    std::fs::write(dist.join("size.json"), format!("{{\"wasm_raw\": {raw}, \"wasm_gzip9\": {gz}, \"wasm_gzip9_limit\": {WASM_GZIP_LIMIT}, \"js_gzip9\": {js}}}\n"))?;
+    let mb = |b: u64| b as f64 / 1e6;
+    eprintln!(
+        "xtask: web bundle in {}: samlab_bg.wasm {:.2} MB raw ({:.2} MB before wasm-opt), {:.2} MB gzip -9 (limit {:.2}); samlab.js {:.0} kB gzip -9",
+        dist.display(),
+        mb(raw),
+        mb(bound),
+        mb(gz),
+        mb(WASM_GZIP_LIMIT),
+        js as f64 / 1e3
+    );
+    if gz > WASM_GZIP_LIMIT {
+        bail!("samlab_bg.wasm is {:.2} MB gzip -9, over the {:.2} MB limit", mb(gz), mb(WASM_GZIP_LIMIT));
+    }
+    eprintln!("xtask: serve it with `cargo xtask serve`");
+    Ok(())
+}
+
+fn file_size(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path).with_context(|| format!("{} is missing", path.display()))?.len())
+}
+
+/// Bytes of `gzip -9` of the file.
+fn gzip9_size(path: &Path) -> Result<u64> {
+    let out = Command::new("gzip").args(["-9", "-c"]).arg(path).output().context("cannot run gzip")?;
+    if !out.status.success() {
+        bail!("gzip -9 {} failed", path.display());
+    }
+    Ok(out.stdout.len() as u64)
+}
+
+/// The wasm-opt to use: `SAMLAB_WASM_OPT`, else npm's binaryen in web/tests (`npm install`
+/// there when it is missing), else the one on the PATH (Debian's binaryen 108 produces a
+/// module Chromium rejects: a warning says so).
+fn wasm_opt_program() -> PathBuf {
+    if let Ok(p) = std::env::var("SAMLAB_WASM_OPT") {
+        return PathBuf::from(p);
+    }
+    let tests = root().join("web/tests");
+    let npm = tests.join("node_modules/.bin/wasm-opt");
+    if !npm.exists() {
+        let _ = run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent"]).current_dir(&tests));
+    }
+    if npm.exists() {
+        return npm;
+    }
+    eprintln!("xtask: warning: npm's binaryen is missing from web/tests; using the wasm-opt on the PATH (binaryen 108 breaks the module)");
+    PathBuf::from("wasm-opt")
+}
+
+/// `wasm-opt -Oz` in place, with the features rustc's wasm32 target emits (SIMD included).
+fn wasm_opt(module: &Path) -> Result<()> {
+    let opt = module.with_extension("opt.wasm");
+    let features = ["--enable-simd", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue"];
+    run(Command::new(wasm_opt_program()).arg("-Oz").args(features).arg(module).arg("-o").arg(&opt))
+        .context("wasm-opt failed; install binaryen (`apt-get install binaryen`, or `npm install` in web/tests)")?;
+    std::fs::rename(&opt, module)?;
     Ok(())
 }
 

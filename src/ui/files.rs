@@ -1,0 +1,84 @@
+//! The File menu: save and load the lab (a file on the desktop, a download and a paste box in
+//! the browser), export metrics, share the lab as a link, and the teaching link: which panels
+//! the link hides, and the link itself.
+
+use super::Command;
+use crate::lab::state::{Layout, Panel};
+
+/// What the menu edits in place (text fields) besides the commands it returns.
+pub struct FilesMenu<'a> {
+    /// The desktop can read files (a path field) or not (the browser: a paste box).
+    pub can_load_files: bool,
+    pub file_path: &'a mut String,
+    pub paste: &'a mut String,
+    pub layout: &'a Layout,
+}
+
+impl FilesMenu<'_> {
+    pub fn ui(self, ui: &mut egui::Ui, out: &mut Vec<Command>) {
+        if self.can_load_files {
+            ui.horizontal(|ui| {
+                ui.label("Path");
+                ui.add(egui::TextEdit::singleline(self.file_path).desired_width(180.0))
+                    .accessible_name("Path")
+                    .on_hover_text("A JSON file in the working directory (or an absolute path)");
+            });
+            ui.horizontal(|ui| {
+                if ui.button("Save config").on_hover_text("Write every run's settings, the seed and the preset as JSON").clicked() {
+                    out.push(Command::SaveConfig);
+                }
+                if ui.button("Load config").on_hover_text("Read the settings from the file (a lab file, or one run's config from `samlab train`)").clicked() {
+                    out.push(Command::LoadConfig);
+                }
+            });
+        } else {
+            if ui.button("Download config").on_hover_text("Every run's settings, the seed and the preset as JSON").clicked() {
+                out.push(Command::SaveConfig);
+            }
+            ui.label("Paste a saved config:");
+            ui.add(egui::TextEdit::multiline(self.paste).desired_rows(3).desired_width(f32::INFINITY)).accessible_name("Pasted config");
+            if ui.button("Load pasted config").clicked() {
+                out.push(Command::LoadConfig);
+            }
+        }
+        ui.horizontal(|ui| {
+            if ui.button("Export metrics JSON").on_hover_text("Every run's config, status and history").clicked() {
+                out.push(Command::ExportJson);
+            }
+            if ui.button("Export metrics CSV").on_hover_text("One row per run and evaluation").clicked() {
+                out.push(Command::ExportCsv);
+            }
+        });
+        if ui
+            .button("Share link")
+            .on_hover_text("The whole state in the URL (browser); on the desktop, the link fragment to paste after the page's address")
+            .clicked()
+        {
+            out.push(Command::ShareLink);
+        }
+        ui.separator();
+        ui.label("Teaching link: the panels it hides");
+        ui.horizontal_wrapped(|ui| {
+            for p in Panel::ALL {
+                let mut hidden = self.layout.hidden.contains(&p);
+                if ui.checkbox(&mut hidden, p.name()).on_hover_text("Hidden on this page and in the link (a button brings it back)").changed() {
+                    let mut set = self.layout.hidden.clone();
+                    if hidden {
+                        set.insert(p);
+                    } else {
+                        set.remove(&p);
+                    }
+                    out.push(Command::SetHidden(set));
+                }
+            }
+        });
+        if ui
+            .button("Share as teaching link")
+            .on_hover_text("A short, readable link (preset=…&hide=…&view=…) that opens this preset with these panels hidden; a changed lab travels whole")
+            .clicked()
+        {
+            out.push(Command::ShareTeachingLink);
+        }
+        ui.label(egui::RichText::new("Every plot has a PNG button.").weak());
+    }
+}
