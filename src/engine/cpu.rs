@@ -1,6 +1,12 @@
 //! The CPU engine: the reference arithmetic of `step.rs` behind the asynchronous `Engine`
 //! interface. `CpuEngine<f32>` is the run-time engine (and the browser's fallback);
 //! `CpuEngine<f64>` is the reference the GPU engine is tested against.
+//!
+//! Steps run inside `submit`. An evaluation of the full train and test sets (thousands of rows on
+//! mnist5k) runs in blocks of `EVAL_BLOCK` rows, a few milliseconds of blocks per `poll`, so in the
+//! browser, where the engine shares the UI thread, no frame spends long on it; requests submitted
+//! meanwhile wait behind it in order. `finish` completes everything. The blocks change nothing:
+//! every row's loss is computed the same way whichever block it falls in.
 
 use super::step::{StepInput, Workspace, sam_family_step};
 use super::{Engine, Request, Response};
@@ -8,9 +14,23 @@ use crate::config::{NormEstimator, OptimizerConfig, OptimizerKind, RunConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{Mlp, MlpSpec, Real};
+use crate::model::mlp::Evaluation;
 use crate::rng;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use web_time::{Duration, Instant};
+
+/// Rows per evaluation block.
+pub const EVAL_BLOCK: usize = 64;
+/// Evaluation time per `poll` (at least one block).
+const EVAL_SLICE: Duration = Duration::from_millis(4);
+
+/// An evaluation in progress: rows done so far, train set first.
+struct EvalJob {
+    step: u64,
+    train: Evaluation,
+    test: Evaluation,
+}
 
 pub struct CpuEngine<T: Real> {
     mlp: Mlp<T>,
@@ -26,6 +46,9 @@ pub struct CpuEngine<T: Real> {
     y: Vec<u32>,
     probe: Vec<T>,
     done: VecDeque<Response>,
+    eval: Option<EvalJob>,
+    /// Requests submitted while an evaluation runs, in order.
+    queued: VecDeque<Request>,
 }
 
 use crate::setup::spec_for;
@@ -51,6 +74,8 @@ impl<T: Real> CpuEngine<T> {
             y: Vec::new(),
             probe: Vec::new(),
             done: VecDeque::new(),
+            eval: None,
+            queued: VecDeque::new(),
         })
     }
 
@@ -88,12 +113,42 @@ impl<T: Real> CpuEngine<T> {
     }
 }
 
-impl<T: Real> Engine for CpuEngine<T> {
-    fn describe(&self) -> String {
-        format!("CPU ({})", std::any::type_name::<T>())
+impl<T: Real> CpuEngine<T> {
+    /// Works on the evaluation in progress until `until` (at least one block, unless `until` is
+    /// `None`: to the end), then on the requests queued behind it.
+    fn advance(&mut self, until: Option<Instant>) {
+        let (n_train, n_test) = (self.data.train_y.len(), self.data.test_y.len());
+        let nf = self.data.n_features;
+        let mut first = true;
+        while let Some(job) = &mut self.eval {
+            if !first && until.is_some_and(|t| Instant::now() >= t) {
+                return;
+            }
+            first = false;
+            let (set_x, set_y, out) = if job.train.losses.len() < n_train {
+                (&self.train_x, &self.data.train_y, &mut job.train)
+            } else {
+                (&self.test_x, &self.data.test_y, &mut job.test)
+            };
+            let done = out.losses.len();
+            let end = (done + EVAL_BLOCK).min(set_y.len());
+            if end > done {
+                let part = self.mlp.evaluate(&self.params, &set_x[done * nf..end * nf], &set_y[done..end]);
+                out.losses.extend(part.losses);
+                out.predictions.extend(part.predictions);
+            }
+            if job.train.losses.len() >= n_train && job.test.losses.len() >= n_test {
+                let job = self.eval.take().expect("an evaluation in progress");
+                self.done.push_back(Response::Evaluated { step: job.step, train: job.train, test: job.test });
+                while self.eval.is_none() {
+                    let Some(next) = self.queued.pop_front() else { break };
+                    self.handle(next);
+                }
+            }
+        }
     }
 
-    fn submit(&mut self, request: Request) -> Result<()> {
+    fn handle(&mut self, request: Request) {
         match request {
             Request::Steps(plans) => {
                 for plan in plans {
@@ -105,25 +160,36 @@ impl<T: Real> Engine for CpuEngine<T> {
                     }
                 }
             }
-            Request::Evaluate { step } => {
-                let train = self.mlp.evaluate(&self.params, &self.train_x, &self.data.train_y);
-                let test = self.mlp.evaluate(&self.params, &self.test_x, &self.data.test_y);
-                self.done.push_back(Response::Evaluated { step, train, test });
-            }
+            Request::Evaluate { step } => self.eval = Some(EvalJob { step, train: Evaluation::default(), test: Evaluation::default() }),
             Request::ReadParams { tag } => {
                 let params = self.params.iter().map(|v| v.f64() as f32).collect();
                 self.done.push_back(Response::Params { tag, params });
             }
         }
+    }
+}
+
+impl<T: Real> Engine for CpuEngine<T> {
+    fn describe(&self) -> String {
+        format!("CPU ({})", std::any::type_name::<T>())
+    }
+
+    fn submit(&mut self, request: Request) -> Result<()> {
+        if self.eval.is_some() {
+            self.queued.push_back(request);
+        } else {
+            self.handle(request);
+        }
         Ok(())
     }
 
     fn poll(&mut self) -> Result<Vec<Response>> {
+        self.advance(Some(Instant::now() + EVAL_SLICE));
         Ok(self.done.drain(..).collect())
     }
 
     fn in_flight(&self) -> usize {
-        self.done.len()
+        self.done.len() + usize::from(self.eval.is_some()) + self.queued.len()
     }
 
     fn set_params(&mut self, params: &[f32]) -> Result<()> {
@@ -138,6 +204,43 @@ impl<T: Real> Engine for CpuEngine<T> {
     }
 
     fn finish(&mut self) -> Result<Vec<Response>> {
-        self.poll()
+        self.advance(None);
+        Ok(self.done.drain(..).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatasetName;
+    use crate::engine::ParamsTag;
+
+    /// Evaluated in blocks over several polls, with requests queued behind it in order, the
+    /// evaluation equals one pass over each whole set, bit for bit.
+    #[test]
+    fn an_evaluation_in_blocks_equals_one_pass() {
+        for name in [DatasetName::Digits, DatasetName::Moons] {
+            let mut cfg = RunConfig::default();
+            cfg.dataset.name = name;
+            let data = Arc::new(Dataset::load(&cfg.dataset, 0).unwrap());
+            let init = spec_for(&cfg, &data).init(0);
+            let mut e = CpuEngine::<f32>::new(&cfg, data.clone(), &init).unwrap();
+            let whole_train = e.mlp.evaluate(&e.params, &e.train_x, &data.train_y);
+            let whole_test = e.mlp.evaluate(&e.params, &e.test_x, &data.test_y);
+            e.submit(Request::Evaluate { step: 0 }).unwrap();
+            e.submit(Request::ReadParams { tag: ParamsTag::Blocking }).unwrap();
+            let mut got = Vec::new();
+            for _ in 0..100_000 {
+                if got.len() == 2 {
+                    break;
+                }
+                got.extend(e.poll().unwrap());
+            }
+            assert_eq!(e.in_flight(), 0);
+            let [Response::Evaluated { train, test, .. }, Response::Params { .. }] = &got[..] else { panic!("{got:?}") };
+            assert_eq!((&train.losses, &train.predictions), (&whole_train.losses, &whole_train.predictions), "{name:?} train");
+            assert_eq!((&test.losses, &test.predictions), (&whole_test.losses, &whole_test.predictions), "{name:?} test");
+            assert!(data.train_y.len() > EVAL_BLOCK, "the set spans several blocks");
+        }
     }
 }

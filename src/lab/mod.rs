@@ -360,7 +360,9 @@ impl Lab {
             r.step_target = Some(r.step_target.unwrap_or(before).max(before) + 1);
             return;
         }
-        for _ in 0..4 {
+        // The evaluation due before the step may take several polls (the CPU engine evaluates in
+        // blocks); each poll advances it, so this ends.
+        for _ in 0..100_000 {
             if run.is_done() || run.completed_steps() > before {
                 break;
             }
