@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 pub const MAX_RUNS: usize = 6;
 /// Format of `LabState` (JSON files, stored settings and the URL hash); bumped on a change of meaning.
 pub const LAB_VERSION: u32 = 1;
+/// Memory the runs of a lab may hold together (weights, momentum, gradients, the engines'
+/// working copies and the landscape snapshots), estimated by `run_bytes`.
+pub const LAB_MEMORY_BUDGET: u64 = 4 << 30;
+/// Longest URL hash or lab file read (a link of six runs is a few kB).
+pub const MAX_LAB_TEXT: usize = 1 << 20;
 /// Prefix of the URL hash, with the format version.
 pub const HASH_PREFIX: &str = "v1:";
 
@@ -115,7 +120,7 @@ impl LabState {
         if version != LAB_VERSION as u64 {
             return Err(Error::invalid("version", version, format!("{LAB_VERSION} (the format this build reads)")));
         }
-        let state: LabState = serde_json::from_value(value).map_err(|e| Error::json("lab settings", e))?;
+        let state: LabState = serde_path_to_error::deserialize(value).map_err(|e| crate::config::path_error("lab settings", e))?;
         state.checked()
     }
 
@@ -140,9 +145,52 @@ impl LabState {
             }
         });
         if self.runs.is_empty() {
-            return Err(Error::Data("no valid run".into()));
+            return Err(Error::Data(format!("runs: no valid run{}", notes.last().map_or(String::new(), |n| format!(" ({n})")))));
+        }
+        // The memory budget: runs are kept in order while their weights fit.
+        let mut used = 0u64;
+        let mut kept = Vec::new();
+        for r in std::mem::take(&mut self.runs) {
+            let bytes = run_bytes(&r.config(&shared));
+            if used + bytes <= LAB_MEMORY_BUDGET {
+                used += bytes;
+                kept.push(r);
+            } else {
+                notes.push(format!(
+                    "ignored run {}: hidden widths {:?} need about {} of weights, momentum, gradients and snapshots; {} of the lab's {} are left",
+                    r.label(),
+                    shared.model.hidden,
+                    mib(bytes),
+                    mib(LAB_MEMORY_BUDGET - used),
+                    mib(LAB_MEMORY_BUDGET)
+                ));
+            }
+        }
+        self.runs = kept;
+        if self.runs.is_empty() {
+            return Err(Error::invalid(
+                "shared.model.hidden",
+                format!("{:?}", shared.model.hidden),
+                format!("widths whose runs fit the lab's memory budget of {}: {}", mib(LAB_MEMORY_BUDGET), notes.last().map_or("", String::as_str)),
+            ));
         }
         Ok((self, notes))
+    }
+
+    /// Reads what the app opens from a file: a lab file, or else one run's config (the format
+    /// `samlab train --config` reads), which opens as a lab of that run.
+    pub fn open_text(text: &str) -> Result<(Self, Vec<String>)> {
+        match Self::from_json(text) {
+            Ok(opened) => Ok(opened),
+            Err(lab_err) => match RunConfig::from_json(text) {
+                Ok(cfg) => Self::from_run_config(&cfg).checked(),
+                // The error of the format the text looks like: a lab file has runs or shared settings.
+                Err(cfg_err) => {
+                    let looks_like_lab = serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.get("runs").is_some() || v.get("shared").is_some());
+                    Err(if looks_like_lab { lab_err } else { cfg_err })
+                }
+            },
+        }
     }
 
     /// "v1:" + base64url(JSON), for the URL hash (compact JSON).
@@ -164,6 +212,9 @@ impl LabState {
                 version.chars().take(12).collect::<String>()
             )));
         };
+        if payload.len() > MAX_LAB_TEXT {
+            return Err(Error::invalid("URL hash", format!("{} characters", payload.len()), format!("at most {MAX_LAB_TEXT} characters")));
+        }
         let bytes = base64url::decode(payload).ok_or_else(|| Error::Data("the URL hash is not valid base64url".into()))?;
         let text = String::from_utf8(bytes).map_err(|_| Error::Data("the URL hash is not UTF-8 text".into()))?;
         Self::from_json(&text).map(Some)
@@ -200,6 +251,34 @@ impl LabState {
         let shared = Shared { dataset: cfg.dataset.clone(), model: cfg.model.clone(), seed: cfg.seed, backend: cfg.backend };
         LabState { version: LAB_VERSION, preset: None, shared, runs: vec![spec] }
     }
+}
+
+/// Parameters of the network a config asks for (inputs and classes of its dataset).
+pub fn n_params(cfg: &RunConfig) -> u64 {
+    let (inputs, classes) = match cfg.dataset.name {
+        DatasetName::Digits => (64, 10),
+        DatasetName::Mnist5k => (784, 10),
+        DatasetName::Blobs => (2, 3),
+        _ => (2, 2),
+    };
+    let mut sizes = vec![inputs as u64];
+    sizes.extend(cfg.model.hidden.iter().map(|&w| w as u64));
+    sizes.push(classes);
+    sizes.windows(2).fold(0u64, |n, w| n.saturating_add(w[0].saturating_add(1).saturating_mul(w[1])))
+}
+
+/// The memory one run of the lab holds, estimated: f32 weights, momentum, gradient and
+/// perturbed weights plus a working copy (5 vectors), the landscape snapshots (at least 4,
+/// see `Lab`), and m-SAM's batch/m weight copies when a GPU may train it.
+pub fn run_bytes(cfg: &RunConfig) -> u64 {
+    let p = n_params(cfg);
+    let copies = if cfg.optimizer.kind.uses_m() && cfg.backend != Backend::Cpu { (cfg.batch / cfg.optimizer.m.max(1)) as u64 } else { 0 };
+    let snapshots = ((16u64 << 20) / (4 * p.max(1))).clamp(4, 64);
+    p.saturating_mul(4 * (5 + snapshots + copies))
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes >= 1 << 30 { format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64) } else { format!("{} MiB", bytes.div_ceil(1 << 20)) }
 }
 
 /// Sets m to the largest divisor of the batch that is ≤ m (m-SAM needs m | B).
@@ -394,6 +473,20 @@ mod tests {
         let lab = LabState::from_run_config(&cfg);
         assert_eq!(lab.runs.len(), 1);
         assert_eq!(lab.runs[0].config(&lab.shared), cfg);
+    }
+
+    #[test]
+    fn runs_beyond_the_memory_budget_are_named_and_dropped() {
+        let mut state = Preset::LabelNoise.state();
+        state.shared.model.hidden = vec![4096; 3];
+        state.runs = vec![RunSpec::default(); 6];
+        let (ok, notes) = LabState::from_json(&state.to_json()).unwrap();
+        assert!(ok.runs.len() < 6 && !ok.runs.is_empty(), "{}", ok.runs.len());
+        assert!(notes.iter().all(|n| n.contains("[4096, 4096, 4096]") && n.contains("GiB")), "{notes:?}");
+        state.shared.model.hidden = vec![4096; 8];
+        state.shared.dataset.name = DatasetName::Mnist5k;
+        let e = LabState::from_json(&state.to_json()).unwrap_err().to_string();
+        assert!(e.contains("shared.model.hidden") && e.contains("memory budget"), "{e}");
     }
 
     #[test]
