@@ -470,7 +470,9 @@ impl RunConfig {
             return Err(Error::invalid("batch", self.batch, format!("1..={} (the training set has {n_train} samples)", MAX_BATCH.min(n_train))));
         }
         let o = &self.optimizer;
-        positive("optimizer.lr", o.lr, 10.0)?;
+        if !(o.lr.is_finite() && (1e-30..=10.0).contains(&o.lr)) {
+            return Err(Error::invalid("optimizer.lr", o.lr, "1e-30 ≤ lr ≤ 10 (a smaller rate is 0 in f32)"));
+        }
         if !(0.0..1.0).contains(&o.momentum) {
             return Err(Error::invalid("optimizer.momentum", o.momentum, "0 ≤ momentum < 1"));
         }
@@ -530,10 +532,6 @@ fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
 
 fn in_range(field: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
     if v.is_finite() && v >= lo && v <= hi { Ok(()) } else { Err(Error::invalid(field, v, format!("{lo} ≤ value ≤ {hi}"))) }
-}
-
-fn positive(field: &str, v: f64, hi: f64) -> Result<()> {
-    if v.is_finite() && v > 0.0 && v <= hi { Ok(()) } else { Err(Error::invalid(field, v, format!("0 < value ≤ {hi}"))) }
 }
 
 #[cfg(test)]
