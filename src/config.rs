@@ -368,29 +368,57 @@ impl Default for RunConfig {
 pub const MAX_WIDTH: usize = 4096;
 pub const MAX_LAYERS: usize = 8;
 pub const MAX_BATCH: usize = 4096;
+/// Most steps of one run.
+pub const MAX_STEPS: u64 = 100_000_000;
 
 impl RunConfig {
+    /// Parses and validates a config (JSON text of a RunConfig).
     pub fn from_json(text: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::json("run config", e))?;
-        if !value.is_object() {
-            return Err(Error::Json { what: "run config".into(), message: "expected a JSON object {…}".into() });
-        }
-        let cfg: RunConfig = serde_json::from_value(value).map_err(|e| Error::json("run config", e))?;
+        let cfg = Self::parse_json(text, "run config")?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Parses a config without validating it (flags may still repair it: validate after them).
+    /// A type error names the field's path and the position: `optimizer.m: invalid type:
+    /// floating point `8.0`, expected usize at line 1 column 22`.
+    pub fn parse_json(text: &str, what: &str) -> Result<Self> {
+        if !text.trim_start().starts_with('{') {
+            // Syntax errors first (they carry their own position), then the shape.
+            serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| Error::json(what, e))?;
+            return Err(Error::Json { what: crate::error::path_shown(what), message: "expected a JSON object {…}".into() });
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let cfg: RunConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| path_error(what, e))?;
+        de.end().map_err(|e| Error::json(what, e))?;
+        Ok(cfg)
+    }
+
+    /// As `parse_json`, from a JSON value already parsed (the `config` field of a metrics file).
+    pub fn parse_value(value: serde_json::Value, what: &str) -> Result<Self> {
+        if !value.is_object() {
+            return Err(Error::Json { what: crate::error::path_shown(what), message: "expected a JSON object {…}".into() });
+        }
+        serde_path_to_error::deserialize(value).map_err(|e| path_error(what, e))
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a RunConfig always serialises")
     }
 
+    /// Number of samples (train + test) of this config's dataset.
+    pub fn n_samples(&self) -> usize {
+        match self.dataset.name {
+            DatasetName::Digits => 1797,
+            DatasetName::Mnist5k => 5000,
+            _ => self.dataset.samples,
+        }
+    }
+
     /// Number of training samples this config's dataset will have.
     pub fn n_train(&self) -> usize {
-        let (n, default_test) = match self.dataset.name {
-            DatasetName::Digits => (1797, 500.0 / 1797.0),
-            DatasetName::Mnist5k => (5000, 0.2),
-            _ => (self.dataset.samples, 0.2),
-        };
+        let n = self.n_samples();
+        let default_test = if self.dataset.name == DatasetName::Digits { 500.0 / 1797.0 } else { 0.2 };
         let test = (self.dataset.test_fraction.unwrap_or(default_test) * n as f64).round() as usize;
         n - test.min(n)
     }
@@ -421,6 +449,16 @@ impl RunConfig {
         {
             return Err(Error::invalid("dataset.test_fraction", t, "0 < fraction < 1"));
         }
+        let (n_all, n_train) = (self.n_samples(), self.n_train());
+        if n_train == 0 || n_train == n_all {
+            let t = d.test_fraction.map_or("the default".to_string(), |t| t.to_string());
+            let (lo, hi) = (0.5 / n_all as f64, 1.0 - 0.5 / n_all as f64);
+            return Err(Error::invalid(
+                "dataset.test_fraction",
+                t,
+                format!("{lo:.2e} < fraction < {hi:.6} so that the {n_all} samples leave at least one for training and one for testing"),
+            ));
+        }
         let h = &self.model.hidden;
         if h.is_empty() || h.len() > MAX_LAYERS {
             return Err(Error::invalid("model.hidden", format!("{h:?}"), format!("1 to {MAX_LAYERS} hidden widths, e.g. 128,128")));
@@ -428,12 +466,13 @@ impl RunConfig {
         if let Some(w) = h.iter().find(|&&w| w == 0 || w > MAX_WIDTH) {
             return Err(Error::invalid("model.hidden", w, format!("widths 1..={MAX_WIDTH}")));
         }
-        let n_train = self.n_train();
         if self.batch == 0 || self.batch > MAX_BATCH.min(n_train) {
             return Err(Error::invalid("batch", self.batch, format!("1..={} (the training set has {n_train} samples)", MAX_BATCH.min(n_train))));
         }
         let o = &self.optimizer;
-        positive("optimizer.lr", o.lr, 10.0)?;
+        if !(o.lr.is_finite() && (1e-30..=10.0).contains(&o.lr)) {
+            return Err(Error::invalid("optimizer.lr", o.lr, "1e-30 ≤ lr ≤ 10 (a smaller rate is 0 in f32)"));
+        }
         if !(0.0..1.0).contains(&o.momentum) {
             return Err(Error::invalid("optimizer.momentum", o.momentum, "0 ≤ momentum < 1"));
         }
@@ -442,10 +481,13 @@ impl RunConfig {
         if o.kind.uses_m() && (o.m == 0 || !self.batch.is_multiple_of(o.m)) {
             return Err(Error::invalid("optimizer.m", o.m, format!("a divisor of batch {}: {}", self.batch, divisor_list(self.batch))));
         }
-        positive("optimizer.xi", o.xi, 100.0)?;
+        // The engines compute in f32: a smaller ξ or δ underflows to 0 there (δ = 0 gives 0/0).
+        in_range("optimizer.xi", o.xi, 1e-30, 100.0).map_err(|_| Error::invalid("optimizer.xi", o.xi, "1e-30 ≤ ξ ≤ 100 (smaller vanishes in f32)"))?;
         let r = &o.rwsam;
         in_range("optimizer.rwsam.lambda", r.lambda, -1e4, 1e4)?;
-        positive("optimizer.rwsam.delta", r.delta, 1.0)?;
+        if !(r.delta.is_finite() && (1e-6..=1.0).contains(&r.delta)) {
+            return Err(Error::invalid("optimizer.rwsam.delta", r.delta, "1e-6 ≤ δ ≤ 1 (a smaller step vanishes in f32: w + δz rounds to w, the estimate to 0/0)"));
+        }
         if let Some(t) = r.target_ess
             && !(t > 0.0 && t <= 1.0)
         {
@@ -457,11 +499,22 @@ impl RunConfig {
         if self.steps == Some(0) {
             return Err(Error::invalid("steps", 0, "≥ 1"));
         }
-        if self.epochs > 100_000 || self.steps.is_some_and(|s| s > 100_000_000) {
-            return Err(Error::invalid("epochs", self.epochs, "at most 100000 epochs (or 1e8 steps)"));
+        if let Some(s) = self.steps.filter(|&s| s > MAX_STEPS) {
+            return Err(Error::invalid("steps", s, format!("1 ≤ steps ≤ {MAX_STEPS}")));
+        }
+        if self.epochs > 100_000 {
+            return Err(Error::invalid("epochs", self.epochs, "1 ≤ epochs ≤ 100000 (or set steps)"));
         }
         Ok(())
     }
+}
+
+/// A serde error with the path of the field it happened at ("optimizer.m: invalid type …").
+pub fn path_error(what: &str, e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let message = if path == "." || path.is_empty() { inner.to_string() } else { format!("{path}: {inner}") };
+    Error::Json { what: crate::error::path_shown(what), message: crate::error::one_line(&message) }
 }
 
 /// The divisors of n, for messages and the app's m selector.
@@ -479,10 +532,6 @@ fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
 
 fn in_range(field: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
     if v.is_finite() && v >= lo && v <= hi { Ok(()) } else { Err(Error::invalid(field, v, format!("{lo} ≤ value ≤ {hi}"))) }
-}
-
-fn positive(field: &str, v: f64, hi: f64) -> Result<()> {
-    if v.is_finite() && v > 0.0 && v <= hi { Ok(()) } else { Err(Error::invalid(field, v, format!("0 < value ≤ {hi}"))) }
 }
 
 #[cfg(test)]
@@ -521,6 +570,28 @@ mod tests {
             assert!(RunConfig::from_json(text).is_err(), "{text}");
         }
         assert_eq!(RunConfig::from_json(r#"{"seed": 3}"#).unwrap().seed, 3);
+    }
+
+    #[test]
+    fn a_type_error_names_the_field_path_and_position() {
+        let e = RunConfig::from_json("{\"optimizer\": {\"m\": 8.0}}").unwrap_err().to_string();
+        assert!(e.contains("optimizer.m") && e.contains("line 1 column"), "{e}");
+        let e = RunConfig::from_json("{\"batch\": \"x\\ny\"}").unwrap_err().to_string();
+        assert!(e.contains("batch") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn settings_that_would_give_nan_are_refused() {
+        let mut cfg = RunConfig::default();
+        cfg.dataset.test_fraction = Some(0.0001);
+        assert!(cfg.validate().unwrap_err().to_string().contains("dataset.test_fraction"));
+        cfg.dataset.test_fraction = Some(0.9999);
+        assert!(cfg.validate().unwrap_err().to_string().contains("dataset.test_fraction"));
+        let mut cfg = RunConfig::default();
+        cfg.optimizer.rwsam.delta = 1e-320;
+        assert!(cfg.validate().unwrap_err().to_string().contains("optimizer.rwsam.delta"));
+        let cfg = RunConfig { steps: Some(MAX_STEPS + 1), ..RunConfig::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("invalid steps"));
     }
 
     #[test]

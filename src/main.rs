@@ -3,9 +3,8 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    use clap::Parser;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = samlab::cli::Cli::parse();
+    let cli = samlab::cli::parse_args();
     if cli.command.is_none() {
         std::process::exit(desktop());
     }

@@ -45,18 +45,125 @@ pub struct EvalRecord {
     pub memorized: Option<f64>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+/// Most records a history keeps of each series (steps, evaluations, measurements); beyond it
+/// the series is decimated (see `History`).
+pub const HISTORY_CAP: usize = 10_000;
+/// Most measurements kept (each holds a curve and RW-SAM diagnostics).
+pub const MEASUREMENT_CAP: usize = 1_000;
+
+/// What a run recorded. Each series is bounded: when one holds more than its cap, every other
+/// record goes (those at multiples of twice its spacing in steps stay, starting at step 0),
+/// the spacing doubles and later records are kept only on that grid; the latest record is
+/// always kept as well. `decimated` then says so, with the spacings now in force.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct History {
     pub steps: Vec<StepRecord>,
     pub evals: Vec<EvalRecord>,
     /// Sharpness metrics every `measure_every` steps (see `metrics::Measurement`).
     #[serde(default)]
     pub measurements: Vec<crate::metrics::Measurement>,
+    /// Present when a series was decimated: how, and the spacing of what remains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimated: Option<Decimation>,
+    #[serde(skip)]
+    thin: [Thin; 3],
+    /// Evaluations recorded so far, decimated or not (the lab's "has a new evaluation").
+    #[serde(skip)]
+    evals_seen: u64,
+}
+
+/// The decimation of a history's series, as the JSON reports it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Decimation {
+    pub rule: String,
+    pub cap: usize,
+    /// Steps between kept step records (1: all kept).
+    pub steps_every: u64,
+    /// Steps between kept evaluations (0: all kept).
+    pub evals_every: u64,
+    /// Steps between kept measurements (0: all kept).
+    pub measurements_every: u64,
+}
+
+/// The thinning state of one series: the spacing in steps of kept records (0: all kept so
+/// far), and whether the last record is off that grid (kept only as the latest).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Thin {
+    every: u64,
+    off_grid: bool,
+}
+
+/// Appends `rec` to a series thinned by `thin` (see `History`).
+fn push_thinned<T>(v: &mut Vec<T>, rec: T, thin: &mut Thin, cap: usize, step_of: impl Fn(&T) -> u64) {
+    if thin.off_grid {
+        v.pop();
+    }
+    let step = step_of(&rec);
+    thin.off_grid = thin.every > 0 && !step.is_multiple_of(thin.every);
+    v.push(rec);
+    if v.len() > cap.max(4) {
+        // The spacing so far: the first gap (records start at step 0 on a regular grid).
+        let base = if thin.every == 0 { v.get(1).map_or(1, |r| step_of(r).saturating_sub(step_of(&v[0])).max(1)) } else { thin.every };
+        let every = base.saturating_mul(2);
+        let last = v.len() - 1;
+        let mut i = 0;
+        v.retain(|r| {
+            let keep = step_of(r).is_multiple_of(every) || i == last;
+            i += 1;
+            keep
+        });
+        thin.every = every;
+        thin.off_grid = v.last().is_some_and(|r| !step_of(r).is_multiple_of(every));
+    }
+}
+
+/// Equal when the records are (the thinning state is how they were kept, not what they are).
+impl PartialEq for History {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.steps, &self.evals, &self.measurements, &self.decimated) == (&other.steps, &other.evals, &other.measurements, &other.decimated)
+    }
 }
 
 impl History {
     pub fn last_eval(&self) -> Option<&EvalRecord> {
         self.evals.last()
+    }
+
+    /// Evaluations recorded since the start (more than `evals.len()` once decimated).
+    pub fn evals_seen(&self) -> u64 {
+        self.evals_seen
+    }
+
+    pub fn push_step(&mut self, rec: StepRecord) {
+        push_thinned(&mut self.steps, rec, &mut self.thin[0], HISTORY_CAP, |r| r.step);
+        self.note_decimation();
+    }
+
+    pub fn push_eval(&mut self, rec: EvalRecord) {
+        self.evals_seen += 1;
+        push_thinned(&mut self.evals, rec, &mut self.thin[1], HISTORY_CAP, |r| r.step);
+        self.note_decimation();
+    }
+
+    pub fn push_measurement(&mut self, m: crate::metrics::Measurement) {
+        push_thinned(&mut self.measurements, m, &mut self.thin[2], MEASUREMENT_CAP, |r| r.step);
+        self.note_decimation();
+    }
+
+    fn note_decimation(&mut self) {
+        if self.thin.iter().all(|t| t.every == 0) {
+            return;
+        }
+        self.decimated = Some(Decimation {
+            rule: format!(
+                "beyond {HISTORY_CAP} records of a series ({MEASUREMENT_CAP} measurements) every other record was dropped, repeatedly: \
+                 the records kept lie on a grid of the given spacing in steps, plus the latest"
+            ),
+            cap: HISTORY_CAP,
+            steps_every: self.thin[0].every.max(1),
+            evals_every: self.thin[1].every,
+            measurements_every: self.thin[2].every,
+        });
     }
 }
 
@@ -243,7 +350,7 @@ impl Run {
                 if !rec.train_loss.is_finite() && self.status == RunStatus::Running {
                     self.status = RunStatus::Diverged(Error::Diverged { step, what: "the training loss".into() }.to_string());
                 }
-                self.history.evals.push(rec);
+                self.history.push_eval(rec);
             }
             Response::Params { tag: ParamsTag::Measure(step), params } => self.record_measurement(step, &params),
             Response::Params { tag: ParamsTag::Snapshot(step), params } => self.record_snapshot(step, params),
@@ -288,7 +395,7 @@ impl Run {
         }
         let measurer = self.measurer.as_mut().expect("built above");
         match measurer.measure(step, params) {
-            Ok(m) => self.history.measurements.push(m),
+            Ok(m) => self.history.push_measurement(m),
             Err(e) => log::warn!("measurement at step {step} skipped: {e}"),
         }
     }
@@ -299,7 +406,7 @@ impl Run {
         if !report.loss.is_finite() && self.status == RunStatus::Running {
             self.status = RunStatus::Diverged(Error::Diverged { step, what: "the batch loss".into() }.to_string());
         }
-        self.history.steps.push(StepRecord {
+        self.history.push_step(StepRecord {
             step,
             lr: o.schedule.lr(o.lr, step, self.total),
             loss: report.loss,
@@ -413,6 +520,29 @@ mod tests {
         assert_eq!(Some(rw.ess), run.history.steps.last().unwrap().ess);
         run.reset().unwrap();
         assert!(run.last_rwsam.is_none());
+    }
+
+    #[test]
+    fn a_long_history_is_decimated_onto_a_grid_and_says_so() {
+        let mut h = History::default();
+        for step in 0..100_000u64 {
+            h.push_step(StepRecord { step, ..StepRecord::default() });
+            if step % 3 == 0 {
+                h.push_eval(EvalRecord { step, ..EvalRecord::default() });
+            }
+        }
+        h.push_eval(EvalRecord { step: 100_000, ..EvalRecord::default() });
+        assert!(h.steps.len() <= HISTORY_CAP && h.steps.len() > HISTORY_CAP / 2, "{}", h.steps.len());
+        let d = h.decimated.clone().expect("decimated");
+        assert_eq!(d.steps_every, 16);
+        assert!(h.steps.iter().take(h.steps.len() - 1).all(|r| r.step % 16 == 0));
+        assert_eq!(h.steps[0].step, 0);
+        assert_eq!(h.last_eval().unwrap().step, 100_000);
+        assert!(h.evals.len() <= HISTORY_CAP && d.evals_every == 12, "{d:?}");
+        assert_eq!(h.evals_seen(), 33_335);
+        let json = serde_json::to_value(&h).unwrap();
+        assert_eq!(json["decimated"]["steps_every"], 16);
+        assert!(serde_json::to_value(History::default()).unwrap().get("decimated").is_none());
     }
 
     #[test]

@@ -35,8 +35,9 @@ fn bench_times_each_optimizer_and_its_ratio_to_sgd() {
     for label in ["SGD", "SAM", "m-SAM"] {
         assert!(table.contains(label), "{table}");
     }
-    let rows = read_json(&json);
-    let rows = rows.as_array().unwrap();
+    let doc = read_json(&json);
+    assert_eq!(doc["samlab_version"], env!("CARGO_PKG_VERSION"));
+    let rows = doc["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
     for r in rows {
         assert!(r["median_ms"].as_f64().unwrap() > 0.0, "{r}");

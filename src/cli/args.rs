@@ -1,115 +1,110 @@
 //! Command-line flags that override a `RunConfig` (shared by train, compare, landscape, ...).
 
+use super::values;
 use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig, RwDescent, Schedule};
 use crate::error::{Error, Result};
 use crate::model::Activation;
 use clap::Args;
 
 /// Every field of RunConfig as an optional flag; unset flags keep the config file's (or the
-/// default) value.
+/// default) value. The file is read, the flags applied, and the result validated once.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ConfigArgs {
-    /// Start from this RunConfig JSON (flags override it).
-    #[arg(long, value_name = "run.json")]
+    /// Start from this RunConfig JSON (or a metrics file's `config`; at most 64 MiB); flags override it.
+    #[arg(long, value_name = "run.json", value_parser = values::path)]
     pub config: Option<String>,
-    /// moons, circles, spirals, xor, blobs, digits, mnist5k.
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Samples of a 2D toy dataset (train + test).
-    #[arg(long)]
+    #[arg(long, value_enum, ignore_case = true)]
+    pub dataset: Option<DatasetName>,
+    /// Samples of a 2D toy dataset (train + test), 20 to 100000.
+    #[arg(long, allow_hyphen_values = true, value_parser = values::size::<20, 100_000>)]
     pub samples: Option<usize>,
-    /// Input noise (standard deviation) of a 2D toy dataset.
-    #[arg(long, allow_negative_numbers = true)]
+    /// Input noise (standard deviation) of a 2D toy dataset, 0 to 2.
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub input_noise: Option<f64>,
-    /// Symmetric label noise: fraction of training labels replaced by a different class.
-    #[arg(long, allow_negative_numbers = true)]
+    /// Symmetric label noise: fraction of training labels replaced by a different class (0 ≤ noise < 1).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub noise: Option<f64>,
-    /// Hidden widths, comma-separated (e.g. 128,128).
-    #[arg(long)]
+    /// Share of the data held out for testing (default per dataset; it must leave one sample each side).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
+    pub test_fraction: Option<f64>,
+    /// Hidden widths, comma-separated (e.g. 128,128): 1 to 8 layers of 1 to 4096.
+    #[arg(long, allow_hyphen_values = true)]
     pub hidden: Option<String>,
-    /// relu, tanh, gelu.
-    #[arg(long)]
-    pub activation: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub activation: Option<Activation>,
     #[command(flatten)]
     pub optimizer: OptimizerArgs,
-    /// constant or cosine.
-    #[arg(long)]
-    pub schedule: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_enum, ignore_case = true)]
+    pub schedule: Option<Schedule>,
+    /// Batch size, 1 to 4096 (and at most the training set).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::size::<1, 4096>)]
     pub batch: Option<usize>,
-    #[arg(long)]
+    /// Epochs, 1 to 100000 (unless --steps).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::int::<0, 100_000>)]
     pub epochs: Option<u64>,
-    /// Train this many steps instead of whole epochs.
-    #[arg(long)]
+    /// Train this many steps instead of whole epochs (1 to 1e8).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::int::<1, { crate::config::MAX_STEPS }>)]
     pub steps: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = values::int::<0, { u64::MAX }>)]
     pub seed: Option<u64>,
     /// Evaluate on the full sets every N steps (0: once per epoch).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = values::int::<0, { u64::MAX }>)]
     pub eval_every: Option<u64>,
     /// Add sharpness metrics (λ_max, tr H, tr V, S_ρ, m-sharpness curve, RW-SAM diagnostics) to
     /// the history every N steps, on a fixed subset of up to 1024 training samples (0: never).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = values::int::<0, { u64::MAX }>)]
     pub measure_every: Option<u64>,
-    /// cpu, gpu or auto.
-    #[arg(long)]
-    pub backend: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub backend: Option<Backend>,
 }
 
 /// The optimizer flags (also used alone by `samlab step`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct OptimizerArgs {
-    /// sgd, usam, sam, nsam, msam, musam, asam, rwsam.
-    #[arg(long)]
-    pub optimizer: Option<String>,
-    /// Learning rate η.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, value_enum, ignore_case = true)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Learning rate η (0 < η ≤ 10).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub lr: Option<f64>,
-    /// Momentum μ of the base SGD.
-    #[arg(long, allow_negative_numbers = true)]
+    /// Momentum μ of the base SGD (0 ≤ μ < 1).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub momentum: Option<f64>,
-    /// Weight decay of the base SGD.
-    #[arg(long, allow_negative_numbers = true)]
+    /// Weight decay of the base SGD (0 to 1).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub wd: Option<f64>,
-    /// Perturbation radius ρ.
-    #[arg(long, allow_negative_numbers = true)]
+    /// Perturbation radius ρ (0 to 100).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub rho: Option<f64>,
     /// Micro-batch size of m-SAM / m-USAM (must divide the batch).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = values::size::<1, 4096>)]
     pub m: Option<usize>,
-    /// ASAM's ξ (T = |w| + ξ).
-    #[arg(long, allow_negative_numbers = true)]
+    /// ASAM's ξ (T = |w| + ξ), 1e-30 to 100.
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub xi: Option<f64>,
-    /// RW-SAM inverse temperature λ.
-    #[arg(long, allow_negative_numbers = true)]
+    /// RW-SAM inverse temperature λ (−1e4 to 1e4).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub lambda: Option<f64>,
-    /// RW-SAM norm estimator: exact or finite-difference.
-    #[arg(long)]
-    pub norm_estimator: Option<String>,
-    /// RW-SAM finite-difference step δ.
-    #[arg(long, allow_negative_numbers = true)]
+    /// RW-SAM norm estimator.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub norm_estimator: Option<NormEstimator>,
+    /// RW-SAM finite-difference step δ (1e-6 to 1).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub delta: Option<f64>,
     /// RW-SAM descent: uniform (∇f_γ(w+e)) or weighted (Σ p_i ∇f_i(w+e)).
-    #[arg(long)]
-    pub rw_descent: Option<String>,
-    /// RW-SAM: solve λ each step so that ESS = r·B.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, value_enum, ignore_case = true)]
+    pub rw_descent: Option<RwDescent>,
+    /// RW-SAM: solve λ each step so that ESS = r·B (0 < r ≤ 1).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub target_ess: Option<f64>,
     /// RW-SAM: divide the scores by their batch mean before the softmax.
     #[arg(long)]
     pub normalize_scores: bool,
 }
 
-fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, value: &str, allowed: &str) -> Result<T> {
-    serde_json::from_value(serde_json::Value::String(value.to_ascii_lowercase())).map_err(|_| Error::invalid(field, value, allowed))
-}
-
 impl OptimizerArgs {
     pub fn apply(&self, cfg: &mut RunConfig) -> Result<()> {
         let o = &mut cfg.optimizer;
-        if let Some(v) = &self.optimizer {
-            o.kind = v.parse::<OptimizerKind>()?;
-        }
+        set(&mut o.kind, self.optimizer);
         set(&mut o.lr, self.lr);
         set(&mut o.momentum, self.momentum);
         set(&mut o.weight_decay, self.wd);
@@ -118,12 +113,8 @@ impl OptimizerArgs {
         set(&mut o.xi, self.xi);
         set(&mut o.rwsam.lambda, self.lambda);
         set(&mut o.rwsam.delta, self.delta);
-        if let Some(v) = &self.norm_estimator {
-            o.rwsam.estimator = v.parse::<NormEstimator>()?;
-        }
-        if let Some(v) = &self.rw_descent {
-            o.rwsam.descent = parse_enum::<RwDescent>("rw-descent", v, "uniform or weighted")?;
-        }
+        set(&mut o.rwsam.estimator, self.norm_estimator);
+        set(&mut o.rwsam.descent, self.rw_descent);
         if self.target_ess.is_some() {
             o.rwsam.target_ess = self.target_ess;
         }
@@ -141,27 +132,19 @@ fn set<T>(dst: &mut T, v: Option<T>) {
 }
 
 impl ConfigArgs {
-    /// The config these flags describe, validated.
+    /// The config these flags describe: the file (if any), then the flags, validated once.
     pub fn resolve(&self) -> Result<RunConfig> {
         let mut cfg = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-                let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::json(path, e))?;
-                // Accept both a bare RunConfig and the `config` field of a metrics file.
-                let inner = value.get("config").cloned().unwrap_or(value);
-                RunConfig::from_json(&inner.to_string()).map_err(|e| match e {
-                    Error::Json { message, .. } => Error::Json { what: path.clone(), message },
-                    other => other,
-                })?
-            }
+            Some(path) => read_config(path)?,
             None => RunConfig::default(),
         };
-        if let Some(v) = &self.dataset {
-            cfg.dataset.name = v.parse::<DatasetName>()?;
-        }
+        set(&mut cfg.dataset.name, self.dataset);
         set(&mut cfg.dataset.samples, self.samples);
         set(&mut cfg.dataset.input_noise, self.input_noise);
         set(&mut cfg.dataset.label_noise, self.noise);
+        if self.test_fraction.is_some() {
+            cfg.dataset.test_fraction = self.test_fraction;
+        }
         if let Some(h) = &self.hidden {
             cfg.model.hidden = h
                 .split(',')
@@ -170,13 +153,9 @@ impl ConfigArgs {
                 .map(|w| w.parse::<usize>().map_err(|_| Error::invalid("model.hidden", h, "comma-separated widths such as 128,128")))
                 .collect::<Result<_>>()?;
         }
-        if let Some(v) = &self.activation {
-            cfg.model.activation = parse_enum::<Activation>("activation", v, "relu, tanh or gelu")?;
-        }
+        set(&mut cfg.model.activation, self.activation);
         self.optimizer.apply(&mut cfg)?;
-        if let Some(v) = &self.schedule {
-            cfg.optimizer.schedule = parse_enum::<Schedule>("schedule", v, "constant or cosine")?;
-        }
+        set(&mut cfg.optimizer.schedule, self.schedule);
         set(&mut cfg.batch, self.batch);
         set(&mut cfg.epochs, self.epochs);
         if self.steps.is_some() {
@@ -185,12 +164,22 @@ impl ConfigArgs {
         set(&mut cfg.seed, self.seed);
         set(&mut cfg.eval_every, self.eval_every);
         set(&mut cfg.measure_every, self.measure_every);
-        if let Some(v) = &self.backend {
-            cfg.backend = v.parse::<Backend>()?;
-        }
+        set(&mut cfg.backend, self.backend);
         cfg.validate()?;
         Ok(cfg)
     }
+}
+
+/// A RunConfig file, not yet validated: a bare RunConfig, or a metrics file (its `config`).
+/// Type errors name the field's path, and its line and column in a bare config.
+pub fn read_config(path: &str) -> Result<RunConfig> {
+    let text = values::read_limited(path, values::MAX_CONFIG_BYTES)?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::json(path, e))?;
+    if value.get("config").is_some_and(|c| c.is_object()) {
+        let inner = value.get("config").cloned().unwrap_or_default();
+        return RunConfig::parse_value(inner, &format!("{path} (its config)"));
+    }
+    RunConfig::parse_json(&text, path)
 }
 
 /// `compare`'s optimizer list: `kind[:value]` where the value is m for msam/musam, λ for rwsam

@@ -2,7 +2,8 @@
 //! sizes, per backend, with the ratio to SGD on the same backend. Performance claims live here,
 //! never in timed tests.
 
-use super::{prepare, write};
+use super::values::{self, Backends};
+use super::{document, prepare, progress_bar, write};
 use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
 use crate::data::BatchOrder;
 use crate::engine::gpu::GpuEngine;
@@ -13,32 +14,65 @@ use clap::Args;
 use serde_json::json;
 use std::time::Instant;
 
+/// The reference models of `bench`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchModel {
+    Digits,
+    Mnist,
+    All,
+}
+
+impl clap::ValueEnum for BenchModel {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[BenchModel::Digits, BenchModel::Mnist, BenchModel::All]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            BenchModel::Digits => "digits",
+            BenchModel::Mnist => "mnist",
+            BenchModel::All => "all",
+        }))
+    }
+}
+
+/// Most timed steps per optimizer.
+pub const MAX_BENCH_STEPS: u64 = 10_000;
+/// Most steps recorded per submit.
+pub const MAX_STEPS_PER_SUBMIT: u64 = 1_024;
+
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// cpu, gpu or both.
-    #[arg(long, default_value = "cpu")]
-    pub backend: String,
+    /// Where to time (both: the CPU, then the GPU).
+    #[arg(long, value_enum, ignore_case = true, default_value = "cpu")]
+    pub backend: Backends,
     /// digits (64-128-128-10, batch 128), mnist (784-512-512-10, batch 256) or all.
-    #[arg(long, default_value = "all")]
-    pub model: String,
+    #[arg(long, value_enum, ignore_case = true, default_value = "all")]
+    pub model: BenchModel,
     /// Optimizers as in `compare` (kind[:value]); default: all of them, m-SAM at m = 8 and 1,
     /// RW-SAM with both norm estimators.
     #[arg(long)]
     pub optimizers: Option<String>,
-    /// Timed steps per optimizer (after warm-up).
-    #[arg(long, default_value_t = 40)]
-    pub steps: usize,
-    /// Steps recorded per submit; the time per step is the submit's time divided by this.
-    /// Default: 1 on the CPU, 16 on the GPU.
-    #[arg(long)]
-    pub steps_per_submit: Option<usize>,
+    /// Timed steps per optimizer (after warm-up), 1 to 10000.
+    #[arg(long, default_value_t = 40, allow_hyphen_values = true, value_parser = values::int::<1, MAX_BENCH_STEPS>)]
+    pub steps: u64,
+    /// Steps recorded per submit, 1 to 1024; the time per step is the submit's time divided by
+    /// this. Default: 1 on the CPU, 16 on the GPU.
+    #[arg(long, allow_hyphen_values = true, value_parser = values::int::<1, MAX_STEPS_PER_SUBMIT>)]
+    pub steps_per_submit: Option<u64>,
     /// Side of the loss-landscape grid timed after the optimizers (digits, 1024 evaluation
-    /// samples); 0 skips it.
-    #[arg(long, default_value_t = 51)]
+    /// samples), 2 to 401; 0 skips it.
+    #[arg(long, default_value_t = 51, allow_hyphen_values = true, value_parser = landscape_side)]
     pub landscape: usize,
-    /// Write the table as JSON too.
-    #[arg(long)]
+    /// Write the table as JSON too (- for standard output; the table then goes to stderr).
+    #[arg(long, value_parser = values::out_path)]
     pub json: Option<String>,
+    /// No progress.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn landscape_side(s: &str) -> std::result::Result<usize, String> {
+    values::size::<0, 401>(s).ok().filter(|&v| v != 1).ok_or_else(|| "0 (none) or an integer from 2 to 401".to_string())
 }
 
 /// The optimizer settings benchmarked by default.
@@ -121,7 +155,7 @@ pub fn time_steps(cfg: &RunConfig, steps: usize, per_submit: usize) -> Result<Be
         engine.finish()?;
     }
     let mut times = Vec::new();
-    for _ in 0..steps.div_ceil(per_submit) {
+    for _ in 0..steps.max(1).div_ceil(per_submit) {
         let batch = plans(per_submit);
         let start = Instant::now();
         engine.submit(Request::Steps(batch))?;
@@ -129,23 +163,26 @@ pub fn time_steps(cfg: &RunConfig, steps: usize, per_submit: usize) -> Result<Be
         times.push(start.elapsed().as_secs_f64() * 1e3 / per_submit as f64);
     }
     times.sort_by(f64::total_cmp);
-    Ok(BenchRow { label: label(cfg), median_ms: times[times.len() / 2], engine: engine_name, dispatches, submit: engine.submit_sizing() })
+    let median_ms = times.get(times.len() / 2).copied().ok_or_else(|| Error::invalid("steps", steps, "≥ 1"))?;
+    Ok(BenchRow { label: label(cfg), median_ms, engine: engine_name, dispatches, submit: engine.submit_sizing() })
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let backends: Vec<Backend> = match args.backend.as_str() {
-        "both" => vec![Backend::Cpu, Backend::Gpu],
-        b => vec![b.parse()?],
+    let backends = match args.backend {
+        Backends::Auto => return Err(Error::invalid("backend", "auto", "cpu, gpu or both (a benchmark says where it runs)")),
+        b => b.list(),
     };
-    let models: Vec<(&str, DatasetName, Vec<usize>, usize)> = match args.model.as_str() {
-        "digits" => vec![("digits 64-128-128-10 B=128", DatasetName::Digits, vec![128, 128], 128)],
-        "mnist" => vec![("mnist5k 784-512-512-10 B=256", DatasetName::Mnist5k, vec![512, 512], 256)],
-        "all" => vec![
-            ("digits 64-128-128-10 B=128", DatasetName::Digits, vec![128, 128], 128),
-            ("mnist5k 784-512-512-10 B=256", DatasetName::Mnist5k, vec![512, 512], 256),
-        ],
-        m => return Err(Error::invalid("model", m, "digits, mnist or all")),
+    let digits = ("digits 64-128-128-10 B=128", DatasetName::Digits, vec![128, 128], 128);
+    let mnist = ("mnist5k 784-512-512-10 B=256", DatasetName::Mnist5k, vec![512, 512], 256);
+    let models: Vec<(&str, DatasetName, Vec<usize>, usize)> = match args.model {
+        BenchModel::Digits => vec![digits],
+        BenchModel::Mnist => vec![mnist],
+        BenchModel::All => vec![digits, mnist],
     };
+    // The table goes to stdout, or to stderr when the JSON does.
+    let to_stderr = args.json.as_deref() == Some("-");
+    let say = |line: String| if to_stderr { eprintln!("{line}") } else { println!("{line}") };
+    let steps = args.steps as usize;
     let mut doc = Vec::new();
     for &backend in &backends {
         for (name, dataset, hidden, batch) in &models {
@@ -157,30 +194,35 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 None => default_suite(&base),
             };
             let mut rows: Vec<BenchRow> = Vec::new();
-            let per_submit = args.steps_per_submit.unwrap_or(if backend == Backend::Gpu { 16 } else { 1 });
+            let per_submit = args.steps_per_submit.map_or(if backend == Backend::Gpu { 16 } else { 1 }, |n| n as usize);
             let mut skipped = Vec::new();
+            let bar = progress_bar(suite.len() as u64, args.quiet, "bench");
+            bar.set_style(indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} optimizers {msg} ({elapsed})").expect("static template").progress_chars("=> "));
             for cfg in &suite {
+                bar.set_message(label(cfg));
                 // A setting the device cannot hold (m-SAM's copies on a big model) is reported,
                 // not fatal: the rest of the table still means something.
-                match time_steps(cfg, args.steps, per_submit) {
+                match time_steps(cfg, steps, per_submit) {
                     Ok(row) => rows.push(row),
                     Err(e) => skipped.push(format!("{}: skipped ({e})", label(cfg))),
                 }
+                bar.inc(1);
             }
+            bar.finish_and_clear();
             let engine = rows.first().map(|r| r.engine.clone()).unwrap_or_default();
             let sgd = rows.iter().find(|r| r.label == "SGD").map(|r| r.median_ms);
-            println!("\n{name} on {engine} ({} timed steps, {per_submit} per submit)", args.steps);
-            println!("{:<22} {:>12} {:>10} {:>12} {:>14}", "optimizer", "median ms", "÷ SGD", "dispatches", "steps/submit");
+            say(format!("\n{name} on {engine} ({} timed steps, {per_submit} per submit)", args.steps));
+            say(format!("{:<22} {:>12} {:>10} {:>12} {:>14}", "optimizer", "median ms", "÷ SGD", "dispatches", "steps/submit"));
             for r in &rows {
                 let ratio = sgd.map_or(String::from("-"), |s| format!("{:.2}", r.median_ms / s));
                 let kernels = r.dispatches.map_or(String::from("-"), |d| d.to_string());
                 // The engine's own choice within its submit budget (GPU), else the request's size.
                 let chosen = r.submit.map_or(String::from("-"), |(k, _)| k.to_string());
-                println!("{:<22} {:>12.3} {:>10} {:>12} {:>14}", r.label, r.median_ms, ratio, kernels, chosen);
+                say(format!("{:<22} {:>12.3} {:>10} {:>12} {:>14}", r.label, r.median_ms, ratio, kernels, chosen));
                 doc.push(json!({"model": name, "backend": backend, "engine": r.engine, "optimizer": r.label, "median_ms": r.median_ms, "ratio_to_sgd": sgd.map(|s| r.median_ms / s), "dispatches_per_step": r.dispatches, "steps_per_request": per_submit, "engine_steps_per_submit": r.submit.map(|s| s.0), "device_ms_per_step": r.submit.and_then(|s| s.1)}));
             }
             for s in &skipped {
-                println!("{s}");
+                say(s.clone());
                 doc.push(json!({"model": name, "backend": backend, "skipped": s}));
             }
         }
@@ -188,18 +230,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.landscape > 0 && models.iter().any(|m| m.1 == DatasetName::Digits) {
         for backend in &backends {
             let (seconds, engine, points) = time_landscape(*backend, args.landscape)?;
-            println!(
+            say(format!(
                 "\n{0}×{0} loss landscape (digits MLP, 1024 evaluation samples) on {1}: {2:.3} s ({3:.3} ms per point)",
                 args.landscape,
                 engine,
                 seconds,
                 1e3 * seconds / points as f64
-            );
+            ));
             doc.push(json!({"landscape_grid": args.landscape, "backend": backend, "engine": engine, "seconds": seconds}));
         }
     }
     if let Some(path) = &args.json {
-        write(path, &serde_json::to_string_pretty(&doc).expect("serialises"))?;
+        write(path, &serde_json::to_string_pretty(&document("bench", json!({ "rows": doc }))).expect("serialises"))?;
     }
     Ok(())
 }

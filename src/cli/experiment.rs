@@ -55,6 +55,8 @@ pub struct Written {
     pub markdown: String,
     pub png: String,
     pub table: String,
+    /// Trials that failed (recorded in the JSON's `failed`, left out of the tables).
+    pub failed: usize,
 }
 
 pub fn run_experiment(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool) -> Result<Written> {
@@ -67,7 +69,7 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
     let start = Instant::now();
     let earlier = if reuse {
         let path = format!("{}/{}.json", out_dir.trim_end_matches('/'), exp.name());
-        let text = std::fs::read_to_string(&path).map_err(|e| crate::error::Error::io(&path, e))?;
+        let text = super::values::read_limited(&path, super::values::MAX_CONFIG_BYTES)?;
         let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| crate::error::Error::json(&path, e))?;
         Some(doc)
     } else {
@@ -83,25 +85,51 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         let verdicts = vec![crate::experiments::drift::verdict(&report)];
         Parts { doc: json!({ "report": report }), table, panels, verdicts, note: String::new() }
     } else {
+        let mut failed: Vec<serde_json::Value> = Vec::new();
         let (list, results): (Vec<Trial>, Vec<TrialResult>) = match &earlier {
-            Some(doc) => (
-                serde_json::from_value(doc["trials"].clone()).map_err(|e| crate::error::Error::json("trials", e))?,
-                serde_json::from_value(doc["results"].clone()).map_err(|e| crate::error::Error::json("results", e))?,
-            ),
+            Some(doc) => {
+                let list: Vec<Trial> = serde_json::from_value(doc["trials"].clone()).map_err(|e| crate::error::Error::json("trials", e))?;
+                let results: Vec<TrialResult> = serde_json::from_value(doc["results"].clone()).map_err(|e| crate::error::Error::json("results", e))?;
+                if list.is_empty() || results.is_empty() {
+                    return Err(crate::error::Error::Data(format!(
+                        "{}/{}.json holds no trial results to reuse (run the experiment without --reuse first)",
+                        out_dir.trim_end_matches('/'),
+                        exp.name()
+                    )));
+                }
+                failed = doc["failed"].as_array().cloned().unwrap_or_default();
+                (list, results)
+            }
             None => {
-                let list = trials(exp, opts);
-                let bar = trial_bar(list.len(), quiet, exp.name());
-                let mut results = Vec::new();
-                for t in &list {
+                let all = trials(exp, opts);
+                let bar = trial_bar(all.len(), quiet, exp.name());
+                let (mut list, mut results) = (Vec::new(), Vec::new());
+                for (id, t) in all.iter().enumerate() {
                     bar.set_message(format!("{} seed {}", t.series, t.seed));
-                    results.push(run_trial(t)?);
+                    // A failed trial is recorded and the others go on (as in the app); the
+                    // command exits with status 1 at the end.
+                    match run_trial(t) {
+                        Ok(r) => {
+                            list.push(t.clone());
+                            results.push(r);
+                        }
+                        Err(e) => {
+                            bar.suspend(|| eprintln!("warning: trial {id} ({} seed {}) failed: {e}", t.series, t.seed));
+                            failed.push(json!({ "id": id, "series": t.series, "seed": t.seed, "error": e.to_string() }));
+                        }
+                    }
                     bar.inc(1);
                 }
                 bar.finish();
                 (list, results)
             }
         };
-        Parts::from_results(exp, &list, &results)
+        let mut parts = Parts::from_results(exp, &list, &results);
+        if !failed.is_empty() {
+            parts.note = format!("**{} trial(s) failed** and are left out of the table (see `failed` in the JSON).\n\n", failed.len());
+            parts.doc["failed"] = json!(failed);
+        }
+        parts
     };
     let seconds = match &earlier {
         Some(doc) => doc["wall_time_s"].as_f64().unwrap_or(f64::NAN),
@@ -178,7 +206,8 @@ pub(crate) fn write_report(exp: Experiment, opts: &Options, out_dir: &str, parts
     doc["machine"] = json!(machine);
     doc["wall_time_s"] = json!(seconds);
     doc["verdicts"] = json!(verdicts);
-    let written = Written { verdicts: verdicts.clone(), json: paths("json"), markdown: paths("md"), png: paths("png"), table: format!("{table}\n{findings}") };
+    let failed = doc["failed"].as_array().map_or(0, Vec::len);
+    let written = Written { verdicts: verdicts.clone(), json: paths("json"), markdown: paths("md"), png: paths("png"), table: format!("{table}\n{findings}"), failed };
     write(&written.json, &serde_json::to_string_pretty(&doc).expect("serialises"))?;
     write(&written.markdown, &markdown)?;
     render(&written.png, &panels)?;
@@ -186,8 +215,8 @@ pub(crate) fn write_report(exp: Experiment, opts: &Options, out_dir: &str, parts
 }
 
 /// Runs every experiment into `out_dir` and writes one summary (`summary`, e.g. docs/RESULTS.md)
-/// holding each generated section, its figure and its verdicts.
-pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse: bool) -> Result<()> {
+/// holding each generated section, its figure and its verdicts. Returns how many trials failed.
+pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse: bool) -> Result<usize> {
     let summary_dir = std::path::Path::new(summary).parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let out = std::path::Path::new(out_dir);
     // Figures are linked relative to the summary when the output folder sits below it.
@@ -208,8 +237,14 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse:
     );
     let mut sections = String::new();
     let mut brief = String::from("## In brief\n\n");
-    for exp in Experiment::ALL {
+    let mut failed = 0;
+    for (i, exp) in Experiment::ALL.into_iter().enumerate() {
+        // One line per experiment; each one's trials have their own bar below it.
+        if !quiet {
+            eprintln!("experiment {}/{}: {}", i + 1, Experiment::ALL.len(), exp.name());
+        }
         let written = run_or_reuse(exp, opts, out_dir, quiet, reuse)?;
+        failed += written.failed;
         let section = std::fs::read_to_string(&written.markdown).map_err(|e| crate::error::Error::io(&written.markdown, e))?;
         sections.push_str(&section.replace(&format!("]({}.png)", exp.name()), &format!("]({prefix}{}.png)", exp.name())));
         sections.push('\n');
@@ -221,5 +256,6 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse:
     doc.push_str(&brief);
     doc.push('\n');
     doc.push_str(&sections);
-    write(summary, &doc)
+    write(summary, &doc)?;
+    Ok(failed)
 }

@@ -43,7 +43,7 @@ pub fn render(path: &str, panels: &[Panel]) -> Result<()> {
         }
         root.present().map_err(err)?;
     }
-    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let file = std::fs::File::create(path).map_err(|e| Error::write(path, e))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);

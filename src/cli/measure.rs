@@ -2,7 +2,8 @@
 //! (train or load weights, then the loss landscape around them, optionally as a PNG).
 
 use super::args::ConfigArgs;
-use super::{progress_bar, read, write};
+use super::values;
+use super::{document, progress_bar, read, status_text, write, write_bytes};
 use crate::config::{DataConfig, DatasetName, NormEstimator, RunConfig};
 use crate::data::Dataset;
 use crate::engine::choice::open_engine;
@@ -21,79 +22,83 @@ use std::time::Instant;
 #[derive(Args, Debug, Clone)]
 pub struct MeasureArgs {
     /// Params JSON (the format of `samlab step`).
-    #[arg(long)]
+    #[arg(long, value_parser = values::path)]
     pub params: String,
     /// cpu (f64 reference, exact R-op) or gpu (f32 kernels, Hessian-vector products by central
-    /// differences of gradients).
-    #[arg(long, default_value = "cpu")]
-    pub backend: String,
+    /// differences of gradients; at most 65535 evaluation samples).
+    #[arg(long, value_enum, ignore_case = true, default_value = "cpu")]
+    pub backend: crate::config::Backend,
     /// The evaluation set as a batch JSON (the format of `samlab step`; z is ignored).
-    #[arg(long, conflicts_with = "dataset", required_unless_present = "dataset")]
+    #[arg(long, conflicts_with = "dataset", required_unless_present = "dataset", value_parser = values::path)]
     pub batch: Option<String>,
-    /// Or: the evaluation subset of this dataset's training set (moons, …, digits, mnist5k).
-    #[arg(long)]
-    pub dataset: Option<String>,
+    /// Or: the evaluation subset of this dataset's training set.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub dataset: Option<DatasetName>,
     /// Samples of a 2D toy dataset (train + test), with --dataset.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub samples: Option<usize>,
     /// With --dataset: up to this many training samples, seeded (0: all).
-    #[arg(long, default_value_t = metrics::DEFAULT_EVAL_SIZE)]
+    #[arg(long, default_value_t = metrics::DEFAULT_EVAL_SIZE, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub eval_size: usize,
-    /// Hidden activation: relu, tanh, gelu.
-    #[arg(long, default_value = "relu")]
-    pub activation: String,
+    /// Hidden activation.
+    #[arg(long, value_enum, ignore_case = true, default_value = "relu")]
+    pub activation: Activation,
     /// ρ of the sharpness S_ρ and of the m-USAM regulariser.
-    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.05, allow_hyphen_values = true, value_parser = values::number)]
     pub rho: f64,
     /// Hutchinson probes for tr H.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub probes: usize,
     /// Most Hessian-vector products of the power iteration, per eigenvalue.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub power_iters: usize,
     /// Relative change of the Rayleigh quotient that ends the power iteration.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, allow_hyphen_values = true, value_parser = values::number)]
     pub power_tol: f64,
     /// Top-k Hessian eigenvalues by deflation.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub top_k: usize,
     /// Largest m of the m-sharpness curve (0: the evaluation set's size).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub curve_max: usize,
     /// Fewest micro-batches per m of the curve.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub curve_groups: usize,
     /// RW-SAM diagnostics on the first B samples of the evaluation set (0: none).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub rw_batch: usize,
     /// RW-SAM λ of the diagnostics' Gibbs weights.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true, value_parser = values::number)]
     pub lambda: f64,
-    /// RW-SAM estimator of the weights: exact or finite-difference.
-    #[arg(long, default_value = "exact")]
-    pub norm_estimator: String,
+    /// RW-SAM estimator of the weights.
+    #[arg(long, value_enum, ignore_case = true, default_value = "exact")]
+    pub norm_estimator: NormEstimator,
     /// Finite-difference step δ.
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true, value_parser = values::number)]
     pub delta: f64,
     /// Solve λ so that ESS = r·B.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
     pub target_ess: Option<f64>,
     /// Divide the RW-SAM scores by their batch mean.
     #[arg(long)]
     pub normalize_scores: bool,
     /// Seeds the subset (with --dataset), the probes, the power iteration and the curve.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = values::int::<0, { u64::MAX }>)]
     pub seed: u64,
     /// Keys the RW-SAM finite-difference probe, as the step with this index would draw it.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = values::int::<0, { u64::MAX }>)]
     pub step: u64,
-    #[arg(long, default_value = "measure.json")]
+    /// Where the JSON goes (- for standard output).
+    #[arg(long, default_value = "measure.json", value_parser = values::out_path)]
     pub out: String,
+    /// No progress.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
-fn parse_activation(v: &str) -> Result<Activation> {
-    serde_json::from_value(json!(v.to_ascii_lowercase())).map_err(|_| Error::invalid("activation", v, "relu, tanh or gelu"))
-}
+/// Most evaluation samples of `measure --backend gpu` (one workgroup row per sample in a
+/// dispatch dimension, which WebGPU caps at 65535).
+pub const MAX_GPU_EVAL: usize = 65_535;
 
 fn load_params(path: &str, activation: Activation) -> Result<(MlpSpec, Vec<f64>)> {
     ParamsJson::parse(&read(path)?, path)?.to_flat(activation)
@@ -113,7 +118,7 @@ fn check_fits(spec: &MlpSpec, data: &Dataset, what: &str) -> Result<()> {
 
 pub fn measure(a: &MeasureArgs) -> Result<()> {
     let start = Instant::now();
-    let activation = parse_activation(&a.activation)?;
+    let activation = a.activation;
     let mut cfg = MeasureConfig {
         rho: a.rho,
         probes: a.probes,
@@ -127,7 +132,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         ..MeasureConfig::default()
     };
     cfg.rwsam.lambda = a.lambda;
-    cfg.rwsam.estimator = a.norm_estimator.parse::<NormEstimator>()?;
+    cfg.rwsam.estimator = a.norm_estimator;
     cfg.rwsam.delta = a.delta;
     cfg.rwsam.target_ess = a.target_ess;
     cfg.rwsam.normalize = a.normalize_scores;
@@ -140,7 +145,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
             (b.x, b.y, json!({"batch": path}))
         }
         (None, Some(name)) => {
-            let data = load_dataset(name, a.samples, a.seed)?;
+            let data = load_dataset(*name, a.samples, a.seed)?;
             check_fits(&spec, &data, "params")?;
             let set = EvalSet::from_train(&data, a.eval_size, a.seed);
             let source = json!({"dataset": data.name, "eval_size": set.len(), "seed": a.seed});
@@ -148,7 +153,12 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         }
         (None, None) => return Err(Error::invalid("batch", "(none)", "--batch b.json or --dataset NAME")),
     };
-    let (report, engine) = match a.backend.parse::<crate::config::Backend>()? {
+    if a.backend == crate::config::Backend::Gpu && y.len() > MAX_GPU_EVAL {
+        let field = if a.batch.is_some() { "batch" } else { "eval-size" };
+        return Err(Error::invalid(field, format!("{} samples", y.len()), format!("at most {MAX_GPU_EVAL} evaluation samples on the GPU (e.g. --eval-size {MAX_GPU_EVAL}), or --backend cpu")));
+    }
+    let bar = spinner(a.quiet, "measure");
+    let (report, engine) = match a.backend {
         crate::config::Backend::Gpu => {
             // f32 on the GPU; Hessian-vector products by central differences of gradients.
             let ctx = crate::engine::gpu::GpuContext::request_blocking()?;
@@ -166,8 +176,8 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
             (metrics::measure(&mut obj, &params, &cfg, a.step)?, "CPU (f64, exact R-op)".to_string())
         }
     };
-    let doc = json!({
-        "samlab_version": env!("CARGO_PKG_VERSION"),
+    bar.finish_and_clear();
+    let doc = document("measure", json!({
         "source": source,
         "engine": engine,
         "activation": activation,
@@ -176,7 +186,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         "measurement": report.measurement,
         "rwsam": report.rwsam,
         "wall_time_s": start.elapsed().as_secs_f64(),
-    });
+    }));
     write(&a.out, &serde_json::to_string_pretty(&doc).expect("JSON values serialise"))?;
     let m = &report.measurement;
     eprintln!(
@@ -186,8 +196,20 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
     Ok(())
 }
 
-fn load_dataset(name: &str, samples: Option<usize>, seed: u64) -> Result<Dataset> {
-    let mut dc = DataConfig { name: name.parse::<DatasetName>()?, ..DataConfig::default() };
+/// A bar without a length for work that reports no progress of its own: it shows the time
+/// spent (a plain line every few seconds when stderr is not a terminal).
+pub(crate) fn spinner(quiet: bool, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, values::progress_target(quiet));
+    bar.set_style(indicatif::ProgressStyle::with_template("{prefix:>14} {spinner} {msg} {elapsed}").expect("static template"));
+    bar.set_prefix(prefix.to_string());
+    if !quiet {
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    }
+    bar
+}
+
+fn load_dataset(name: DatasetName, samples: Option<usize>, seed: u64) -> Result<Dataset> {
+    let mut dc = DataConfig { name, ..DataConfig::default() };
     if let Some(s) = samples {
         if !(20..=100_000).contains(&s) {
             return Err(Error::invalid("samples", s, "20 ≤ samples ≤ 100000"));
@@ -203,43 +225,44 @@ pub struct LandscapeArgs {
     pub cfg: ConfigArgs,
     /// Skip training: the landscape around these weights (params format of `samlab step`; the
     /// dataset and activation come from the config flags).
-    #[arg(long)]
+    #[arg(long, value_parser = values::path)]
     pub params: Option<String>,
     /// Points per side of the 2D grid.
-    #[arg(long, default_value_t = 51)]
+    #[arg(long, default_value_t = 51, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub grid: usize,
     /// α, β ∈ [−range, range] along the filter-normalised directions.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true, value_parser = values::number)]
     pub range: f64,
     /// Points of each 1D slice (default: as the grid).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub slice_points: Option<usize>,
     /// Weight snapshots taken while training (evenly spaced, plus the initial weights) for the
-    /// trajectory projection.
-    #[arg(long, default_value_t = 20)]
+    /// trajectory projection, 0 to 1000.
+    #[arg(long, default_value_t = 20, allow_hyphen_values = true, value_parser = values::size::<0, 1000>)]
     pub snapshots: usize,
     /// Also the straight line from the centre weights (t = 0) to these params (t = 1), for
     /// t ∈ [−0.25, 1.25].
-    #[arg(long)]
+    #[arg(long, value_parser = values::path)]
     pub line_to: Option<String>,
     /// Points of the straight line.
-    #[arg(long, default_value_t = 61)]
+    #[arg(long, default_value_t = 61, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub line_points: usize,
     /// Training samples the losses are measured on, seeded (0: the whole training set).
-    #[arg(long, default_value_t = metrics::DEFAULT_EVAL_SIZE)]
+    #[arg(long, default_value_t = metrics::DEFAULT_EVAL_SIZE, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub eval_size: usize,
     /// Contour lines of the PNG.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 12, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub contours: usize,
     /// Write the heat map with contours and the trajectory as a PNG.
-    #[arg(long)]
+    #[arg(long, value_parser = values::out_path)]
     pub png: Option<String>,
     /// 2D datasets: write the decision surface with the data as a PNG.
-    #[arg(long)]
+    #[arg(long, value_parser = values::out_path)]
     pub surface_png: Option<String>,
-    #[arg(long, default_value = "landscape.json")]
+    /// Where the JSON goes (- for standard output).
+    #[arg(long, default_value = "landscape.json", value_parser = values::out_path)]
     pub out: String,
-    #[arg(long)]
+    #[arg(short, long)]
     pub quiet: bool,
 }
 
@@ -316,7 +339,7 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
             let bar = progress_bar(cfg.total_steps(), a.quiet, &cfg.optimizer.label());
             let (run, snaps) = train_with_snapshots(cfg.clone(), data.clone(), init, a.snapshots, &bar)?;
             let center = snaps.last().expect("at least the initial weights").1.clone();
-            let summary = json!({"final": run.history.last_eval(), "status": format!("{:?}", run.status), "steps": run.completed_steps()});
+            let summary = json!({"final": run.history.last_eval(), "status": status_text(&run.status), "steps": run.completed_steps()});
             (center, snaps, Some(summary))
         }
     };
@@ -332,7 +355,10 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
     };
     let ev = ev.as_mut();
     let land_start = Instant::now();
+    let bar = spinner(a.quiet, "landscape");
+    bar.set_message(format!("{0}×{0} grid on {1} samples", lc.grid, set.len()));
     let land = landscape::landscape(ev, &spec, &center, &snapshots, &lc)?;
+    bar.finish_and_clear();
     let landscape_s = land_start.elapsed().as_secs_f64();
     let line = match &line_end {
         Some((path, (_, end))) => {
@@ -360,8 +386,7 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         let points: Vec<(f64, f64, u32)> = data.train_x.chunks_exact(2).zip(&data.train_y).map(|(p, &c)| (p[0] as f64, p[1] as f64, c)).collect();
         write_bytes(path, &png::surface_image(&s, &points)?.encode()?)?;
     }
-    let doc = json!({
-        "samlab_version": env!("CARGO_PKG_VERSION"),
+    let doc = document("landscape", json!({
         "config": cfg,
         "params": a.params,
         "trained": trained,
@@ -373,7 +398,7 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         "landscape_time_s": landscape_s,
         "evaluator": evaluator,
         "wall_time_s": start.elapsed().as_secs_f64(),
-    });
+    }));
     write(&a.out, &serde_json::to_string(&doc).expect("JSON values serialise"))?;
     let tr = land.trajectory.last();
     eprintln!(
@@ -389,11 +414,4 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         })
     );
     Ok(())
-}
-
-fn write_bytes(path: &str, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(path, e))?;
-    }
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }

@@ -5,8 +5,10 @@ pub mod args;
 pub mod bench;
 pub mod experiment;
 pub mod figure;
+pub mod lab;
 pub mod measure;
 pub mod sweep;
+pub mod values;
 
 use crate::config::RunConfig;
 use crate::data::Dataset;
@@ -16,16 +18,21 @@ use crate::engine::step::{StepInput, Workspace, sam_family_step};
 use crate::error::{Error, Result};
 use crate::formats::{BatchJson, ParamsJson};
 use crate::model::{Activation, Mlp};
-use crate::run::{EvalRecord, Run};
+use crate::run::{EvalRecord, Run, RunStatus};
 use args::{ConfigArgs, OptimizerArgs};
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
-#[command(name = "samlab", version, about = "SAM lab: sharpness-aware minimization, live. Without a command, opens the app.")]
+#[command(
+    name = "samlab",
+    version,
+    about = "SAM lab: sharpness-aware minimization, live. Without a command, opens the app.",
+    after_help = "Exit status: 0 done; 1 the work failed (writing output, the GPU, a failed trial); 2 bad input (flags, files), nothing done."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -37,14 +44,14 @@ pub enum Command {
     Train {
         #[command(flatten)]
         cfg: ConfigArgs,
-        /// Where to write the metrics JSON.
-        #[arg(long, default_value = "metrics.json")]
+        /// Where to write the metrics JSON (- for standard output).
+        #[arg(long, default_value = "metrics.json", value_parser = values::out_path)]
         out: String,
         /// Also write the final parameters (params format of `samlab step`).
-        #[arg(long)]
+        #[arg(long, value_parser = values::out_path)]
         save_params: Option<String>,
-        /// No progress bar.
-        #[arg(long)]
+        /// No progress.
+        #[arg(short, long)]
         quiet: bool,
     },
     /// Train several optimizers from the same data, initialisation and batch order.
@@ -54,54 +61,60 @@ pub enum Command {
         optimizers: String,
         #[command(flatten)]
         cfg: ConfigArgs,
-        #[arg(long, default_value = "compare.json")]
+        /// Where to write the JSON (- for standard output; the table then goes to stderr).
+        #[arg(long, default_value = "compare.json", value_parser = values::out_path)]
         out: String,
-        #[arg(long)]
+        #[arg(short, long)]
         quiet: bool,
     },
     /// One optimizer step on given weights and batch, in f64: an oracle for cross-checking.
     Step {
-        /// Params JSON: {"layers":[{"w":[[...in...] × out],"b":[...out...]}]}.
-        #[arg(long)]
+        /// Params JSON: {"layers":[{"w":[[...in...] × out],"b":[...out...]}]} (at most 256 MiB).
+        #[arg(long, value_parser = values::path)]
         params: String,
-        /// Batch JSON: {"x":[[...]],"y":[...],"z":[optional Rademacher probe, n_params]}.
-        #[arg(long)]
+        /// Batch JSON: {"x":[[...]],"y":[...],"z":[optional Rademacher probe, n_params]} (at most 256 MiB).
+        #[arg(long, value_parser = values::path)]
         batch: String,
-        /// Hidden activation: relu, tanh, gelu.
-        #[arg(long, default_value = "relu")]
-        activation: String,
+        /// Hidden activation.
+        #[arg(long, value_enum, ignore_case = true, default_value = "relu")]
+        activation: Activation,
         #[command(flatten)]
         opt: OptimizerArgs,
-        #[arg(long, default_value = "step.json")]
+        #[arg(long, default_value = "step.json", value_parser = values::out_path)]
         out: String,
+        /// Accepted for symmetry (a step prints nothing on the way).
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Median milliseconds per step of every optimizer (digits 64-128-128-10, batch 128; mnist5k
     /// 784-512-512-10, batch 256) and each one's ratio to SGD on the same backend.
     Bench(bench::BenchArgs),
     /// Reproduce one of the paper's findings at small scale: m-sweep, label-noise, noise-trace,
     /// rwsam-lambda, cost, drift-check. Writes DIR/<name>.json, .md (mean ± std over seeds)
-    /// and .png.
+    /// and .png. A trial that fails is recorded in the report and the others go on; the
+    /// command then exits with status 1.
     ///
     /// On many machines: `--plan DIR` writes one trial file per trial, any scheduler runs
     /// `samlab trial` on each (scripts/slurm/ for Slurm), and `--collect DIR` writes the same
     /// report from the results.
     Experiment {
-        /// m-sweep, label-noise, noise-trace, rwsam-lambda, cost, drift-check, or all (every
-        /// experiment, plus the summary file).
+        /// The experiment, or all (every experiment, plus the summary file).
+        #[arg(value_parser = experiment_names())]
         name: String,
-        #[arg(long, default_value_t = 5)]
+        /// Seeds per setting, 1 to 100.
+        #[arg(long, default_value_t = 5, allow_hyphen_values = true, value_parser = values::size::<1, 100>)]
         seeds: usize,
         /// A small variant (a few seconds on the CPU engine) for CI.
         #[arg(long)]
         quick: bool,
-        /// cpu, gpu or auto (cost: cpu, gpu or both).
-        #[arg(long, default_value = "cpu")]
-        backend: String,
+        /// Where the trials train (cost: both times each on the CPU and the GPU).
+        #[arg(long, value_enum, ignore_case = true, default_value = "cpu")]
+        backend: values::Backends,
         /// Where the JSON, Markdown and PNG go (default: results; with --collect: the plan's DIR).
-        #[arg(long)]
+        #[arg(long, value_parser = values::path)]
         out: Option<String>,
         /// With `all`: the summary Markdown (default: OUT/RESULTS.md).
-        #[arg(long)]
+        #[arg(long, value_parser = values::path)]
         summary: Option<String>,
         /// Rebuild tables, figures and verdicts from OUT/<name>.json without training.
         #[arg(long)]
@@ -110,7 +123,7 @@ pub enum Command {
         /// run each with `samlab trial`), and print the ids without a result as an array spec
         /// ("0-4,7"). Planning again into the same DIR keeps its results (resume); drift-check
         /// is one computation, not a set of trials, and cannot be planned.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["collect", "reuse", "summary"])]
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["collect", "reuse", "summary"], value_parser = values::path)]
         plan: Option<String>,
         /// With --plan: run the trials without a result in this process, one after another.
         #[arg(long, requires = "plan")]
@@ -118,12 +131,12 @@ pub enum Command {
         /// The report (JSON, Markdown, figure, verdicts) from the results in DIR/results, with the
         /// plan's options (--seeds, --quick, --backend are ignored). Lists missing and failed
         /// trials by id and exits with status 1 if any, unless --partial.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["reuse", "summary"])]
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["reuse", "summary"], value_parser = values::path)]
         collect: Option<String>,
         /// With --collect: exit 0 even when trials are missing (the report says which).
         #[arg(long, requires = "collect")]
         partial: bool,
-        #[arg(long)]
+        #[arg(short, long)]
         quiet: bool,
     },
     /// Run one planned trial (a file written by `samlab experiment NAME --plan DIR`) and write
@@ -131,15 +144,16 @@ pub enum Command {
     /// result). The same code as `samlab experiment NAME` runs each trial with.
     Trial {
         /// The trial file, e.g. DIR/trials/0007.json.
+        #[arg(value_parser = values::path)]
         file: String,
         /// Where the result goes (default: DIR/results/0007.json beside DIR/trials/).
-        #[arg(long)]
+        #[arg(long, value_parser = values::path)]
         out: Option<String>,
         /// Run it even if OUT already holds this trial's result (otherwise it is skipped).
         #[arg(long)]
         force: bool,
         /// Accepted for symmetry with the other commands (a trial prints one line when done).
-        #[arg(long)]
+        #[arg(short, long)]
         quiet: bool,
     },
     /// Every metric of docs/ALGORITHMS.md at given weights, in f64: loss, S_ρ, λ_max (top-k), tr H, tr V,
@@ -149,6 +163,33 @@ pub enum Command {
     /// filter-normalised directions, 1D slices, the training trajectory projected onto the grid
     /// with residuals, optionally the line to other weights and a PNG heat map.
     Landscape(measure::LandscapeArgs),
+    /// The app's settings from the command line.
+    Lab {
+        #[command(subcommand)]
+        command: lab::LabCommand,
+    },
+}
+
+/// The experiments `samlab experiment` knows, and `all`.
+fn experiment_names() -> clap::builder::PossibleValuesParser {
+    let mut names: Vec<&'static str> = crate::experiments::Experiment::ALL.iter().map(|e| e.name()).collect();
+    names.push("all");
+    clap::builder::PossibleValuesParser::new(names)
+}
+
+/// The command line as parsed, or the process ends: help and version with status 0, a
+/// usage error with status 2 and one line naming the flag and what it allows.
+pub fn parse_args() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                eprintln!("error: {}", values::clap_line(&e));
+                std::process::exit(2)
+            }
+        },
+    }
 }
 
 /// Runs the CLI; returns the process exit status.
@@ -159,48 +200,72 @@ pub fn main_with(cli: Cli) -> i32 {
     let result = match command {
         Command::Experiment { name, seeds, quick, backend, out, summary, reuse, plan, run_missing, collect, partial, quiet } => {
             let how = Sweep { plan: plan.as_deref(), run_missing, collect: collect.as_deref(), partial };
-            return status(experiment(&name, seeds, quick, &backend, out.as_deref(), summary.as_deref(), reuse, how, quiet));
+            return status(experiment(&name, seeds, quick, backend, out.as_deref(), summary.as_deref(), reuse, how, quiet));
         }
         Command::Trial { file, out, force, quiet: _ } => sweep::trial(&file, out.as_deref(), force),
         Command::Train { cfg, out, save_params, quiet } => cfg.resolve().and_then(|c| train(c, &out, save_params.as_deref(), quiet)),
         Command::Compare { optimizers, cfg, out, quiet } => cfg.resolve().and_then(|c| compare(&c, &optimizers, &out, quiet)),
-        Command::Step { params, batch, activation, opt, out } => step(&params, &batch, &activation, &opt, &out),
+        Command::Step { params, batch, activation, opt, out, quiet: _ } => step(&params, &batch, activation, &opt, &out),
         Command::Bench(b) => bench::run(&b),
         Command::Measure(m) => measure::measure(&m),
         Command::Landscape(l) => measure::landscape(&l),
+        Command::Lab { command } => return status(lab::run(&command)),
     };
     status(result.map(|()| 0))
 }
 
-/// The exit status of a command: its own, or 2 with one line for an error.
+/// The exit status of a command: its own, or the error's (2 bad input, 1 failed work) with one line.
 fn status(result: Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
-            2
+            eprintln!("error: {}", crate::error::one_line(&e.to_string()));
+            e.exit_code()
         }
     }
 }
 
+/// A params or batch file (at most `MAX_DATA_BYTES`).
 pub(crate) fn read(path: &str) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    values::read_limited(path, values::MAX_DATA_BYTES)
 }
 
+/// Writes `text` to `path` (its directory made), or to standard output for `-`.
 pub(crate) fn write(path: &str, text: &str) -> Result<()> {
-    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(path, e))?;
+    write_bytes(path, text.as_bytes())
+}
+
+pub(crate) fn write_bytes(path: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    if path == "-" {
+        let mut out = std::io::stdout().lock();
+        return out.write_all(bytes).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()).map_err(|e| Error::write("standard output", e));
     }
-    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::write(path, e))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| Error::write(path, e))
+}
+
+/// Every JSON document the CLI writes: `schema` names its format, `samlab_version` the build.
+pub(crate) fn document(schema: &str, mut body: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = body.as_object_mut() {
+        map.insert("schema".into(), json!(format!("samlab.{schema}/1")));
+        map.insert("samlab_version".into(), json!(env!("CARGO_PKG_VERSION")));
+    }
+    body
+}
+
+/// A run's status as every JSON output writes it: "finished", "running" or the divergence.
+pub(crate) fn status_text(status: &RunStatus) -> String {
+    match status {
+        RunStatus::Diverged(m) => m.clone(),
+        s => format!("{s:?}").to_lowercase(),
+    }
 }
 
 pub(crate) fn progress_bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if quiet {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    } else {
-        bar.set_draw_target(ProgressDrawTarget::stderr());
-    }
+    let bar = ProgressBar::with_draw_target(Some(len), values::progress_target(quiet));
     bar.set_style(
         ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})").expect("static template").progress_chars("=> "),
     );
@@ -225,8 +290,7 @@ impl Trained {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "samlab_version": env!("CARGO_PKG_VERSION"),
+        document("train", json!({
             "label": self.run.config.optimizer.label(),
             "config": self.run.config,
             "seed": self.run.config.seed,
@@ -235,10 +299,10 @@ impl Trained {
             "wall_time_s": self.wall_s,
             "ms_per_step": self.ms_per_step(),
             "steps": self.run.completed_steps(),
-            "status": match &self.run.status { crate::run::RunStatus::Diverged(m) => m.clone(), s => format!("{s:?}").to_lowercase() },
+            "status": status_text(&self.run.status),
             "final": self.final_eval(),
             "history": self.run.history,
-        })
+        }))
     }
 }
 
@@ -266,7 +330,7 @@ fn train(cfg: RunConfig, out: &str, save_params: Option<&str>, quiet: bool) -> R
     if let Some(path) = save_params {
         let params: Vec<f64> = trained.run.params_blocking()?.iter().map(|&v| v as f64).collect();
         let spec = spec_for(&trained.run.config, &trained.run.data);
-        write(path, &serde_json::to_string(&ParamsJson::from_flat(&spec, &params)).expect("serialises"))?;
+        write(path, &serde_json::to_string(&params_document(&ParamsJson::from_flat(&spec, &params))).expect("serialises"))?;
     }
     if let Some(e) = trained.final_eval() {
         eprintln!(
@@ -280,10 +344,16 @@ fn train(cfg: RunConfig, out: &str, save_params: Option<&str>, quiet: bool) -> R
             trained.engine
         );
     }
-    if let crate::run::RunStatus::Diverged(msg) = &trained.run.status {
+    if let RunStatus::Diverged(msg) = &trained.run.status {
         eprintln!("warning: {msg}");
     }
     Ok(())
+}
+
+/// A params file as the CLI writes it (`step`, `train --save-params`): the layers, its schema
+/// and version (readers ignore the extra keys).
+pub(crate) fn params_document(p: &ParamsJson) -> serde_json::Value {
+    document("params", json!({ "layers": p.layers }))
 }
 
 fn compare(base: &RunConfig, optimizers: &str, out: &str, quiet: bool) -> Result<()> {
@@ -294,10 +364,11 @@ fn compare(base: &RunConfig, optimizers: &str, out: &str, quiet: bool) -> Result
         let bar = progress_bar(cfg.total_steps(), quiet, &cfg.optimizer.label());
         runs.push(train_run(cfg, data.clone(), init.clone(), &bar)?);
     }
-    println!("{:<16} {:>10} {:>10} {:>10} {:>10} {:>10}", "optimizer", "train loss", "train acc", "test acc", "best test", "ms/step");
+    let table = |line: String| if out == "-" { eprintln!("{line}") } else { println!("{line}") };
+    table(format!("{:<16} {:>10} {:>10} {:>10} {:>10} {:>10}", "optimizer", "train loss", "train acc", "test acc", "best test", "ms/step"));
     for t in &runs {
         let e = t.final_eval().cloned().unwrap_or_default();
-        println!(
+        table(format!(
             "{:<16} {:>10.4} {:>9.2}% {:>9.2}% {:>9.2}% {:>10.3}",
             t.run.config.optimizer.label(),
             e.train_loss,
@@ -305,19 +376,22 @@ fn compare(base: &RunConfig, optimizers: &str, out: &str, quiet: bool) -> Result
             100.0 * e.test_acc,
             100.0 * e.best_test_acc,
             t.ms_per_step()
-        );
+        ));
     }
-    let doc = json!({
+    for t in &runs {
+        if let RunStatus::Diverged(msg) = &t.run.status {
+            eprintln!("warning: {} {msg}", t.run.config.optimizer.label());
+        }
+    }
+    let doc = document("compare", json!({
         "dataset": base.dataset,
         "seed": base.seed,
         "runs": runs.iter().map(Trained::to_json).collect::<Vec<_>>(),
-    });
+    }));
     write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
 }
 
-fn step(params_path: &str, batch_path: &str, activation: &str, opt: &OptimizerArgs, out: &str) -> Result<()> {
-    let activation: Activation =
-        serde_json::from_value(json!(activation.to_ascii_lowercase())).map_err(|_| Error::invalid("activation", activation, "relu, tanh or gelu"))?;
+fn step(params_path: &str, batch_path: &str, activation: Activation, opt: &OptimizerArgs, out: &str) -> Result<()> {
     let (spec, mut params) = ParamsJson::parse(&read(params_path)?, params_path)?.to_flat(activation)?;
     let batch = BatchJson::parse(&read(batch_path)?, batch_path)?.check(&spec)?;
     let mut cfg = RunConfig::default();
@@ -339,7 +413,7 @@ fn step(params_path: &str, batch_path: &str, activation: &str, opt: &OptimizerAr
     let input = StepInput { x: &batch.x, y: &batch.y, probe: batch.z.as_deref(), full: None };
     let report = sam_family_step(&mut mlp, &mut params, &mut velocity, input, o, o.lr, &mut Workspace::default());
     let updated = ParamsJson::from_flat(&spec, &params);
-    let doc = json!({
+    let doc = document("step", json!({
         "layers": updated.layers,
         "optimizer": o,
         "loss_before": report.loss,
@@ -347,7 +421,7 @@ fn step(params_path: &str, batch_path: &str, activation: &str, opt: &OptimizerAr
         "grad_norm": report.grad_norm,
         "perturbation_norm": report.perturbation_norm,
         "rwsam": report.rwsam,
-    });
+    }));
     write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
 }
 
@@ -363,7 +437,7 @@ fn experiment(
     name: &str,
     seeds: usize,
     quick: bool,
-    backend: &str,
+    backend: values::Backends,
     out: Option<&str>,
     summary: Option<&str>,
     reuse: bool,
@@ -372,16 +446,8 @@ fn experiment(
 ) -> Result<i32> {
     use crate::config::Backend;
     use crate::experiments::{Experiment, Options};
-    if !(1..=100).contains(&seeds) {
-        return Err(Error::invalid("seeds", seeds, "1 to 100"));
-    }
-    let (backend, cost_backends) = match backend {
-        "both" => (Backend::Cpu, vec![Backend::Cpu, Backend::Gpu]),
-        b => {
-            let b: Backend = b.parse()?;
-            (b, vec![b])
-        }
-    };
+    let cost_backends = backend.list();
+    let backend = if backend == values::Backends::Both { Backend::Cpu } else { cost_backends[0] };
     let opts = Options { seeds, quick, backend, cost_backends };
     if name == "all" {
         if how.plan.is_some() || how.collect.is_some() {
@@ -389,9 +455,9 @@ fn experiment(
         }
         let out = out.unwrap_or("results");
         let summary = summary.map(str::to_string).unwrap_or_else(|| format!("{}/RESULTS.md", out.trim_end_matches('/')));
-        experiment::run_all(&opts, out, &summary, quiet, reuse)?;
+        let failed = experiment::run_all(&opts, out, &summary, quiet, reuse)?;
         eprintln!("wrote {out}/ and {summary}");
-        return Ok(0);
+        return Ok(if failed > 0 { 1 } else { 0 });
     }
     let exp: Experiment = name.parse()?;
     if let Some(dir) = how.plan {
@@ -405,5 +471,9 @@ fn experiment(
     let written = experiment::run_or_reuse(exp, &opts, out, quiet, reuse)?;
     println!("{}", written.table);
     eprintln!("wrote {}, {} and {}", written.json, written.markdown, written.png);
+    if written.failed > 0 {
+        eprintln!("error: {} of the trials of {} failed (named in {})", written.failed, exp.name(), written.json);
+        return Ok(1);
+    }
     Ok(0)
 }

@@ -25,13 +25,13 @@ fn path_str(p: &Path) -> String {
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let name = path_str(path);
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(&name, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::write(&name, e))?;
     let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = dir.join(format!(".{file}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&path_str(&tmp), e))?;
+    std::fs::write(&tmp, text).map_err(|e| Error::write(&path_str(&tmp), e))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::io(&name, e)
+        Error::write(&name, e)
     })
 }
 
@@ -49,7 +49,7 @@ fn host() -> String {
 fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join("manifest.json");
     let name = path_str(&path);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = super::values::read_bounded(&path, super::values::MAX_CONFIG_BYTES).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::Data(format!("{name}: no such file: {} holds no plan (make one with `samlab experiment NAME --plan DIR`)", dir.display()))
         } else {
@@ -71,7 +71,7 @@ enum Found {
 /// Looks up trial `id`'s result at `path`. Files of another version, schema, experiment or plan
 /// are errors (a wrong directory), not missing results.
 fn find_result(path: &Path, exp: Experiment, id: usize, trial: &Trial) -> Result<Found> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match super::values::read_bounded(path, super::values::MAX_CONFIG_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
         Err(e) => return Ok(Found::Corrupt(format!("{}: {e}", path.display()))),
@@ -106,7 +106,7 @@ pub fn plan(exp: Experiment, opts: &Options, dir: &str, run_missing: bool, quiet
     for f in &files {
         write_atomic(&dir.join("trials").join(file_name(f.id)), &serde_json::to_string_pretty(f).expect("serialises"))?;
     }
-    std::fs::create_dir_all(dir.join("results")).map_err(|e| Error::io(&path_str(&dir.join("results")), e))?;
+    std::fs::create_dir_all(dir.join("results")).map_err(|e| Error::write(&path_str(&dir.join("results")), e))?;
     write_atomic(&dir.join("manifest.json"), &serde_json::to_string_pretty(&manifest).expect("serialises"))?;
     let mut todo = Vec::new();
     for f in &files {
@@ -177,7 +177,7 @@ fn default_out(trial_path: &Path) -> PathBuf {
 /// `samlab trial FILE --out RESULT`: runs exactly one trial; a result already at RESULT for this
 /// very trial is kept (the trial is skipped) unless `force`.
 pub fn trial(file: &str, out: Option<&str>, force: bool) -> Result<()> {
-    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let text = super::values::read_limited(file, super::values::MAX_CONFIG_BYTES)?;
     let f = sweep::parse_trial_file(&text, file)?;
     let out = out.map(PathBuf::from).unwrap_or_else(|| default_out(Path::new(file)));
     if !force {
@@ -191,7 +191,11 @@ pub fn trial(file: &str, out: Option<&str>, force: bool) -> Result<()> {
             Err(e) => say(format!("warning: {e}; overwriting it")),
         }
     }
-    run_file(&f, &out)?;
+    run_file(&f, &out).map_err(|e| match e {
+        // The trial's own failure (recorded in its result file) is a failed run: status 1.
+        Error::Invalid { .. } | Error::Data(_) | Error::Json { .. } => Error::Failed { what: format!("trial {}", f.id), message: e.to_string() },
+        other => other,
+    })?;
     say(format!("{} trial {} ({} seed {}): wrote {}", f.experiment.name(), f.id, f.trial.series, f.trial.seed, out.display()));
     Ok(())
 }

@@ -17,6 +17,7 @@
 pub mod experiments;
 mod export;
 pub mod landscape;
+pub mod link;
 pub mod measuring;
 pub mod pacing;
 pub mod state;

@@ -59,14 +59,14 @@ impl Pacer {
             let now = Instant::now();
             let left_ms = until.saturating_duration_since(now).as_secs_f64() * 1e3;
             let k = (left_ms / self.ms_per_step.max(1e-3)).floor().clamp(1.0, 10_000.0) as u64;
-            let (steps_before, evals_before) = (run.completed_steps(), run.history.evals.len());
+            let (steps_before, evals_before) = (run.completed_steps(), run.history.evals_seen());
             let result = run.pump(k).and_then(|_| run.collect());
             let took = now.elapsed();
             let stepped = run.completed_steps() - steps_before;
             if stepped > 0 {
                 self.ms_per_step = 0.7 * self.ms_per_step + 0.3 * (took.as_secs_f64() * 1e3 / stepped as f64);
             }
-            on_pump(Pump { took, stepped, evaluated: run.history.evals.len() != evals_before });
+            on_pump(Pump { took, stepped, evaluated: run.history.evals_seen() != evals_before });
             if result? == 0 || run.is_done() || Instant::now() >= until {
                 return Ok(run.completed_steps() - before);
             }

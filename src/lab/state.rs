@@ -7,12 +7,16 @@
 use crate::config::{Backend, DataConfig, DatasetName, ModelConfig, OptimizerConfig, OptimizerKind, RunConfig, divisors};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
 /// At most this many runs side by side.
 pub const MAX_RUNS: usize = 6;
 /// Format of `LabState` (JSON files, stored settings and the URL hash); bumped on a change of meaning.
 pub const LAB_VERSION: u32 = 1;
+/// Memory the runs of a lab may hold together (weights, momentum, gradients, the engines'
+/// working copies and the landscape snapshots), estimated by `run_bytes`.
+pub const LAB_MEMORY_BUDGET: u64 = 4 << 30;
+/// Longest URL hash or lab file read (a link of six runs is a few kB).
+pub const MAX_LAB_TEXT: usize = 1 << 20;
 /// Prefix of the URL hash, with the format version.
 pub const HASH_PREFIX: &str = "v1:";
 
@@ -117,7 +121,7 @@ impl LabState {
         if version != LAB_VERSION as u64 {
             return Err(Error::invalid("version", version, format!("{LAB_VERSION} (the format this build reads)")));
         }
-        let state: LabState = serde_json::from_value(value).map_err(|e| Error::json("lab settings", e))?;
+        let state: LabState = serde_path_to_error::deserialize(value).map_err(|e| crate::config::path_error("lab settings", e))?;
         state.checked()
     }
 
@@ -142,9 +146,52 @@ impl LabState {
             }
         });
         if self.runs.is_empty() {
-            return Err(Error::Data("no valid run".into()));
+            return Err(Error::Data(format!("runs: no valid run{}", notes.last().map_or(String::new(), |n| format!(" ({n})")))));
+        }
+        // The memory budget: runs are kept in order while their weights fit.
+        let mut used = 0u64;
+        let mut kept = Vec::new();
+        for r in std::mem::take(&mut self.runs) {
+            let bytes = run_bytes(&r.config(&shared));
+            if used + bytes <= LAB_MEMORY_BUDGET {
+                used += bytes;
+                kept.push(r);
+            } else {
+                notes.push(format!(
+                    "ignored run {}: hidden widths {:?} need about {} of weights, momentum, gradients and snapshots; {} of the lab's {} are left",
+                    r.label(),
+                    shared.model.hidden,
+                    mib(bytes),
+                    mib(LAB_MEMORY_BUDGET - used),
+                    mib(LAB_MEMORY_BUDGET)
+                ));
+            }
+        }
+        self.runs = kept;
+        if self.runs.is_empty() {
+            return Err(Error::invalid(
+                "shared.model.hidden",
+                format!("{:?}", shared.model.hidden),
+                format!("widths whose runs fit the lab's memory budget of {}: {}", mib(LAB_MEMORY_BUDGET), notes.last().map_or("", String::as_str)),
+            ));
         }
         Ok((self, notes))
+    }
+
+    /// Reads what the app opens from a file: a lab file, or else one run's config (the format
+    /// `samlab train --config` reads), which opens as a lab of that run.
+    pub fn open_text(text: &str) -> Result<(Self, Vec<String>)> {
+        match Self::from_json(text) {
+            Ok(opened) => Ok(opened),
+            Err(lab_err) => match RunConfig::from_json(text) {
+                Ok(cfg) => Self::from_run_config(&cfg).checked(),
+                // The error of the format the text looks like: a lab file has runs or shared settings.
+                Err(cfg_err) => {
+                    let looks_like_lab = serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.get("runs").is_some() || v.get("shared").is_some());
+                    Err(if looks_like_lab { lab_err } else { cfg_err })
+                }
+            },
+        }
     }
 
     /// "v1:" + base64url(JSON), for the URL hash (compact JSON).
@@ -166,6 +213,9 @@ impl LabState {
                 version.chars().take(12).collect::<String>()
             )));
         };
+        if payload.len() > MAX_LAB_TEXT {
+            return Err(Error::invalid("URL hash", format!("{} characters", payload.len()), format!("at most {MAX_LAB_TEXT} characters")));
+        }
         let bytes = base64url::decode(payload).ok_or_else(|| Error::Data("the URL hash is not valid base64url".into()))?;
         let text = String::from_utf8(bytes).map_err(|_| Error::Data("the URL hash is not UTF-8 text".into()))?;
         Self::from_json(&text).map(Some)
@@ -202,6 +252,34 @@ impl LabState {
         let shared = Shared { dataset: cfg.dataset.clone(), model: cfg.model.clone(), seed: cfg.seed, backend: cfg.backend };
         LabState { version: LAB_VERSION, preset: None, shared, runs: vec![spec] }
     }
+}
+
+/// Parameters of the network a config asks for (inputs and classes of its dataset).
+pub fn n_params(cfg: &RunConfig) -> u64 {
+    let (inputs, classes) = match cfg.dataset.name {
+        DatasetName::Digits => (64, 10),
+        DatasetName::Mnist5k => (784, 10),
+        DatasetName::Blobs => (2, 3),
+        _ => (2, 2),
+    };
+    let mut sizes = vec![inputs as u64];
+    sizes.extend(cfg.model.hidden.iter().map(|&w| w as u64));
+    sizes.push(classes);
+    sizes.windows(2).fold(0u64, |n, w| n.saturating_add(w[0].saturating_add(1).saturating_mul(w[1])))
+}
+
+/// The memory one run of the lab holds, estimated: f32 weights, momentum, gradient and
+/// perturbed weights plus a working copy (5 vectors), the landscape snapshots (at least 4,
+/// see `Lab`), and m-SAM's batch/m weight copies when a GPU may train it.
+pub fn run_bytes(cfg: &RunConfig) -> u64 {
+    let p = n_params(cfg);
+    let copies = if cfg.optimizer.kind.uses_m() && cfg.backend != Backend::Cpu { (cfg.batch / cfg.optimizer.m.max(1)) as u64 } else { 0 };
+    let snapshots = ((16u64 << 20) / (4 * p.max(1))).clamp(4, 64);
+    p.saturating_mul(4 * (5 + snapshots + copies))
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes >= 1 << 30 { format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64) } else { format!("{} MiB", bytes.div_ceil(1 << 20)) }
 }
 
 /// Sets m to the largest divisor of the batch that is ≤ m (m-SAM needs m | B).
@@ -319,229 +397,7 @@ impl Preset {
     }
 }
 
-impl Preset {
-    /// The name links use (`preset=m-sharpness`), as in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Preset::MoonsSgdVsSam => "moons-sgd-vs-sam",
-            Preset::MSharpness => "m-sharpness",
-            Preset::LabelNoise => "label-noise",
-            Preset::RwSamTemperature => "rw-sam-temperature",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Preset> {
-        Preset::ALL.into_iter().find(|p| p.name() == name)
-    }
-}
-
-/// A part of the page a link may hide (a teacher's link, a lab embedded in an iframe).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Panel {
-    /// The row of presets and the view switch in the top bar.
-    Presets,
-    /// The list of runs (play, pause, reset, add).
-    Runs,
-    /// The shared and per-run settings.
-    Settings,
-    /// The status bar (messages, speed, engine).
-    Status,
-}
-
-impl Panel {
-    pub const ALL: [Panel; 4] = [Panel::Presets, Panel::Runs, Panel::Settings, Panel::Status];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Panel::Presets => "presets",
-            Panel::Runs => "runs",
-            Panel::Settings => "settings",
-            Panel::Status => "status",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Panel> {
-        Panel::ALL.into_iter().find(|p| p.name() == name)
-    }
-}
-
-/// What the central area shows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum View {
-    #[default]
-    Lab,
-    Experiments,
-}
-
-impl View {
-    pub fn name(self) -> &'static str {
-        match self {
-            View::Lab => "lab",
-            View::Experiments => "experiments",
-        }
-    }
-}
-
-/// How the page is laid out, as a link carries it beside the lab's settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Layout {
-    pub hidden: BTreeSet<Panel>,
-    pub view: View,
-}
-
-impl Layout {
-    /// "runs,settings" (in a fixed order), empty when every panel shows.
-    pub fn hidden_names(&self) -> String {
-        self.hidden.iter().map(|p| p.name()).collect::<Vec<_>>().join(",")
-    }
-
-    /// The link's parameters for this layout ("embed" when every panel is hidden).
-    fn params(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.hidden.len() == Panel::ALL.len() {
-            out.push("embed".to_string());
-        } else if !self.hidden.is_empty() {
-            out.push(format!("hide={}", self.hidden_names()));
-        }
-        if self.view != View::Lab {
-            out.push(format!("view={}", self.view.name()));
-        }
-        out
-    }
-}
-
-/// The keys a readable link may carry.
-pub const LINK_KEYS: &str = "preset, engine, hide, view, embed";
-
-/// What a link opens: the lab's settings (a full `v1:` state, or a preset), the engine, the
-/// layout, and one note per key or value that was ignored (each names it).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Link {
-    pub state: Option<LabState>,
-    pub engine: Option<Backend>,
-    pub layout: Layout,
-    pub notes: Vec<String>,
-}
-
-impl Link {
-    /// Reads a URL hash (with or without '#'): `v1:<state>`, optionally followed by
-    /// `&key=value` parameters, or parameters alone (`preset=m-sharpness&hide=settings,runs&
-    /// engine=cpu&view=experiments`; `embed` hides every panel). `Ok(None)` for an empty hash.
-    /// An unreadable state, or a hash with no key this build knows, is an error; a bad key or
-    /// value among good ones is a note and is otherwise ignored.
-    pub fn parse(hash: &str) -> Result<Option<Link>> {
-        let hash = hash.trim_start_matches('#').trim();
-        if hash.is_empty() {
-            return Ok(None);
-        }
-        let mut parts = hash.split('&').map(str::trim).filter(|p| !p.is_empty()).peekable();
-        let mut link = Link::default();
-        let first = parts.peek().copied().unwrap_or_default();
-        let versioned = first.split_once(':').is_some_and(|(v, _)| v.len() > 1 && v.starts_with('v') && v[1..].chars().all(|c| c.is_ascii_digit()));
-        if versioned {
-            parts.next();
-            let (state, notes) = LabState::from_hash(first)?.ok_or_else(|| Error::Data("the URL hash holds an empty lab".into()))?;
-            link.state = Some(state);
-            link.notes.extend(notes.into_iter().map(|n| format!("link: {n}")));
-        }
-        let mut known = versioned;
-        let mut preset = None;
-        for part in parts {
-            let (key, value) = part.split_once('=').unwrap_or((part, ""));
-            let value = value.trim();
-            let bad = |what: &str| format!("link: {key}={value} {what}");
-            match key.trim().to_ascii_lowercase().as_str() {
-                "preset" => {
-                    known = true;
-                    match Preset::from_name(value) {
-                        Some(p) => preset = Some(p),
-                        None => link.notes.push(bad(&format!("is not a preset ({})", Preset::ALL.map(Preset::name).join(", ")))),
-                    }
-                }
-                "engine" | "backend" => {
-                    known = true;
-                    match value.parse::<Backend>() {
-                        Ok(b) => link.engine = Some(b),
-                        Err(_) => link.notes.push(bad("is not an engine (cpu, gpu or auto)")),
-                    }
-                }
-                "hide" => {
-                    known = true;
-                    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                        match Panel::from_name(&name.to_ascii_lowercase()) {
-                            Some(p) => {
-                                link.layout.hidden.insert(p);
-                            }
-                            None => link.notes.push(format!("link: hide={name} is not a panel ({})", Panel::ALL.map(Panel::name).join(", "))),
-                        }
-                    }
-                }
-                "view" => {
-                    known = true;
-                    match value.to_ascii_lowercase().as_str() {
-                        "lab" => link.layout.view = View::Lab,
-                        "experiments" => link.layout.view = View::Experiments,
-                        _ => link.notes.push(bad("is not a view (lab or experiments)")),
-                    }
-                }
-                "embed" => {
-                    known = true;
-                    if matches!(value, "" | "1" | "true" | "yes") {
-                        link.layout.hidden.extend(Panel::ALL);
-                    } else if !matches!(value, "0" | "false" | "no") {
-                        link.notes.push(bad("is not a switch (embed, embed=1 or embed=0)"));
-                    }
-                }
-                other => {
-                    let shown: String = other.chars().take(24).collect();
-                    link.notes.push(format!("link: unknown key {shown:?} (keys: {LINK_KEYS})"));
-                }
-            }
-        }
-        if !known {
-            let shown: String = hash.chars().take(24).collect();
-            return Err(Error::Data(format!("the URL hash {shown:?} is neither a lab (v1:…) nor a teaching link ({LINK_KEYS})")));
-        }
-        match (preset, &link.state) {
-            (Some(p), None) => link.state = Some(p.state()),
-            (Some(p), Some(_)) => link.notes.push(format!("link: preset={} ignored: the link holds a whole lab", p.name())),
-            (None, _) => {}
-        }
-        if let (Some(b), Some(state)) = (link.engine, &mut link.state) {
-            state.shared.backend = b;
-        }
-        Ok(Some(link))
-    }
-
-    /// The hash the page carries for `state` and `layout`: the readable form while the state
-    /// is a preset as it opens (with any engine), the whole state (`v1:…`) otherwise, each
-    /// followed by the layout (hidden panels, the view) so that it survives a reload.
-    pub fn hash(state: &LabState, layout: &Layout) -> String {
-        let mut parts = match state.unchanged_preset() {
-            Some(p) => {
-                let mut v = vec![format!("preset={}", p.name())];
-                if state.shared.backend != Backend::Auto {
-                    let name = serde_json::to_value(state.shared.backend).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-                    v.push(format!("engine={name}"));
-                }
-                v
-            }
-            None => vec![state.to_hash()],
-        };
-        parts.extend(layout.params());
-        parts.join("&")
-    }
-}
-
-impl LabState {
-    /// The preset this state is, unchanged but for the engine.
-    pub fn unchanged_preset(&self) -> Option<Preset> {
-        let p = self.preset?;
-        let mut s = p.state();
-        s.shared.backend = self.shared.backend;
-        (s == *self).then_some(p)
-    }
-}
+pub use super::link::{Layout, Link, Panel, View};
 
 /// Base64 with the URL alphabet and no padding (RFC 4648 §5), for the URL hash.
 pub mod base64url {
@@ -628,6 +484,20 @@ mod tests {
         let lab = LabState::from_run_config(&cfg);
         assert_eq!(lab.runs.len(), 1);
         assert_eq!(lab.runs[0].config(&lab.shared), cfg);
+    }
+
+    #[test]
+    fn runs_beyond_the_memory_budget_are_named_and_dropped() {
+        let mut state = Preset::LabelNoise.state();
+        state.shared.model.hidden = vec![4096; 3];
+        state.runs = vec![RunSpec::default(); 6];
+        let (ok, notes) = LabState::from_json(&state.to_json()).unwrap();
+        assert!(ok.runs.len() < 6 && !ok.runs.is_empty(), "{}", ok.runs.len());
+        assert!(notes.iter().all(|n| n.contains("[4096, 4096, 4096]") && n.contains("GiB")), "{notes:?}");
+        state.shared.model.hidden = vec![4096; 8];
+        state.shared.dataset.name = DatasetName::Mnist5k;
+        let e = LabState::from_json(&state.to_json()).unwrap_err().to_string();
+        assert!(e.contains("shared.model.hidden") && e.contains("memory budget"), "{e}");
     }
 
     #[test]

@@ -144,6 +144,7 @@ impl GpuEngine {
         let limits = ctx.device.limits();
         let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let copies_bytes = (copies * n_params * 4) as u64;
+        program::check_model_fits(&spec, n_params, max_binding)?;
         program::check_weight_copies(batch, if opt.kind.uses_m() { opt.m } else { batch }, n_params, max_binding)?;
         let n_train = data.n_train();
         let n_test = data.n_test();

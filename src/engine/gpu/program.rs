@@ -54,6 +54,34 @@ pub fn dispatch_grids(cfg: &RunConfig, spec: &MlpSpec, n_train: usize, n_test: u
 /// Whether M = batch/m weight copies of `n_params` parameters fit the device: in one binding of
 /// `max_binding` bytes, and with every index below 2³² (the shaders index in u32, so M·P ≥ 2³²
 /// would wrap). The refusal names `optimizer.m` and the smallest divisor of the batch that fits.
+/// One copy of the parameters must fit one storage binding (and the shaders' u32 indices):
+/// otherwise the model is too wide for this device, whatever the optimizer, and the error names
+/// `model.hidden` with widths that would fit.
+pub fn check_model_fits(spec: &crate::model::MlpSpec, n_params: usize, max_binding: u64) -> Result<()> {
+    let fits = |p: u64| p < 1 << 32 && p * 4 <= max_binding;
+    if fits(n_params as u64) {
+        return Ok(());
+    }
+    let hidden: Vec<usize> = spec.sizes[1..spec.sizes.len() - 1].to_vec();
+    let params_at = |w: u64| {
+        let mut sizes = vec![spec.in_dim() as u64];
+        sizes.extend(hidden.iter().map(|&h| (h as u64).min(w)));
+        sizes.push(spec.out_dim() as u64);
+        sizes.windows(2).map(|p| (p[0] + 1) * p[1]).sum::<u64>()
+    };
+    let widest = (1..=hidden.iter().copied().max().unwrap_or(1) as u64).rev().step_by(1).find(|&w| w % 64 == 0 && fits(params_at(w))).or_else(|| (1..64).rev().find(|&w| fits(params_at(w))));
+    let hint = widest.map_or("a smaller model".to_string(), |w| format!("widths of at most {w} (e.g. --hidden {})", vec![w.to_string(); hidden.len()].join(",")));
+    Err(Error::invalid(
+        "model.hidden",
+        format!("{hidden:?}"),
+        format!(
+            "{hint} on this GPU: {n_params} parameters need {:.0} MiB in one buffer, the device allows {:.0} MiB (max_storage_buffer_binding_size); or use the CPU engine",
+            (n_params as u64 * 4) as f64 / 1048576.0,
+            max_binding as f64 / 1048576.0
+        ),
+    ))
+}
+
 pub fn check_weight_copies(batch: usize, m: usize, n_params: usize, max_binding: u64) -> Result<()> {
     let values = |m: usize| (batch / m.max(1)) as u64 * n_params as u64;
     let fits = |m: usize| values(m) < 1 << 32 && values(m) * 4 <= max_binding;
