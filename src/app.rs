@@ -529,8 +529,10 @@ impl SamLabApp {
     }
 
     /// Loads a lab file, or a single run's config (as `samlab train --config` reads).
+    /// Opens a lab file, or one run's config as a lab of that run (`LabState::open_text`, the
+    /// same path as `samlab lab check`); on an error the lab is unchanged.
     pub fn load_text(&mut self, text: &str) {
-        match LabState::from_json(text) {
+        match LabState::open_text(text) {
             Ok((state, notes)) => {
                 self.lab.set_state(state);
                 self.settings.selected = 0;
@@ -539,15 +541,7 @@ impl SamLabApp {
                     self.say(Message::error(n));
                 }
             }
-            Err(lab_err) => match crate::config::RunConfig::from_json(text) {
-                Ok(cfg) => {
-                    let state = LabState::from_run_config(&cfg);
-                    self.lab.set_state(state);
-                    self.settings.selected = 0;
-                    self.say(Message::info("loaded one run's config"));
-                }
-                Err(_) => self.say(Message::error(format!("ignored the config ({lab_err}); the lab is unchanged"))),
-            },
+            Err(e) => self.say(Message::error(format!("ignored the file ({e}); the lab is unchanged"))),
         }
     }
 
