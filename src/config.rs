@@ -338,7 +338,13 @@ pub struct RunConfig {
     pub epochs: u64,
     /// A number of steps that replaces `epochs` when set.
     pub steps: Option<u64>,
+    /// Initial weights, label-noise draw and batch order; also the train/test split unless
+    /// `split_seed` is set.
     pub seed: u64,
+    /// The train/test split (and a toy's samples) when set; None: the split follows `seed`, as a
+    /// single run has always done. Experiments set it to 0 so that every seed sees one split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     /// Evaluate on the full train and test sets every this many steps (0: once per epoch).
     pub eval_every: u64,
     /// Add sharpness metrics to the history every this many steps (0: never).
@@ -357,6 +363,7 @@ impl Default for RunConfig {
             epochs: 40,
             steps: None,
             seed: 0,
+            split_seed: None,
             eval_every: 0,
             measure_every: 0,
             backend: Backend::Cpu,
@@ -378,6 +385,11 @@ impl RunConfig {
         let cfg: RunConfig = serde_json::from_value(value).map_err(|e| Error::json("run config", e))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The seed of the train/test split: `split_seed`, or `seed` when it is not set.
+    pub fn data_split_seed(&self) -> u64 {
+        self.split_seed.unwrap_or(self.seed)
     }
 
     pub fn to_json(&self) -> String {

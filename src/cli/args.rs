@@ -42,8 +42,12 @@ pub struct ConfigArgs {
     /// Train this many steps instead of whole epochs.
     #[arg(long)]
     pub steps: Option<u64>,
+    /// Initial weights, label-noise draw and batch order (and the split, without --split-seed).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Fix the train/test split (and a toy's samples) independently of --seed.
+    #[arg(long)]
+    pub split_seed: Option<u64>,
     /// Evaluate on the full sets every N steps (0: once per epoch).
     #[arg(long)]
     pub eval_every: Option<u64>,
@@ -183,6 +187,9 @@ impl ConfigArgs {
             cfg.steps = self.steps;
         }
         set(&mut cfg.seed, self.seed);
+        if self.split_seed.is_some() {
+            cfg.split_seed = self.split_seed;
+        }
         set(&mut cfg.eval_every, self.eval_every);
         set(&mut cfg.measure_every, self.measure_every);
         if let Some(v) = &self.backend {
