@@ -268,7 +268,8 @@ pub struct RwSamConfig {
     /// Finite-difference step δ.
     pub delta: f64,
     pub descent: RwDescent,
-    /// Solve λ ≥ 0 every step so that ESS = r·B (replaces `lambda`).
+    /// Solve λ every step so that ESS = r·B (replaces `lambda`, whose sign picks the sign of the
+    /// solved λ: λ < 0 tilts the weights toward the smallest scores).
     pub target_ess: Option<f64>,
     /// Divide s by its batch mean before the softmax (scale-free λ).
     pub normalize: bool,
@@ -319,6 +320,7 @@ impl OptimizerConfig {
         match self.kind {
             OptimizerKind::Msam | OptimizerKind::Musam => format!("{} m={}", self.kind.label(), self.m),
             OptimizerKind::Rwsam => match self.rwsam.target_ess {
+                Some(r) if self.rwsam.lambda < 0.0 => format!("RW-SAM ESS={r}B λ<0"),
                 Some(r) => format!("RW-SAM ESS={r}B"),
                 None => format!("RW-SAM λ={}", self.rwsam.lambda),
             },

@@ -83,6 +83,16 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         let panels = drift_panels(&report);
         let verdicts = vec![crate::experiments::drift::verdict(&report)];
         Parts { doc: json!({ "report": report }), table, panels, verdicts, note: String::new() }
+    } else if exp == Experiment::RwsamDrift {
+        use crate::experiments::rwsam_drift as rd;
+        let report: rd::RwDriftReport = match &earlier {
+            Some(doc) => serde_json::from_value(doc["report"].clone()).map_err(|e| crate::error::Error::json("rwsam-drift report", e))?,
+            None => rd::rwsam_drift(&rd::RwDriftConfig::new(opts.quick, 0)),
+        };
+        let table = rd::markdown(&report);
+        let panels = crate::experiments::panels::rwsam_drift_panels(&report);
+        let verdicts = rd::verdicts(&report);
+        Parts { doc: json!({ "report": report }), table, panels, verdicts, note: String::new() }
     } else {
         let (list, results): (Vec<Trial>, Vec<TrialResult>) = match &earlier {
             Some(doc) => (
@@ -160,7 +170,7 @@ pub(crate) fn write_report(exp: Experiment, opts: &Options, out_dir: &str, parts
         "## {}\n\n{}\n\nSeeds: {}{}; {}; backend: {:?}; machine: {}; {timing}.\n\n{note}",
         exp.name(),
         exp.describe(),
-        if exp == Experiment::DriftCheck { 1 } else { opts.seeds },
+        if exp.is_computation() { 1 } else { opts.seeds },
         if opts.quick { " (quick)" } else { "" },
         split_note(exp),
         opts.backend,

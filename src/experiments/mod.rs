@@ -8,6 +8,7 @@
 
 pub mod drift;
 pub mod panels;
+pub mod rwsam_drift;
 pub mod stats;
 pub mod sweep;
 mod verdicts;
@@ -21,7 +22,7 @@ pub const QUICK_SEEDS: usize = 3;
 /// The one train/test split every trial of an experiment uses (`RunConfig::split_seed`).
 pub const SPLIT_SEED: u64 = 0;
 
-use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
+use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig, RwDescent};
 use crate::error::{Error, Result};
 use crate::metrics::Measurement;
 use crate::run::{Run, RunStatus};
@@ -36,11 +37,38 @@ pub enum Experiment {
     RwsamLambda,
     Cost,
     DriftCheck,
+    RwsamGrid,
+    RwsamDrift,
 }
 
 impl Experiment {
-    pub const ALL: [Experiment; 6] =
-        [Experiment::MSweep, Experiment::LabelNoise, Experiment::NoiseTrace, Experiment::RwsamLambda, Experiment::Cost, Experiment::DriftCheck];
+    pub const ALL: [Experiment; 8] = [
+        Experiment::MSweep,
+        Experiment::LabelNoise,
+        Experiment::NoiseTrace,
+        Experiment::RwsamLambda,
+        Experiment::RwsamGrid,
+        Experiment::Cost,
+        Experiment::DriftCheck,
+        Experiment::RwsamDrift,
+    ];
+
+    /// The experiments the app runs live (the RW-SAM drift check is the command line's: one
+    /// computation of seconds that would hold up a browser frame).
+    pub const IN_APP: [Experiment; 7] = [
+        Experiment::MSweep,
+        Experiment::LabelNoise,
+        Experiment::NoiseTrace,
+        Experiment::RwsamLambda,
+        Experiment::RwsamGrid,
+        Experiment::Cost,
+        Experiment::DriftCheck,
+    ];
+
+    /// Not training experiments: computations of seconds, without trials.
+    pub fn is_computation(self) -> bool {
+        matches!(self, Experiment::DriftCheck | Experiment::RwsamDrift)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -50,6 +78,8 @@ impl Experiment {
             Experiment::RwsamLambda => "rwsam-lambda",
             Experiment::Cost => "cost",
             Experiment::DriftCheck => "drift-check",
+            Experiment::RwsamGrid => "rwsam-grid",
+            Experiment::RwsamDrift => "rwsam-drift",
         }
     }
 
@@ -67,6 +97,12 @@ impl Experiment {
             Experiment::Cost => "ms per step and time to a target test accuracy for every optimizer on each backend",
             Experiment::DriftCheck => {
                 "least squares: the Monte-Carlo mean m-USAM step against the SDE drift ∇f + ∇R_m, R_m = (ρ/2)‖∇f‖² + (ρ/2m)·tr V, for several m"
+            }
+            Experiment::RwsamGrid => {
+                "RW-SAM with λ solved each step for a target ESS ∈ {B/2, B/4, B/16} × norm estimator × descent × sign of λ, at ρ ∈ {0.05, 0.2} and label noise ∈ {0, 0.4}, against SAM and m-SAM (m = 64, 8), paired by seed"
+            }
+            Experiment::RwsamDrift => {
+                "a quadratic with per-sample Hessians, exact expectations: the expected RW-SAM step (uniform and weighted descent, λ solved so that ESS = m) against m-SAM at the same m and ∇f + ∇R_m: does any λ put a (ρ/2m)·tr V-like term into RW-SAM's drift?"
             }
         }
     }
@@ -181,6 +217,14 @@ pub fn trials(exp: Experiment, opts: &Options) -> Vec<Trial> {
                 });
                 push("m-SAM", Some(m as f64), &cfg, true, None);
             }
+            // The paper's un-normalised theorems in training: m-USAM at m = B (USAM) and m = 1.
+            for m in [b, 1] {
+                let cfg = with(&noisy, |c| {
+                    kind(c, OptimizerKind::Musam);
+                    c.optimizer.m = m;
+                });
+                push("m-USAM", Some(m as f64), &cfg, false, None);
+            }
             // The same sweep on clean labels: the ends only (m = B is SAM, m = 1 the smallest).
             for m in [b, 1] {
                 let cfg = with(&base, |c| {
@@ -261,9 +305,52 @@ pub fn trials(exp: Experiment, opts: &Options) -> Vec<Trial> {
                 }
             }
         }
-        Experiment::DriftCheck => {}
+        Experiment::RwsamGrid => {
+            // Per (ρ, noise): the references, then every RW-SAM arm along target ESS (x).
+            let blocks: &[(f64, f64)] = if quick { &[(0.05, 0.4)] } else { &[(0.05, 0.4), (0.05, 0.0), (0.2, 0.4), (0.2, 0.0)] };
+            let ratios: &[f64] = if quick { &[0.25] } else { &[0.5, 0.25, 1.0 / 16.0] };
+            for &(rho, noise) in blocks {
+                let c = with(&base, |c| {
+                    c.dataset.label_noise = noise;
+                    c.optimizer.rho = rho;
+                });
+                let tag = grid_tag(rho, noise);
+                push(&format!("SAM {tag}"), None, &with(&c, |c| kind(c, OptimizerKind::Sam)), false, None);
+                for m in [64usize, 8] {
+                    if c.batch.is_multiple_of(m) && m < c.batch {
+                        let cfg = with(&c, |c| {
+                            kind(c, OptimizerKind::Msam);
+                            c.optimizer.m = m;
+                        });
+                        push(&format!("m-SAM m={m} {tag}"), None, &cfg, false, None);
+                    }
+                }
+                for (estimator, est) in [(NormEstimator::Exact, "exact"), (NormEstimator::FiniteDifference, "fd")] {
+                    for (descent, desc) in [(RwDescent::Uniform, "uniform"), (RwDescent::Weighted, "weighted")] {
+                        for (lambda, sign) in [(1.0, "λ>0"), (-1.0, "λ<0")] {
+                            for &r in ratios {
+                                let cfg = with(&c, |c| {
+                                    kind(c, OptimizerKind::Rwsam);
+                                    c.optimizer.rwsam.lambda = lambda;
+                                    c.optimizer.rwsam.estimator = estimator;
+                                    c.optimizer.rwsam.descent = descent;
+                                    c.optimizer.rwsam.target_ess = Some(r);
+                                });
+                                push(&format!("RW-SAM {est} {desc} {sign} {tag}"), Some(r * c.batch as f64), &cfg, false, None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Experiment::DriftCheck | Experiment::RwsamDrift => {}
     }
     out
+}
+
+/// The (ρ, label noise) block of an `rwsam-grid` series: "ρ=0.05 noise=0.4".
+pub fn grid_tag(rho: f64, noise: f64) -> String {
+    format!("ρ={rho} noise={noise}")
 }
 
 /// The name of a `cost` row: the optimizer, and RW-SAM's norm estimator.
@@ -320,6 +407,9 @@ pub struct TrialResult {
     pub lambda_max: Option<f64>,
     pub trace_h: Option<f64>,
     pub sharpness: Option<f64>,
+    /// The m-sharpness curve at the end (E‖∇f_I‖ against m, with its bound √(‖∇f‖² + tr V/m)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m_curve: Option<Vec<crate::metrics::MPoint>>,
     /// Mean RW-SAM effective sample size over the steps.
     pub mean_ess: Option<f64>,
     pub ms_per_step: f64,
@@ -352,6 +442,7 @@ impl TrialResult {
             lambda_max: measurement.map(|m| m.lambda_max),
             trace_h: measurement.map(|m| m.trace_h),
             sharpness: measurement.map(|m| m.sharpness),
+            m_curve: measurement.map(|m| m.m_curve.clone()),
             mean_ess: (!ess.is_empty()).then(|| ess.iter().sum::<f64>() / ess.len() as f64),
             ms_per_step,
             steps_to_target,
@@ -423,7 +514,8 @@ pub fn metrics(exp: Experiment) -> Vec<(&'static str, Metric, bool)> {
         Experiment::NoiseTrace => vec![("tr V", trv, false), ("λ_max", lmax, false), ("test acc", test, true)],
         Experiment::RwsamLambda => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false), ("ms/step", ms, false)],
         Experiment::Cost => vec![("ms/step", ms, false), ("steps to target", sts, false), ("s to target", tts, false), ("test acc", test, true)],
-        Experiment::DriftCheck => vec![],
+        Experiment::RwsamGrid => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false)],
+        Experiment::DriftCheck | Experiment::RwsamDrift => vec![],
     }
 }
 
@@ -442,6 +534,7 @@ pub fn markdown_table(exp: Experiment, results: &[TrialResult]) -> String {
         Experiment::MSweep => "m",
         Experiment::LabelNoise => "label noise",
         Experiment::RwsamLambda => "λ (or target ESS)",
+        Experiment::RwsamGrid => "target ESS",
         _ => "x",
     };
     let mut s = format!("| series | {x_name} |");
@@ -480,6 +573,7 @@ pub fn sig(v: f64) -> String {
 pub fn split_note(exp: Experiment) -> String {
     match exp {
         Experiment::DriftCheck => "one least-squares problem (seed 0); the error is Monte-Carlo".into(),
+        Experiment::RwsamDrift => "one quadratic (seed 0); the error is Monte-Carlo over batches".into(),
         _ => format!(
             "one train/test split (split_seed {SPLIT_SEED}) for every seed; a seed sets the initialisation, label-noise draw and batch order, the same for every optimizer, so differences are paired by seed"
         ),
@@ -496,6 +590,10 @@ pub fn paper_reference(exp: Experiment) -> &'static str {
         Experiment::NoiseTrace => "Paper (Table 6, tr of the gradient covariance at convergence): SGD 572.39 ± 24.15, SAM 198.40 ± 6.20, RW-SAM 177.79 ± 5.10.",
         Experiment::RwsamLambda => "Paper: RW-SAM ≥ SAM at the same ρ, close to m-SAM with small m, at ≈ 7/6 of SAM's cost.",
         Experiment::Cost => "Paper: m-SAM with m = 64 took about 2× SAM's wall time; RW-SAM about 7/6 of SAM's.",
+        Experiment::RwsamGrid => "Paper: RW-SAM ≥ SAM at the same ρ and close to m-SAM with small m (its comparison: m = 64).",
+        Experiment::RwsamDrift => {
+            "Paper: RW-SAM imitates m-SAM's implicit regulariser (ρ/2m)·tr V by reweighting one batch instead of splitting it."
+        }
         Experiment::DriftCheck => {
             "Theory (docs/ALGORITHMS.md#drift-check): on least squares the SDE drift of m-USAM is exact up to sampling noise: E[step] = ∇f + ∇R_m, R_m = (ρ/2)‖∇f‖² + (ρ/2m)·tr V."
         }
@@ -520,7 +618,7 @@ mod tests {
         for exp in Experiment::ALL {
             for quick in [false, true] {
                 let t = trials(exp, &Options { seeds: 2, quick, ..Default::default() });
-                assert_eq!(t.is_empty(), exp == Experiment::DriftCheck, "{exp:?}");
+                assert_eq!(t.is_empty(), exp.is_computation(), "{exp:?}");
                 for trial in &t {
                     trial.config.validate().unwrap_or_else(|e| panic!("{exp:?}: {e}"));
                     assert_eq!(trial.config.seed, trial.seed);

@@ -18,7 +18,8 @@ pub fn verdicts(exp: Experiment, results: &[TrialResult], quick: bool) -> Vec<Ve
         Experiment::NoiseTrace => noise_trace(results),
         Experiment::RwsamLambda => rwsam_lambda(results, &acc),
         Experiment::Cost => return cost(results),
-        Experiment::DriftCheck => Vec::new(),
+        Experiment::RwsamGrid => rwsam_grid(results, &acc),
+        Experiment::DriftCheck | Experiment::RwsamDrift => Vec::new(),
     };
     finish(claims, quick.then_some(QUICK_REASON))
 }
@@ -68,7 +69,7 @@ fn versus(acc: &[Cell], a: (&str, Option<f64>), an: &str, b: (&str, Option<f64>)
 /// and λ_max along m, and the same sweep on clean labels.
 fn m_sweep(results: &[TrialResult], acc: &[Cell]) -> Vec<Claim> {
     let mut v = Vec::new();
-    for (series, label) in [("m-SAM", "40 % noise"), ("m-SAM clean", "clean labels")] {
+    for (series, label) in [("m-SAM", "40 % noise"), ("m-USAM", "m-USAM, 40 % noise"), ("m-SAM clean", "clean labels")] {
         let mut ms: Vec<f64> = acc.iter().filter(|c| c.series == series).filter_map(|c| c.x).collect();
         ms.sort_by(|a, b| b.total_cmp(a));
         ms.dedup();
@@ -179,6 +180,32 @@ fn noise_trace(results: &[TrialResult]) -> Vec<Claim> {
         }
         v.push(Claim::less(claim, format!("{a} {} vs {b} {}", sig(mean(&x)), sig(mean(&y))), "", paired(&x, &y)));
     }
+    // Proposition 3.9: E‖∇f_I‖ rises as the micro-batch shrinks, below √(‖∇f‖² + tr V/m).
+    let curve_end = |r: &TrialResult, small: bool| -> Option<f64> {
+        let c = r.m_curve.as_ref()?;
+        let p = if small { c.iter().min_by_key(|p| p.m)? } else { c.iter().max_by_key(|p| p.m)? };
+        Some(p.mean_norm)
+    };
+    let small: Vec<(u64, f64)> = results.iter().filter(|r| r.series == "SGD").filter_map(|r| curve_end(r, true).map(|v| (r.seed, v))).collect();
+    let large: Vec<(u64, f64)> = results.iter().filter(|r| r.series == "SGD").filter_map(|r| curve_end(r, false).map(|v| (r.seed, v))).collect();
+    if !small.is_empty() && !large.is_empty() {
+        v.push(Claim::greater(
+            "m-sharpness (Proposition 3.9): E‖∇f_I‖ at m = 1 above the largest m, at SGD's end point",
+            format!("E‖∇f_I‖ {} at m = 1 vs {} at the largest m", sig(mean(&small)), sig(mean(&large))),
+            "",
+            paired(&small, &large),
+        ));
+        let points: Vec<&crate::metrics::MPoint> = results.iter().filter_map(|r| r.m_curve.as_ref()).flatten().collect();
+        let over = points.iter().filter(|p| p.mean_norm > 1.02 * p.bound).count();
+        let worst = points.iter().map(|p| p.mean_norm / p.bound).fold(0.0, f64::max);
+        v.push(Claim::decided(
+            "the m-sharpness curve stays below its bound √(‖∇f‖² + tr V/m) at every m",
+            format!("{over} of {} points above the bound (2 % tolerance for sampling); largest E‖∇f_I‖ / bound = {worst:.3}", points.len()),
+            "",
+            if over == 0 { Outcome::Holds } else { Outcome::DoesNotHold },
+            None,
+        ));
+    }
     // Near a minimum the gradient-noise covariance is close to the Hessian (cross-entropy: the
     // Fisher): log(tr V / tr H) within ±log 2, per seed, over every optimizer's end point.
     let ratios: Vec<f64> = results.iter().filter_map(|r| Some((r.trace_v? / r.trace_h?).ln())).filter(|v| v.is_finite()).collect();
@@ -222,6 +249,64 @@ fn rwsam_lambda(results: &[TrialResult], acc: &[Cell]) -> Vec<Claim> {
                 acc_diff(results, ("RW-SAM target ESS", Some(m)), (&name, None)),
                 1.0,
             ));
+        }
+    }
+    v
+}
+
+/// rwsam-grid, per (ρ, noise) block: RW-SAM averaged over its settings (per seed) against SAM,
+/// and m-SAM (m = 64, 8) against SAM; the per-setting paired differences are listed in the
+/// claim's sentence (too many to test one by one after Holm's correction with 10 seeds).
+fn rwsam_grid(results: &[TrialResult], acc: &[Cell]) -> Vec<Claim> {
+    let mut v = Vec::new();
+    let mut tags: Vec<String> = acc.iter().filter_map(|c| c.series.strip_prefix("SAM ").map(str::to_string)).collect();
+    tags.dedup();
+    for tag in tags {
+        let sam_name = format!("SAM {tag}");
+        let sam = values(results, &sam_name, None, acc_of);
+        let arms: Vec<&Cell> = acc.iter().filter(|c| c.series.starts_with("RW-SAM") && c.series.ends_with(&tag)).collect();
+        if !arms.is_empty() {
+            // Per seed, the mean over the RW-SAM settings.
+            let seeds: Vec<u64> = sam.iter().map(|s| s.0).collect();
+            let avg: Vec<(u64, f64)> = seeds
+                .iter()
+                .filter_map(|&seed| {
+                    let xs: Vec<f64> = arms.iter().filter_map(|c| values(results, &c.series, c.x, acc_of).into_iter().find(|x| x.0 == seed).map(|x| x.1)).collect();
+                    (xs.len() == arms.len()).then(|| (seed, xs.iter().sum::<f64>() / xs.len() as f64))
+                })
+                .collect();
+            let mut d = paired(&avg, &sam);
+            scale(&mut d, 100.0);
+            let per: Vec<(String, Paired)> = arms.iter().map(|c| (format!("{} {}", c.series.trim_end_matches(&tag).trim(), fmt_x(c.x)), acc_diff(results, (&c.series, c.x), (&sam_name, None)))).collect();
+            let above = per.iter().filter(|(_, p)| p.mean > 0.0).count();
+            let best = per.iter().max_by(|a, b| a.1.mean.total_cmp(&b.1.mean)).expect("arms");
+            let worst = per.iter().min_by(|a, b| a.1.mean.total_cmp(&b.1.mean)).expect("arms");
+            v.push(Claim::greater(
+                format!("{tag}: RW-SAM (mean over its {} settings) above SAM", arms.len()),
+                format!(
+                    "{above} of {} settings above SAM on average; best {} {:+.2} points ({}/{} seeds), worst {} {:+.2} points",
+                    per.len(),
+                    best.0,
+                    best.1.mean,
+                    best.1.wins,
+                    best.1.n,
+                    worst.0,
+                    worst.1.mean
+                ),
+                "points",
+                d,
+            ));
+        }
+        for m in [64, 8] {
+            let name = format!("m-SAM m={m} {tag}");
+            if cell(acc, &name, None).is_some() {
+                v.push(Claim::greater(
+                    format!("{tag}: m-SAM m = {m} above SAM"),
+                    versus(acc, (&name, None), &format!("m-SAM m={m}"), (&sam_name, None), "SAM"),
+                    "points",
+                    acc_diff(results, (&name, None), (&sam_name, None)),
+                ));
+            }
         }
     }
     v

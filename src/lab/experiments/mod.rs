@@ -522,7 +522,7 @@ impl ExperimentJob {
             "## {}\n\n{}\n\nSeeds: {}{}; {}; engine: {}; run in the SAM lab app{state}; wall time {:.1} s. ms/step: {MS_PER_STEP_NOTE}\n\n{}\n\n{}\n",
             exp.name(),
             exp.describe(),
-            if exp == Experiment::DriftCheck { 1 } else { self.options.seeds },
+            if exp.is_computation() { 1 } else { self.options.seeds },
             if self.options.quick { " (quick)" } else { "" },
             split_note(exp),
             self.engine_describe(),
