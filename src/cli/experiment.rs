@@ -246,6 +246,10 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse:
     }
     doc.push_str(&brief);
     doc.push('\n');
+    doc.push_str(&contradictions(&all));
+    doc.push('\n');
+    doc.push_str(&rwsam_question(&all));
+    doc.push('\n');
     doc.push_str(&sections);
     write(summary, &doc)?;
     Ok(all)
@@ -268,4 +272,59 @@ pub fn expectations(found: &[(Experiment, Vec<Verdict>)]) -> serde_json::Value {
         doc.insert(exp.name().to_string(), serde_json::Value::Object(claims));
     }
     serde_json::Value::Object(doc)
+}
+
+/// One line per verdict: the claim, the verdict, its paired effect and interval.
+fn line(exp: Experiment, v: &Verdict) -> String {
+    let ci = v.ci.map(|[a, b]| format!(", 95 % interval [{}, {}]", sig(a), sig(b))).unwrap_or_default();
+    let effect = v.effect.map(|e| format!(" ({} {}{ci}{})", sig(e), v.unit, v.wins.map(|w| format!(", {w}/{} seeds", v.n)).unwrap_or_default())).unwrap_or_default();
+    format!("- {}: {} — **{}**{effect}\n", exp.name(), v.claim, v.verdict.word())
+}
+
+/// The section listing every finding that contradicts the paper (a claim that does not hold).
+fn contradictions(all: &[(Experiment, Vec<Verdict>)]) -> String {
+    let mut s = String::from("## Where the findings contradict the paper\n\n");
+    let lines: String = all.iter().flat_map(|(e, v)| v.iter().filter(|v| v.verdict == crate::experiments::Outcome::DoesNotHold).map(move |v| line(*e, v))).collect();
+    if lines.is_empty() {
+        s.push_str("No claim is contradicted at this scale (see the inconclusive ones above).\n");
+    } else {
+        s.push_str("Each of these claims is refuted by the paired differences (Holm-corrected) or the computation named:\n\n");
+        s.push_str(&lines);
+    }
+    s
+}
+
+/// The RW-SAM question in one paragraph, from the verdicts: the accuracy claims about RW-SAM
+/// counted by outcome and listed, and the mechanism (rwsam-drift).
+fn rwsam_question(all: &[(Experiment, Vec<Verdict>)]) -> String {
+    use crate::experiments::Outcome;
+    let rw: Vec<(Experiment, &Verdict)> =
+        all.iter().filter(|(e, _)| *e != Experiment::RwsamDrift && *e != Experiment::Cost).flat_map(|(e, v)| v.iter().filter(|v| v.claim.contains("RW-SAM")).map(move |v| (*e, v))).collect();
+    let count = |o: Outcome| rw.iter().filter(|(_, v)| v.verdict == o).count();
+    let mut s = format!(
+        "## The RW-SAM question at this scale\n\nOf {} claims about RW-SAM's accuracy or end point, {} hold, {} do not hold and {} are inconclusive.",
+        rw.len(),
+        count(Outcome::Holds),
+        count(Outcome::DoesNotHold),
+        count(Outcome::Inconclusive)
+    );
+    let below: Vec<String> = rw
+        .iter()
+        .filter(|(_, v)| v.verdict == Outcome::DoesNotHold)
+        .map(|(e, v)| format!("{} ({}: {} {})", v.claim, e.name(), v.effect.map(sig).unwrap_or_default(), v.unit))
+        .collect();
+    if !below.is_empty() {
+        s.push_str(&format!(" Refuted: {}.", below.join("; ")));
+    }
+    let held: Vec<String> = rw.iter().filter(|(_, v)| v.verdict == Outcome::Holds).map(|(e, v)| format!("{} ({})", v.claim, e.name())).collect();
+    if !held.is_empty() {
+        s.push_str(&format!(" Supported: {}.", held.join("; ")));
+    }
+    for (e, v) in all.iter().filter(|(e, _)| matches!(e, Experiment::RwsamDrift | Experiment::Cost)) {
+        for v in v.iter().filter(|v| *e == Experiment::RwsamDrift || v.claim.contains("RW-SAM finite")) {
+            s.push_str(&format!(" {}: {}", if *e == Experiment::Cost { "Cost" } else { "Mechanism" }, v.text.replace("**", "")));
+        }
+    }
+    s.push('\n');
+    s
 }
