@@ -79,7 +79,7 @@ fn m_sweep(results: &[TrialResult], acc: &[Cell]) -> Vec<Claim> {
         let (big, small) = (ms[0], ms[ms.len() - 1]);
         let path: Vec<String> = ms.iter().filter_map(|&m| cell(acc, series, Some(m))).map(|c| format!("{:.1} (m={})", 100.0 * c.mean, fmt_x(c.x))).collect();
         v.push(Claim::greater(
-            format!("{label}: test accuracy at m = {} above m = {} (the paper's main claim)", fmt_x(Some(small)), fmt_x(Some(big))),
+            format!("{label}: test accuracy at m = {} above m = {}{}", fmt_x(Some(small)), fmt_x(Some(big)), if series == "m-SAM" { " (the paper's main claim)" } else { "" }),
             format!("test accuracy {}", path.join(" → ")),
             "points",
             acc_diff(results, (series, Some(small)), (series, Some(big))),

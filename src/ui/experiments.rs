@@ -57,7 +57,7 @@ impl ExperimentsPanel {
         ui.heading("Experiments: the paper's claims at small scale");
         ui.label(
             "The same experiments as `samlab experiment`: each trains its trials to the end (digits, MLP 64-128-128-10, batch 128, 40 epochs; \
-             quick: a quarter of the training samples, one hidden layer of 64, 30 epochs) and summarises them over seeds (mean ± sample std).",
+             quick: a quarter of the training samples, one hidden layer of 64, 60 epochs) and summarises them over seeds (mean ± sample std).",
         );
         ui.add_space(4.0);
         let running = job.is_some_and(ExperimentJob::is_running);
@@ -95,7 +95,7 @@ impl ExperimentsPanel {
                     .accessible_name("Seeds")
                     .on_hover_text("Trials per setting with seeds 0, 1, … on one train/test split: the table gives mean ± sample std, the verdicts paired differences by seed with a 95 % interval (fewer than 3 seeds: inconclusive; 10 for a full run). The drift check has one seed.");
                 ui.checkbox(&mut self.quick, "quick").on_hover_text(
-                    "Small enough for a browser: a quarter of the training samples, one hidden layer of 64, 30 epochs (enough to memorise noisy labels), fewer settings (the CLI's --quick); it can support a claim but not refute it. Off: the full setting, minutes per experiment on the CPU engine.",
+                    "Small enough for a browser: a quarter of the training samples, one hidden layer of 64, 60 epochs (enough to memorise noisy labels), fewer settings (the CLI's --quick); it can support a claim but not refute it. Off: the full setting, minutes per experiment on the CPU engine.",
                 );
             });
             if running {
