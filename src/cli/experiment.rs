@@ -130,7 +130,14 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         Some(doc) => doc["machine"].as_str().map(str::to_string).unwrap_or_else(machine),
         None => machine(),
     };
-    write_report(exp, opts, out_dir, parts, &format!("wall time {seconds:.1} s"), seconds, &machine)
+    // A reused report states the options it was run with, and a split per seed if it predates split_seed.
+    let recorded: Option<Options> = earlier.as_ref().and_then(|doc| serde_json::from_value(doc["options"].clone()).ok());
+    if let Some(doc) = &earlier
+        && doc["trials"].as_array().and_then(|t| t.first()).is_some_and(|t| t["config"]["split_seed"].is_null())
+    {
+        parts.note.push_str("**Recorded before the fixed split**: these trials split the data by their seed, so test-set variance is in every interval.\n\n");
+    }
+    write_report(exp, recorded.as_ref().unwrap_or(opts), out_dir, parts, &format!("wall time {seconds:.1} s"), seconds, &machine)
 }
 
 /// A progress bar counting trials.

@@ -341,23 +341,26 @@ fn cost(results: &[TrialResult]) -> Vec<Verdict> {
             let n = ratios.len();
             let median = if n == 0 { f64::NAN } else if n % 2 == 1 { ratios[n / 2] } else { 0.5 * (ratios[n / 2 - 1] + ratios[n / 2]) };
             let (lo, hi) = (ratios.first().copied().unwrap_or(f64::NAN), ratios.last().copied().unwrap_or(f64::NAN));
+            // The interquartile range decides (one disturbed repeat should not void the rest).
+            let q = |f: f64| if n == 0 { f64::NAN } else { ratios[((n - 1) as f64 * f).round() as usize] };
+            let (q1, q3) = (q(0.25), q(0.75));
             let claim = format!("{backend}: {label} costs {}× SAM per step", paper.map(|p| format!("{p:.2}")).unwrap_or_else(|| "more than 1".into()));
-            let noisy = lo < 0.9 && hi > 1.1;
-            let impossible = more_work && hi < 1.0;
+            let noisy = (q1 < 0.9 && q3 > 1.1) || q3 > 2.0 * q1;
+            let impossible = more_work && q3 < 1.0;
             let (verdict, reason) = if n < 3 {
                 (Outcome::Inconclusive, Some(format!("{n} repeat(s): at least 3 are needed for a spread")))
             } else if noisy || impossible {
-                (Outcome::Inconclusive, Some(format!("the spread over repeats [{lo:.2}, {hi:.2}] makes the ratio meaningless (timing noise)")))
+                (Outcome::Inconclusive, Some(format!("the interquartile range over repeats [{q1:.2}, {q3:.2}] makes the ratio meaningless (timing noise)")))
             } else if let Some(p) = paper {
                 // Within a third of the paper's ratio counts as agreement at this scale.
                 if (median / p).ln().abs() < (4.0f64 / 3.0).ln() { (Outcome::Holds, None) } else { (Outcome::DoesNotHold, None) }
             } else if lo > 1.0 {
                 (Outcome::Holds, None)
             } else {
-                (Outcome::Inconclusive, Some(format!("the spread [{lo:.2}, {hi:.2}] reaches below 1")))
+                (Outcome::Inconclusive, Some(format!("the range [{lo:.2}, {hi:.2}] reaches below 1")))
             };
             let mut text = format!(
-                "{claim}: **{}** — median over {n} paired repeats {median:.2}× (spread {lo:.2}–{hi:.2}){}",
+                "{claim}: **{}** — median over {n} paired repeats {median:.2}× (interquartile {q1:.2}–{q3:.2}, range {lo:.2}–{hi:.2}){}",
                 verdict.word().to_uppercase(),
                 paper.map(|p| format!("; the paper: ≈ {p:.2}×")).unwrap_or_default()
             );
