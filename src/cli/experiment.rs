@@ -115,12 +115,20 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         Parts::from_results(exp, &list, &results, opts.quick)
     };
     let mut parts = parts;
+    // What a collected report recorded about its plan stays with it.
+    if let Some(doc) = &earlier {
+        for key in ["plan", "missing", "corrupt", "failed"] {
+            if !doc[key].is_null() {
+                parts.doc[key] = doc[key].clone();
+            }
+        }
+    }
     if let Some(doc) = &earlier
-        && let (Some(missing), Some(planned)) = (doc["missing"].as_array(), doc["trials"].as_array())
+        && let Some(missing) = doc["missing"].as_array()
         && !missing.is_empty()
     {
         let done = doc["results"].as_array().map_or(0, Vec::len);
-        parts.note = format!("**Partial**: {done} of {} trials collected (the plan's first trials in order); {} missing.\n\n", planned.len(), missing.len());
+        parts.note = format!("**Partial**: {done} of {} planned trials collected (the plan's first trials in order); {} missing.\n\n", done + missing.len(), missing.len());
     }
     let seconds = match &earlier {
         Some(doc) => doc["wall_time_s"].as_f64().unwrap_or(f64::NAN),
@@ -337,9 +345,14 @@ fn rwsam_question(all: &[(Experiment, Vec<Verdict>)]) -> String {
     if !held.is_empty() {
         s.push_str(&format!(" Supported: {}.", held.join("; ")));
     }
-    for (e, v) in all.iter().filter(|(e, _)| matches!(e, Experiment::RwsamDrift | Experiment::Cost)) {
-        for v in v.iter().filter(|v| *e == Experiment::RwsamDrift || v.claim.contains("RW-SAM finite")) {
-            s.push_str(&format!(" {}: {}", if *e == Experiment::Cost { "Cost" } else { "Mechanism" }, v.text.replace("**", "")));
+    for (e, v) in all.iter().filter(|(e, _)| matches!(e, Experiment::RwsamGrid | Experiment::RwsamDrift | Experiment::Cost)) {
+        for v in v.iter().filter(|v| *e == Experiment::RwsamDrift || v.claim.contains("RW-SAM")) {
+            let what = match e {
+                Experiment::Cost => "Cost",
+                Experiment::RwsamGrid => "Grid",
+                _ => "Mechanism",
+            };
+            s.push_str(&format!(" {what}: {}", v.text.replace("**", "")));
         }
     }
     s.push('\n');
