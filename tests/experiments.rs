@@ -169,11 +169,7 @@ fn check_exits_1_when_a_verdict_differs_from_the_record() {
     let file = dir.join("expect.json");
     let bin = env!("CARGO_BIN_EXE_samlab");
     let run = |extra: &[&str]| {
-        std::process::Command::new(bin)
-            .args(["experiment", "drift-check", "--quick", "--quiet", "--out", dir.to_str().unwrap()])
-            .args(extra)
-            .output()
-            .unwrap()
+        std::process::Command::new(bin).args(["experiment", "drift-check", "--quick", "--quiet", "--out", dir.to_str().unwrap()]).args(extra).output().unwrap()
     };
     assert!(run(&["--record", file.to_str().unwrap()]).status.success());
     assert_eq!(run(&["--check", file.to_str().unwrap()]).status.code(), Some(0));

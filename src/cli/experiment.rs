@@ -3,16 +3,16 @@
 
 use super::figure::render;
 use super::{progress_bar, write};
-use crate::experiments::drift::{DriftConfig, drift_check};
-use crate::experiments::panels::{drift_panels, experiment_panels};
-use crate::experiments::{Experiment, Options, Trial, TrialResult, Verdict, markdown_table, split_note, trials, verdict_table};
-use crate::setup::prepare;
 use crate::config::Backend;
 use crate::engine::choice::open_engine;
 use crate::error::Result;
+use crate::experiments::drift::{DriftConfig, drift_check};
+use crate::experiments::panels::{drift_panels, experiment_panels};
+use crate::experiments::sig;
+use crate::experiments::{Experiment, Options, Trial, TrialResult, Verdict, markdown_table, split_note, trials, verdict_table};
 use crate::metrics::RunMeasurer;
 use crate::run::Run;
-use crate::experiments::sig;
+use crate::setup::prepare;
 use serde_json::json;
 use std::time::Instant;
 
@@ -128,7 +128,11 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         && !missing.is_empty()
     {
         let done = doc["results"].as_array().map_or(0, Vec::len);
-        parts.note = format!("**Partial**: {done} of {} planned trials collected (the plan's first trials in order); {} missing.\n\n", done + missing.len(), missing.len());
+        parts.note = format!(
+            "**Partial**: {done} of {} planned trials collected (the plan's first trials in order); {} missing.\n\n",
+            done + missing.len(),
+            missing.len()
+        );
     }
     let seconds = match &earlier {
         Some(doc) => doc["wall_time_s"].as_f64().unwrap_or(f64::NAN),
@@ -245,7 +249,11 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse:
          reason). The paper's figures are ResNet/CIFAR: compare directions and mechanisms, not values.\n\n",
         opts.seeds,
         if reuse { " --reuse" } else { "" },
-        if reuse { "the recorded JSON of each experiment's run, rebuilt into tables, figures and verdicts; each section states the wall time of its run and whether it is partial" } else { "that run" },
+        if reuse {
+            "the recorded JSON of each experiment's run, rebuilt into tables, figures and verdicts; each section states the wall time of its run and whether it is partial"
+        } else {
+            "that run"
+        },
         machine(),
         opts.backend,
         if opts.quick { " (quick settings: see each section)" } else { "" }
@@ -302,14 +310,16 @@ pub fn expectations(found: &[(Experiment, Vec<Verdict>)]) -> serde_json::Value {
 /// One line per verdict: the claim, the verdict, its paired effect and interval.
 fn line(exp: Experiment, v: &Verdict) -> String {
     let ci = v.ci.map(|[a, b]| format!(", 95 % interval [{}, {}]", sig(a), sig(b))).unwrap_or_default();
-    let effect = v.effect.map(|e| format!(" ({} {}{ci}{})", sig(e), v.unit, v.wins.map(|w| format!(", {w}/{} seeds", v.n)).unwrap_or_default())).unwrap_or_default();
+    let effect =
+        v.effect.map(|e| format!(" ({} {}{ci}{})", sig(e), v.unit, v.wins.map(|w| format!(", {w}/{} seeds", v.n)).unwrap_or_default())).unwrap_or_default();
     format!("- {}: {} — **{}**{effect}\n", exp.name(), v.claim, v.verdict.word())
 }
 
 /// The section listing every finding that contradicts the paper (a claim that does not hold).
 fn contradictions(all: &[(Experiment, Vec<Verdict>)]) -> String {
     let mut s = String::from("## Where the findings contradict the paper\n\n");
-    let lines: String = all.iter().flat_map(|(e, v)| v.iter().filter(|v| v.verdict == crate::experiments::Outcome::DoesNotHold).map(move |v| line(*e, v))).collect();
+    let lines: String =
+        all.iter().flat_map(|(e, v)| v.iter().filter(|v| v.verdict == crate::experiments::Outcome::DoesNotHold).map(move |v| line(*e, v))).collect();
     if lines.is_empty() {
         s.push_str("No claim is contradicted at this scale (see the inconclusive ones above).\n");
     } else {
@@ -323,8 +333,11 @@ fn contradictions(all: &[(Experiment, Vec<Verdict>)]) -> String {
 /// counted by outcome and listed, and the mechanism (rwsam-drift).
 fn rwsam_question(all: &[(Experiment, Vec<Verdict>)]) -> String {
     use crate::experiments::Outcome;
-    let rw: Vec<(Experiment, &Verdict)> =
-        all.iter().filter(|(e, _)| *e != Experiment::RwsamDrift && *e != Experiment::Cost).flat_map(|(e, v)| v.iter().filter(|v| v.claim.contains("RW-SAM")).map(move |v| (*e, v))).collect();
+    let rw: Vec<(Experiment, &Verdict)> = all
+        .iter()
+        .filter(|(e, _)| *e != Experiment::RwsamDrift && *e != Experiment::Cost)
+        .flat_map(|(e, v)| v.iter().filter(|v| v.claim.contains("RW-SAM")).map(move |v| (*e, v)))
+        .collect();
     let count = |o: Outcome| rw.iter().filter(|(_, v)| v.verdict == o).count();
     let mut s = format!(
         "## The RW-SAM question at this scale\n\nOf {} claims about RW-SAM's accuracy or end point, {} hold, {} do not hold and {} are inconclusive.",

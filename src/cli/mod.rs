@@ -10,13 +10,13 @@ pub mod sweep;
 
 use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::setup::{prepare, spec_for};
 use crate::engine::choice::open_engine;
 use crate::engine::step::{StepInput, Workspace, sam_family_step};
 use crate::error::{Error, Result};
 use crate::formats::{BatchJson, ParamsJson};
 use crate::model::{Activation, Mlp};
 use crate::run::{EvalRecord, Run};
+use crate::setup::{prepare, spec_for};
 use args::{ConfigArgs, OptimizerArgs};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

@@ -203,7 +203,19 @@ pub fn verdict(report: &DriftReport) -> Verdict {
         report.config.seed,
         report.config.draws
     );
-    Verdict { claim, verdict: outcome, effect: Some(worst), ci: None, p: None, p_holm: None, n: report.config.draws, wins: None, unit: "standard errors".into(), reason: None, text }
+    Verdict {
+        claim,
+        verdict: outcome,
+        effect: Some(worst),
+        ci: None,
+        p: None,
+        p_holm: None,
+        n: report.config.draws,
+        wins: None,
+        unit: "standard errors".into(),
+        reason: None,
+        text,
+    }
 }
 
 #[cfg(test)]

@@ -591,9 +591,7 @@ pub fn paper_reference(exp: Experiment) -> &'static str {
         Experiment::RwsamLambda => "Paper: RW-SAM ≥ SAM at the same ρ, close to m-SAM with small m, at ≈ 7/6 of SAM's cost.",
         Experiment::Cost => "Paper: m-SAM with m = 64 took about 2× SAM's wall time; RW-SAM about 7/6 of SAM's.",
         Experiment::RwsamGrid => "Paper: RW-SAM ≥ SAM at the same ρ and close to m-SAM with small m (its comparison: m = 64).",
-        Experiment::RwsamDrift => {
-            "Paper: RW-SAM imitates m-SAM's implicit regulariser (ρ/2m)·tr V by reweighting one batch instead of splitting it."
-        }
+        Experiment::RwsamDrift => "Paper: RW-SAM imitates m-SAM's implicit regulariser (ρ/2m)·tr V by reweighting one batch instead of splitting it.",
         Experiment::DriftCheck => {
             "Theory (docs/ALGORITHMS.md#drift-check): on least squares the SDE drift of m-USAM is exact up to sampling noise: E[step] = ∇f + ∇R_m, R_m = (ρ/2)‖∇f‖² + (ρ/2m)·tr V."
         }

@@ -108,8 +108,11 @@ pub fn rwsam_drift(cfg: &RwDriftConfig) -> RwDriftReport {
     let trace_v = (0..n).map(|i| dot(&q.g[i], &q.g[i])).sum::<f64>() / n as f64 - dot(&grad, &grad);
     let base: Vec<f64> = grad.iter().zip(&h_grad).map(|(g, h)| g + cfg.rho * h).collect();
     // Arms: (estimator exact?, negative λ?, weighted descent?).
-    let arms: Vec<(bool, bool, bool)> = [true, false].iter().flat_map(|&e| [false, true].iter().flat_map(move |&neg| [false, true].map(|w| (e, neg, w)))).collect();
-    let name = |(e, neg, w): (bool, bool, bool)| format!("{} {} {}", if e { "exact" } else { "fd" }, if neg { "λ<0" } else { "λ>0" }, if w { "weighted" } else { "uniform" });
+    let arms: Vec<(bool, bool, bool)> =
+        [true, false].iter().flat_map(|&e| [false, true].iter().flat_map(move |&neg| [false, true].map(|w| (e, neg, w)))).collect();
+    let name = |(e, neg, w): (bool, bool, bool)| {
+        format!("{} {} {}", if e { "exact" } else { "fd" }, if neg { "λ<0" } else { "λ>0" }, if w { "weighted" } else { "uniform" })
+    };
     let mut rows = Vec::new();
     let mut rng = Rng::stream(cfg.seed, Stream::Batches);
     for &m in &cfg.ms {
@@ -123,7 +126,8 @@ pub fn rwsam_drift(cfg: &RwDriftConfig) -> RwDriftReport {
             let z: Vec<f64> = (0..d).map(|_| if rng.below(2) == 0 { -1.0 } else { 1.0 }).collect();
             let exact: Vec<f64> = picks.iter().map(|&i| dot(&q.g[i], &q.g[i]).sqrt()).collect();
             // f_i(w + δz) − f_i(w) = δ g_iᵀz + ½δ² zᵀA_i z.
-            let fd: Vec<f64> = picks.iter().map(|&i| (cfg.delta * dot(&q.g[i], &z) + 0.5 * cfg.delta * cfg.delta * q.a[i].iter().sum::<f64>()).abs() / cfg.delta).collect();
+            let fd: Vec<f64> =
+                picks.iter().map(|&i| (cfg.delta * dot(&q.g[i], &z) + 0.5 * cfg.delta * cfg.delta * q.a[i].iter().sum::<f64>()).abs() / cfg.delta).collect();
             for (j, &(e, neg, weighted)) in arms.iter().enumerate() {
                 // λ and the weights are shared by the two descents of one (estimator, sign).
                 let scores = if e { &exact } else { &fd };
@@ -227,7 +231,8 @@ pub fn verdicts(r: &RwDriftReport) -> Vec<Verdict> {
     let verdict = if all_bad { Outcome::DoesNotHold } else { Outcome::Holds };
     let numbers: Vec<String> = best.3.iter().map(|row| format!("m = {}: m·c = {:.2} (cos {:.2})", row.m, row.m_times_c, row.cosine)).collect();
     let at1: Vec<String> = r.rows.iter().filter(|row| row.m == 1).map(|row| format!("{} {:.3}", row.arm, row.m_times_c)).collect();
-    let claim = "some λ (either sign, exact or finite-difference scores, uniform or weighted descent) with ESS = m gives RW-SAM m-SAM's (ρ/2m)·tr V drift term".to_string();
+    let claim = "some λ (either sign, exact or finite-difference scores, uniform or weighted descent) with ESS = m gives RW-SAM m-SAM's (ρ/2m)·tr V drift term"
+        .to_string();
     let text = format!(
         "{claim}: **{}** — the closest arm is {} ({}); m·c at ESS = 1 per arm: {}. m-USAM has m·c = 1 exactly.",
         verdict.word().to_uppercase(),

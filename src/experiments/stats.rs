@@ -247,7 +247,12 @@ impl Claim {
         Self { claim: claim.into(), kind: ClaimKind::Equivalent { paired, margin }, unit: unit.into(), detail: detail.into() }
     }
     pub fn decided(claim: impl Into<String>, detail: impl Into<String>, unit: &str, verdict: Outcome, reason: Option<String>) -> Self {
-        Self { claim: claim.into(), kind: ClaimKind::Decided { verdict, effect: None, ci: None, p: None, n: 0, reason }, unit: unit.into(), detail: detail.into() }
+        Self {
+            claim: claim.into(),
+            kind: ClaimKind::Decided { verdict, effect: None, ci: None, p: None, n: 0, reason },
+            unit: unit.into(),
+            detail: detail.into(),
+        }
     }
     pub fn inconclusive(claim: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::decided(claim, "", "", Outcome::Inconclusive, Some(reason.into()))

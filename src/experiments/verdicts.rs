@@ -79,7 +79,12 @@ fn m_sweep(results: &[TrialResult], acc: &[Cell]) -> Vec<Claim> {
         let (big, small) = (ms[0], ms[ms.len() - 1]);
         let path: Vec<String> = ms.iter().filter_map(|&m| cell(acc, series, Some(m))).map(|c| format!("{:.1} (m={})", 100.0 * c.mean, fmt_x(c.x))).collect();
         v.push(Claim::greater(
-            format!("{label}: test accuracy at m = {} above m = {}{}", fmt_x(Some(small)), fmt_x(Some(big)), if series == "m-SAM" { " (the paper's main claim)" } else { "" }),
+            format!(
+                "{label}: test accuracy at m = {} above m = {}{}",
+                fmt_x(Some(small)),
+                fmt_x(Some(big)),
+                if series == "m-SAM" { " (the paper's main claim)" } else { "" }
+            ),
             format!("test accuracy {}", path.join(" → ")),
             "points",
             acc_diff(results, (series, Some(small)), (series, Some(big))),
@@ -271,13 +276,17 @@ fn rwsam_grid(results: &[TrialResult], acc: &[Cell]) -> Vec<Claim> {
             let avg: Vec<(u64, f64)> = seeds
                 .iter()
                 .filter_map(|&seed| {
-                    let xs: Vec<f64> = arms.iter().filter_map(|c| values(results, &c.series, c.x, acc_of).into_iter().find(|x| x.0 == seed).map(|x| x.1)).collect();
+                    let xs: Vec<f64> =
+                        arms.iter().filter_map(|c| values(results, &c.series, c.x, acc_of).into_iter().find(|x| x.0 == seed).map(|x| x.1)).collect();
                     (xs.len() == arms.len()).then(|| (seed, xs.iter().sum::<f64>() / xs.len() as f64))
                 })
                 .collect();
             let mut d = paired(&avg, &sam);
             scale(&mut d, 100.0);
-            let per: Vec<(String, Paired)> = arms.iter().map(|c| (format!("{} {}", c.series.trim_end_matches(&tag).trim(), fmt_x(c.x)), acc_diff(results, (&c.series, c.x), (&sam_name, None)))).collect();
+            let per: Vec<(String, Paired)> = arms
+                .iter()
+                .map(|c| (format!("{} {}", c.series.trim_end_matches(&tag).trim(), fmt_x(c.x)), acc_diff(results, (&c.series, c.x), (&sam_name, None))))
+                .collect();
             let above = per.iter().filter(|(_, p)| p.mean > 0.0).count();
             let best = per.iter().max_by(|a, b| a.1.mean.total_cmp(&b.1.mean)).expect("arms");
             let worst = per.iter().min_by(|a, b| a.1.mean.total_cmp(&b.1.mean)).expect("arms");
@@ -339,7 +348,13 @@ fn cost(results: &[TrialResult]) -> Vec<Verdict> {
             let mut ratios: Vec<f64> = other.iter().filter_map(|(s, t)| sam.iter().find(|(u, _)| u == s).map(|(_, b)| t / b)).collect();
             ratios.sort_by(f64::total_cmp);
             let n = ratios.len();
-            let median = if n == 0 { f64::NAN } else if n % 2 == 1 { ratios[n / 2] } else { 0.5 * (ratios[n / 2 - 1] + ratios[n / 2]) };
+            let median = if n == 0 {
+                f64::NAN
+            } else if n % 2 == 1 {
+                ratios[n / 2]
+            } else {
+                0.5 * (ratios[n / 2 - 1] + ratios[n / 2])
+            };
             let (lo, hi) = (ratios.first().copied().unwrap_or(f64::NAN), ratios.last().copied().unwrap_or(f64::NAN));
             // The interquartile range decides (one disturbed repeat should not void the rest).
             let q = |f: f64| if n == 0 { f64::NAN } else { ratios[((n - 1) as f64 * f).round() as usize] };

@@ -330,8 +330,10 @@ pub mod base64url {
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
     /// Reads what links carry: the URL alphabet or the standard one, padded or not.
-    const LENIENT: GeneralPurpose =
-        GeneralPurpose::new(&base64::alphabet::URL_SAFE, GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true));
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true),
+    );
 
     pub fn encode(bytes: &[u8]) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -340,11 +342,14 @@ pub mod base64url {
     /// `None` on a character outside the alphabet or an impossible length. Accepts '+' and '/'
     /// and trailing '=' as well (standard base64).
     pub fn decode(text: &str) -> Option<Vec<u8>> {
-        let text: String = text.chars().map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        }).collect();
+        let text: String = text
+            .chars()
+            .map(|c| match c {
+                '+' => '-',
+                '/' => '_',
+                c => c,
+            })
+            .collect();
         LENIENT.decode(text).ok()
     }
 }

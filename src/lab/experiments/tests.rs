@@ -1,9 +1,9 @@
 //! The experiments view's job: live trials give the CLI's numbers, nothing waits on a device
 //! or a worker, stop and failures keep what was done.
 
-use super::*;
 use super::drift_job::DriftJob;
 use super::trial::Phase;
+use super::*;
 use crate::experiments::drift::{DriftConfig, drift_check};
 use crate::setup::prepare;
 
