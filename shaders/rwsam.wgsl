@@ -144,12 +144,14 @@ fn gibbs(@builtin(local_invocation_index) t: u32) {
     var lambda = clamp(p.f0, -LAMBDA_CAP, LAMBDA_CAP);
     if ((p.flags & GIBBS_TARGET_ESS) != 0u) {
         let ess_goal = p.f1;
+        // The sign of f0 picks the sign of the solved λ (optim::lambda_for_ess_signed).
+        let sgn = select(1.0, -1.0, p.f0 < 0.0);
         lambda = 0.0;
         if (ess_goal < f32(n) && !tied) {
             var hi = 1.0;
             var state = 0u;   // 0: doubling, 1: bracketed, 2: out of reach (ESS(2^40) > goal)
             for (var k = 0u; k < 41u; k++) {
-                let e = ess_at(t, hi, mm);
+                let e = ess_at(t, sgn * hi, mm);
                 if (state == 0u) {
                     if (e <= ess_goal) {
                         state = 1u;
@@ -161,14 +163,14 @@ fn gibbs(@builtin(local_invocation_index) t: u32) {
                 }
             }
             if (state == 2u) {
-                lambda = LAMBDA_CAP;
+                lambda = sgn * LAMBDA_CAP;
             } else {
                 var lo = 0.0;
                 for (var k = 0u; k < 60u; k++) {
                     let mid = 0.5 * (lo + hi);
-                    if (ess_at(t, mid, mm) > ess_goal) { lo = mid; } else { hi = mid; }
+                    if (ess_at(t, sgn * mid, mm) > ess_goal) { lo = mid; } else { hi = mid; }
                 }
-                lambda = 0.5 * (lo + hi);
+                lambda = sgn * 0.5 * (lo + hi);
             }
         }
     }

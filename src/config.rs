@@ -268,7 +268,8 @@ pub struct RwSamConfig {
     /// Finite-difference step δ.
     pub delta: f64,
     pub descent: RwDescent,
-    /// Solve λ ≥ 0 every step so that ESS = r·B (replaces `lambda`).
+    /// Solve λ every step so that ESS = r·B (replaces `lambda`, whose sign picks the sign of the
+    /// solved λ: λ < 0 tilts the weights toward the smallest scores).
     pub target_ess: Option<f64>,
     /// Divide s by its batch mean before the softmax (scale-free λ).
     pub normalize: bool,
@@ -319,6 +320,7 @@ impl OptimizerConfig {
         match self.kind {
             OptimizerKind::Msam | OptimizerKind::Musam => format!("{} m={}", self.kind.label(), self.m),
             OptimizerKind::Rwsam => match self.rwsam.target_ess {
+                Some(r) if self.rwsam.lambda < 0.0 => format!("RW-SAM ESS={r}B λ<0"),
                 Some(r) => format!("RW-SAM ESS={r}B"),
                 None => format!("RW-SAM λ={}", self.rwsam.lambda),
             },
@@ -338,7 +340,13 @@ pub struct RunConfig {
     pub epochs: u64,
     /// A number of steps that replaces `epochs` when set.
     pub steps: Option<u64>,
+    /// Initial weights, label-noise draw and batch order; also the train/test split unless
+    /// `split_seed` is set.
     pub seed: u64,
+    /// The train/test split (and a toy's samples) when set; None: the split follows `seed`, as a
+    /// single run has always done. Experiments set it to 0 so that every seed sees one split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     /// Evaluate on the full train and test sets every this many steps (0: once per epoch).
     pub eval_every: u64,
     /// Add sharpness metrics to the history every this many steps (0: never).
@@ -357,6 +365,7 @@ impl Default for RunConfig {
             epochs: 40,
             steps: None,
             seed: 0,
+            split_seed: None,
             eval_every: 0,
             measure_every: 0,
             backend: Backend::Cpu,
@@ -400,6 +409,11 @@ impl RunConfig {
             return Err(Error::Json { what: crate::error::path_shown(what), message: "expected a JSON object {…}".into() });
         }
         serde_path_to_error::deserialize(value).map_err(|e| path_error(what, e))
+    }
+
+    /// The seed of the train/test split: `split_seed`, or `seed` when it is not set.
+    pub fn data_split_seed(&self) -> u64 {
+        self.split_seed.unwrap_or(self.seed)
     }
 
     pub fn to_json(&self) -> String {

@@ -65,7 +65,19 @@ pub fn ess<T: Real>(p: &[T]) -> f64 {
 ///   target below k (any r·B < 1 among them) is never met: λ = LAMBDA_CAP, the weights as
 ///   concentrated on the maxima as λ allows (ESS ≈ k).
 pub fn lambda_for_ess(scores: &[f64], target: f64) -> f64 {
-    let ess_at = |l: f64| ess(&gibbs_weights(scores, l));
+    lambda_for_ess_signed(scores, target, false)
+}
+
+/// As `lambda_for_ess`, or with `negative` the λ ≤ 0 with that ESS (the weights tilted toward
+/// the smallest scores): the same bracket and halvings on −λ. Mirrored by `gibbs`, where the
+/// sign of the configured λ picks it.
+pub fn lambda_for_ess_signed(scores: &[f64], target: f64, negative: bool) -> f64 {
+    let sign = if negative { -1.0 } else { 1.0 };
+    sign * lambda_magnitude_for_ess(scores, target, sign)
+}
+
+fn lambda_magnitude_for_ess(scores: &[f64], target: f64, sign: f64) -> f64 {
+    let ess_at = |l: f64| ess(&gibbs_weights(scores, sign * l));
     let (hi_s, lo_s) = scores.iter().fold((f64::NEG_INFINITY, f64::INFINITY), |(h, l), &s| (h.max(s), l.min(s)));
     if target >= scores.len() as f64 || hi_s == lo_s {
         return 0.0;

@@ -15,7 +15,7 @@ pub fn spec_for(cfg: &RunConfig, data: &Dataset) -> MlpSpec {
 
 /// Loads the data and the initial weights of a config (shared by every run of one seed).
 pub fn prepare(cfg: &RunConfig) -> Result<(Arc<Dataset>, Arc<Vec<f32>>)> {
-    let data = Dataset::load(&cfg.dataset, cfg.seed)?;
+    let data = Dataset::load_split(&cfg.dataset, cfg.data_split_seed(), cfg.seed)?;
     let init = spec_for(cfg, &data).init(cfg.seed);
     Ok((Arc::new(data), Arc::new(init)))
 }

@@ -220,7 +220,7 @@ fn an_experiment_runs_live_from_its_panel_and_fills_its_table() {
     assert_eq!(table.query_all_by_label("0.4").count(), 4);
     assert_eq!(table.query_all_by_label("0").count(), 4);
     assert_eq!(table.query_all_by_label_contains(" ± ").count(), 4 * 2 + 4 * 3, "test and best test acc, memorised with noise");
-    h.get_by_label_contains("RW-SAM ≥ SAM on average at");
+    h.get_by_label_contains("40 % noise: RW-SAM above SAM (the paper's Table 4)");
     h.get_by_label_contains("experiment label-noise finished: 8 of 8");
     h.get_by_label("Export Markdown").click();
     h.run_steps(2);

@@ -45,8 +45,12 @@ pub struct ConfigArgs {
     /// Train this many steps instead of whole epochs (1 to 1e8).
     #[arg(long, allow_hyphen_values = true, value_parser = values::int::<1, { crate::config::MAX_STEPS }>)]
     pub steps: Option<u64>,
+    /// Initial weights, label-noise draw and batch order (and the split, without --split-seed).
     #[arg(long, allow_hyphen_values = true, value_parser = values::int::<0, { u64::MAX }>)]
     pub seed: Option<u64>,
+    /// Fix the train/test split (and a toy's samples) independently of --seed.
+    #[arg(long)]
+    pub split_seed: Option<u64>,
     /// Evaluate on the full sets every N steps (0: once per epoch).
     #[arg(long, allow_hyphen_values = true, value_parser = values::int::<0, { u64::MAX }>)]
     pub eval_every: Option<u64>,
@@ -162,6 +166,9 @@ impl ConfigArgs {
             cfg.steps = self.steps;
         }
         set(&mut cfg.seed, self.seed);
+        if self.split_seed.is_some() {
+            cfg.split_seed = self.split_seed;
+        }
         set(&mut cfg.eval_every, self.eval_every);
         set(&mut cfg.measure_every, self.measure_every);
         set(&mut cfg.backend, self.backend);

@@ -3,7 +3,8 @@
 //! never in timed tests.
 
 use super::values::{self, Backends};
-use super::{document, prepare, progress_bar, write};
+use super::{document, progress_bar, write};
+use crate::setup::prepare;
 use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
 use crate::data::BatchOrder;
 use crate::engine::gpu::GpuEngine;

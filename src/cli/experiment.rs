@@ -3,15 +3,16 @@
 
 use super::figure::render;
 use super::{progress_bar, write};
-use crate::experiments::drift::{DriftConfig, drift_check};
-use crate::experiments::panels::{drift_panels, experiment_panels};
-use crate::experiments::{Experiment, Options, Trial, TrialResult, markdown_table, trials};
-use crate::setup::prepare;
 use crate::config::Backend;
 use crate::engine::choice::open_engine;
 use crate::error::Result;
+use crate::experiments::drift::{DriftConfig, drift_check};
+use crate::experiments::panels::{drift_panels, experiment_panels};
+use crate::experiments::sig;
+use crate::experiments::{Experiment, Options, Trial, TrialResult, Verdict, markdown_table, split_note, trials, verdict_table};
 use crate::metrics::RunMeasurer;
 use crate::run::Run;
+use crate::setup::prepare;
 use serde_json::json;
 use std::time::Instant;
 
@@ -50,7 +51,7 @@ pub fn machine() -> String {
 
 /// What `run_experiment` produced.
 pub struct Written {
-    pub verdicts: Vec<String>,
+    pub verdicts: Vec<Verdict>,
     pub json: String,
     pub markdown: String,
     pub png: String,
@@ -83,6 +84,16 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         let table = crate::experiments::drift::markdown(&report);
         let panels = drift_panels(&report);
         let verdicts = vec![crate::experiments::drift::verdict(&report)];
+        Parts { doc: json!({ "report": report }), table, panels, verdicts, note: String::new() }
+    } else if exp == Experiment::RwsamDrift {
+        use crate::experiments::rwsam_drift as rd;
+        let report: rd::RwDriftReport = match &earlier {
+            Some(doc) => serde_json::from_value(doc["report"].clone()).map_err(|e| crate::error::Error::json("rwsam-drift report", e))?,
+            None => rd::rwsam_drift(&rd::RwDriftConfig::new(opts.quick, 0)),
+        };
+        let table = rd::markdown(&report);
+        let panels = crate::experiments::panels::rwsam_drift_panels(&report);
+        let verdicts = rd::verdicts(&report);
         Parts { doc: json!({ "report": report }), table, panels, verdicts, note: String::new() }
     } else {
         let mut failed: Vec<serde_json::Value> = Vec::new();
@@ -124,13 +135,33 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
                 (list, results)
             }
         };
-        let mut parts = Parts::from_results(exp, &list, &results);
+        let mut parts = Parts::from_results(exp, &list, &results, opts.quick);
         if !failed.is_empty() {
             parts.note = format!("**{} trial(s) failed** and are left out of the table (see `failed` in the JSON).\n\n", failed.len());
             parts.doc["failed"] = json!(failed);
         }
         parts
     };
+    let mut parts = parts;
+    // What a collected report recorded about its plan stays with it.
+    if let Some(doc) = &earlier {
+        for key in ["plan", "missing", "corrupt", "failed"] {
+            if !doc[key].is_null() {
+                parts.doc[key] = doc[key].clone();
+            }
+        }
+    }
+    if let Some(doc) = &earlier
+        && let Some(missing) = doc["missing"].as_array()
+        && !missing.is_empty()
+    {
+        let done = doc["results"].as_array().map_or(0, Vec::len);
+        parts.note = format!(
+            "**Partial**: {done} of {} planned trials collected (the plan's first trials in order); {} missing.\n\n",
+            done + missing.len(),
+            missing.len()
+        );
+    }
     let seconds = match &earlier {
         Some(doc) => doc["wall_time_s"].as_f64().unwrap_or(f64::NAN),
         None => start.elapsed().as_secs_f64(),
@@ -139,7 +170,14 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         Some(doc) => doc["machine"].as_str().map(str::to_string).unwrap_or_else(machine),
         None => machine(),
     };
-    write_report(exp, opts, out_dir, parts, &format!("wall time {seconds:.1} s"), seconds, &machine)
+    // A reused report states the options it was run with, and a split per seed if it predates split_seed.
+    let recorded: Option<Options> = earlier.as_ref().and_then(|doc| serde_json::from_value(doc["options"].clone()).ok());
+    if let Some(doc) = &earlier
+        && doc["trials"].as_array().and_then(|t| t.first()).is_some_and(|t| t["config"]["split_seed"].is_null())
+    {
+        parts.note.push_str("**Recorded before the fixed split**: these trials split the data by their seed, so test-set variance is in every interval.\n\n");
+    }
+    write_report(exp, recorded.as_ref().unwrap_or(opts), out_dir, parts, &format!("wall time {seconds:.1} s"), seconds, &machine)
 }
 
 /// A progress bar counting trials.
@@ -159,7 +197,7 @@ pub(crate) struct Parts {
     pub doc: serde_json::Value,
     pub table: String,
     pub panels: Vec<crate::experiments::panels::Panel>,
-    pub verdicts: Vec<String>,
+    pub verdicts: Vec<Verdict>,
     pub note: String,
 }
 
@@ -167,12 +205,12 @@ impl Parts {
     /// The report of a training experiment from its trials and their results (in trial order):
     /// the one path from results to tables, figures and verdicts, whether the trials ran in
     /// this process (`run_or_reuse`) or anywhere else (`--collect`).
-    pub fn from_results(exp: Experiment, list: &[Trial], results: &[TrialResult]) -> Self {
+    pub fn from_results(exp: Experiment, list: &[Trial], results: &[TrialResult], quick: bool) -> Self {
         Parts {
             doc: json!({ "trials": list, "results": results }),
             table: markdown_table(exp, results),
             panels: experiment_panels(exp, results),
-            verdicts: crate::experiments::verdicts(exp, results),
+            verdicts: crate::experiments::verdicts(exp, results, quick),
             note: String::new(),
         }
     }
@@ -184,20 +222,22 @@ pub(crate) fn write_report(exp: Experiment, opts: &Options, out_dir: &str, parts
     let paths = |ext: &str| format!("{}/{}.{ext}", out_dir.trim_end_matches('/'), exp.name());
     let Parts { mut doc, table, panels, verdicts, note } = parts;
     let header = format!(
-        "## {}\n\n{}\n\nSeeds: {}{}; backend: {:?}; machine: {}; {timing}.\n\n{note}",
+        "## {}\n\n{}\n\nSeeds: {}{}; {}; backend: {:?}; machine: {}; {timing}.\n\n{note}",
         exp.name(),
         exp.describe(),
-        opts.seeds,
+        if exp.is_computation() { 1 } else { opts.seeds },
         if opts.quick { " (quick)" } else { "" },
+        split_note(exp),
         opts.backend,
         machine,
     );
-    let findings: String = verdicts.iter().map(|v| format!("- {v}\n")).collect();
+    let findings: String = verdicts.iter().map(|v| format!("- {}\n", v.text)).collect();
     let markdown = format!(
-        "{header}{}\n\n{table}\n![{}]({}.png)\n\nWhat these numbers say:\n\n{findings}",
+        "{header}{}\n\n{table}\n![{}]({}.png)\n\nPaired differences and verdicts (Holm-corrected within the experiment):\n\n{}\nWhat these numbers say:\n\n{findings}",
         crate::experiments::paper_reference(exp),
         exp.name(),
-        exp.name()
+        exp.name(),
+        verdict_table(&verdicts)
     );
     doc["schema"] = json!(crate::experiments::sweep::EXPERIMENT_SCHEMA);
     doc["samlab_version"] = json!(crate::experiments::sweep::VERSION);
@@ -215,8 +255,11 @@ pub(crate) fn write_report(exp: Experiment, opts: &Options, out_dir: &str, parts
 }
 
 /// Runs every experiment into `out_dir` and writes one summary (`summary`, e.g. docs/RESULTS.md)
-/// holding each generated section, its figure and its verdicts. Returns how many trials failed.
-pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse: bool) -> Result<usize> {
+/// holding each generated section, its figure and its verdicts. Returns every experiment's
+/// verdicts and how many trials failed.
+pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse: bool) -> Result<(Vec<(Experiment, Vec<Verdict>)>, usize)> {
+    let start = Instant::now();
+    let mut all = Vec::new();
     let summary_dir = std::path::Path::new(summary).parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let out = std::path::Path::new(out_dir);
     // Figures are linked relative to the summary when the output folder sits below it.
@@ -226,17 +269,27 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse:
         Err(_) => format!("{}/", out.display()),
     };
     let mut doc = format!(
-        "# Results: the paper's claims at small scale\n\nGenerated by `samlab experiment all --seeds {} --out {out_dir} --summary {summary}` \
-         (every number below comes from that run; nothing is typed in by hand). Machine: {}. Backend: {:?}. \
-         Setting unless stated: digits (1297 train / 500 test), MLP 64-128-128-10 ReLU, batch 128, lr 0.05, momentum 0.9, \
-         weight decay 5e-4, ρ 0.05, 40 epochs, mean ± sample std over seeds. The paper's figures are ResNet/CIFAR: \
-         compare directions and mechanisms, not values.\n\n",
+        "# Results: the paper's claims at small scale\n\nGenerated by `samlab experiment all --seeds {} --out {out_dir} --summary {summary}{}` \
+         (every number below comes from {}; nothing is typed in by hand). Machine: {}. Backend: {:?}. \
+         Setting unless stated: digits (1297 train / 500 test, one split for every seed: split_seed 0), MLP 64-128-128-10 ReLU, batch 128, \
+         lr 0.05, momentum 0.9, weight decay 5e-4, ρ 0.05, 40 epochs, mean ± sample std over seeds{}. A seed sets the initialisation, \
+         label-noise draw and batch order of every optimizer alike, so every comparison is paired by seed: the per-seed differences, \
+         their mean and 95 % interval (Student t, n − 1 degrees of freedom), an exact sign-flip permutation p (n ≤ 12), wins out of n, \
+         Holm's correction across the claims of one experiment at α = 0.05. A verdict is holds, does not hold or inconclusive (with the \
+         reason). The paper's figures are ResNet/CIFAR: compare directions and mechanisms, not values.\n\n",
         opts.seeds,
+        if reuse { " --reuse" } else { "" },
+        if reuse {
+            "the recorded JSON of each experiment's run, rebuilt into tables, figures and verdicts; each section states the wall time of its run and whether it is partial"
+        } else {
+            "that run"
+        },
         machine(),
-        opts.backend
+        opts.backend,
+        if opts.quick { " (quick settings: see each section)" } else { "" }
     );
     let mut sections = String::new();
-    let mut brief = String::from("## In brief\n\n");
+    let mut brief = String::from("## Every claim and its verdict\n\n| experiment | claim | verdict |\n|---|---|---|\n");
     let mut failed = 0;
     for (i, exp) in Experiment::ALL.into_iter().enumerate() {
         // One line per experiment; each one's trials have their own bar below it.
@@ -249,13 +302,108 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse:
         sections.push_str(&section.replace(&format!("]({}.png)", exp.name()), &format!("]({prefix}{}.png)", exp.name())));
         sections.push('\n');
         // The claim-level lines of each experiment (those that say whether a claim holds).
-        for v in written.verdicts.iter().filter(|v| v.contains("HOLD") || v.contains("costs")) {
-            brief.push_str(&format!("- **{}**: {v}\n", exp.name()));
+        for v in &written.verdicts {
+            let ci = v.ci.map(|[a, b]| format!(", 95 % interval [{}, {}]", sig(a), sig(b))).unwrap_or_default();
+            let effect = v.effect.map(|e| format!("; effect {} {}{ci}", sig(e), v.unit)).unwrap_or_default();
+            let wins = v.wins.map(|w| format!(", {w}/{} seeds", v.n)).unwrap_or_default();
+            brief.push_str(&format!("| {} | {} | **{}**{effect}{wins} |\n", exp.name(), v.claim.replace('|', "\\|"), v.verdict.word()));
         }
+        all.push((exp, written.verdicts));
+    }
+    if !reuse {
+        brief.push_str(&format!("\nWall time of the whole run: {:.0} s.\n", start.elapsed().as_secs_f64()));
     }
     doc.push_str(&brief);
     doc.push('\n');
+    doc.push_str(&contradictions(&all));
+    doc.push('\n');
+    doc.push_str(&rwsam_question(&all));
+    doc.push('\n');
     doc.push_str(&sections);
     write(summary, &doc)?;
-    Ok(failed)
+    Ok((all, failed))
+}
+
+/// Compares verdicts with an expectation file (`{"m-sweep": {"claim": "holds", …}, …}`): every
+/// claim listed must have the recorded verdict and every verdict of a listed experiment must be
+/// listed. Returns the differences, one line each (none: the findings are as recorded).
+pub fn check(path: &str, found: &[(Experiment, Vec<Verdict>)]) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| crate::error::Error::json(path, e))?;
+    Ok(crate::experiments::stats::differences(&doc, found))
+}
+
+/// An expectation file holding these verdicts (what `--check` compares with).
+pub fn expectations(found: &[(Experiment, Vec<Verdict>)]) -> serde_json::Value {
+    let mut doc = serde_json::Map::new();
+    for (exp, v) in found {
+        let claims: serde_json::Map<String, serde_json::Value> = v.iter().map(|v| (v.claim.clone(), json!(v.verdict))).collect();
+        doc.insert(exp.name().to_string(), serde_json::Value::Object(claims));
+    }
+    serde_json::Value::Object(doc)
+}
+
+/// One line per verdict: the claim, the verdict, its paired effect and interval.
+fn line(exp: Experiment, v: &Verdict) -> String {
+    let ci = v.ci.map(|[a, b]| format!(", 95 % interval [{}, {}]", sig(a), sig(b))).unwrap_or_default();
+    let effect =
+        v.effect.map(|e| format!(" ({} {}{ci}{})", sig(e), v.unit, v.wins.map(|w| format!(", {w}/{} seeds", v.n)).unwrap_or_default())).unwrap_or_default();
+    format!("- {}: {} — **{}**{effect}\n", exp.name(), v.claim, v.verdict.word())
+}
+
+/// The section listing every finding that contradicts the paper (a claim that does not hold).
+fn contradictions(all: &[(Experiment, Vec<Verdict>)]) -> String {
+    let mut s = String::from("## Where the findings contradict the paper\n\n");
+    let lines: String =
+        all.iter().flat_map(|(e, v)| v.iter().filter(|v| v.verdict == crate::experiments::Outcome::DoesNotHold).map(move |v| line(*e, v))).collect();
+    if lines.is_empty() {
+        s.push_str("No claim is contradicted at this scale (see the inconclusive ones above).\n");
+    } else {
+        s.push_str("Each of these claims is refuted by the paired differences (Holm-corrected) or the computation named:\n\n");
+        s.push_str(&lines);
+    }
+    s
+}
+
+/// The RW-SAM question in one paragraph, from the verdicts: the accuracy claims about RW-SAM
+/// counted by outcome and listed, and the mechanism (rwsam-drift).
+fn rwsam_question(all: &[(Experiment, Vec<Verdict>)]) -> String {
+    use crate::experiments::Outcome;
+    let rw: Vec<(Experiment, &Verdict)> = all
+        .iter()
+        .filter(|(e, _)| *e != Experiment::RwsamDrift && *e != Experiment::Cost)
+        .flat_map(|(e, v)| v.iter().filter(|v| v.claim.contains("RW-SAM")).map(move |v| (*e, v)))
+        .collect();
+    let count = |o: Outcome| rw.iter().filter(|(_, v)| v.verdict == o).count();
+    let mut s = format!(
+        "## The RW-SAM question at this scale\n\nOf {} claims about RW-SAM's accuracy or end point, {} hold, {} do not hold and {} are inconclusive.",
+        rw.len(),
+        count(Outcome::Holds),
+        count(Outcome::DoesNotHold),
+        count(Outcome::Inconclusive)
+    );
+    let below: Vec<String> = rw
+        .iter()
+        .filter(|(_, v)| v.verdict == Outcome::DoesNotHold)
+        .map(|(e, v)| format!("{} ({}: {} {})", v.claim, e.name(), v.effect.map(sig).unwrap_or_default(), v.unit))
+        .collect();
+    if !below.is_empty() {
+        s.push_str(&format!(" Refuted: {}.", below.join("; ")));
+    }
+    let held: Vec<String> = rw.iter().filter(|(_, v)| v.verdict == Outcome::Holds).map(|(e, v)| format!("{} ({})", v.claim, e.name())).collect();
+    if !held.is_empty() {
+        s.push_str(&format!(" Supported: {}.", held.join("; ")));
+    }
+    for (e, v) in all.iter().filter(|(e, _)| matches!(e, Experiment::RwsamGrid | Experiment::RwsamDrift | Experiment::Cost)) {
+        for v in v.iter().filter(|v| *e == Experiment::RwsamDrift || v.claim.contains("RW-SAM")) {
+            let what = match e {
+                Experiment::Cost => "Cost",
+                Experiment::RwsamGrid => "Grid",
+                _ => "Mechanism",
+            };
+            s.push_str(&format!(" {what}: {}", v.text.replace("**", "")));
+        }
+    }
+    s.push('\n');
+    s
 }

@@ -307,7 +307,7 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
     if a.contours > 1000 {
         return Err(Error::invalid("contours", a.contours, "0 to 1000"));
     }
-    let data = Arc::new(Dataset::load(&cfg.dataset, cfg.seed)?);
+    let data = Arc::new(Dataset::load_split(&cfg.dataset, cfg.data_split_seed(), cfg.seed)?);
     if a.surface_png.is_some() && data.n_features != 2 {
         return Err(Error::invalid("surface-png", data.name.as_str(), "a 2D dataset (moons, circles, spirals, xor, blobs)"));
     }

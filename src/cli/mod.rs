@@ -12,13 +12,13 @@ pub mod values;
 
 use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::setup::{prepare, spec_for};
 use crate::engine::choice::open_engine;
 use crate::engine::step::{StepInput, Workspace, sam_family_step};
 use crate::error::{Error, Result};
 use crate::formats::{BatchJson, ParamsJson};
 use crate::model::{Activation, Mlp};
 use crate::run::{EvalRecord, Run, RunStatus};
+use crate::setup::{prepare, spec_for};
 use args::{ConfigArgs, OptimizerArgs};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -101,9 +101,10 @@ pub enum Command {
         /// The experiment, or all (every experiment, plus the summary file).
         #[arg(value_parser = experiment_names())]
         name: String,
-        /// Seeds per setting, 1 to 100.
-        #[arg(long, default_value_t = 5, allow_hyphen_values = true, value_parser = values::size::<1, 100>)]
-        seeds: usize,
+        /// Seeds per setting, 1 to 100 (default 10; 3 with --quick). Every seed uses the same
+        /// train/test split (split_seed 0); comparisons are paired by seed.
+        #[arg(long, allow_hyphen_values = true, value_parser = values::size::<1, 100>)]
+        seeds: Option<usize>,
         /// A small variant (a few seconds on the CPU engine) for CI.
         #[arg(long)]
         quick: bool,
@@ -136,6 +137,13 @@ pub enum Command {
         /// With --collect: exit 0 even when trials are missing (the report says which).
         #[arg(long, requires = "collect")]
         partial: bool,
+        /// Exit with status 1 if any verdict differs from this expectation file
+        /// ({"experiment": {"claim": "holds" | "does-not-hold" | "inconclusive"}}).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["plan", "collect"])]
+        check: Option<String>,
+        /// Write the verdicts of this run as an expectation file (for --check).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["plan", "collect"])]
+        record: Option<String>,
         #[arg(short, long)]
         quiet: bool,
     },
@@ -198,8 +206,9 @@ pub fn main_with(cli: Cli) -> i32 {
         return 0;
     };
     let result = match command {
-        Command::Experiment { name, seeds, quick, backend, out, summary, reuse, plan, run_missing, collect, partial, quiet } => {
-            let how = Sweep { plan: plan.as_deref(), run_missing, collect: collect.as_deref(), partial };
+        Command::Experiment { name, seeds, quick, backend, out, summary, reuse, plan, run_missing, collect, partial, check, record, quiet } => {
+            let how = Sweep { plan: plan.as_deref(), run_missing, collect: collect.as_deref(), partial, check: check.as_deref(), record: record.as_deref() };
+            let seeds = seeds.unwrap_or(if quick { crate::experiments::QUICK_SEEDS } else { crate::experiments::FULL_SEEDS });
             return status(experiment(&name, seeds, quick, backend, out.as_deref(), summary.as_deref(), reuse, how, quiet));
         }
         Command::Trial { file, out, force, quiet: _ } => sweep::trial(&file, out.as_deref(), force),
@@ -431,6 +440,8 @@ struct Sweep<'a> {
     run_missing: bool,
     collect: Option<&'a str>,
     partial: bool,
+    check: Option<&'a str>,
+    record: Option<&'a str>,
 }
 
 fn experiment(
@@ -455,9 +466,10 @@ fn experiment(
         }
         let out = out.unwrap_or("results");
         let summary = summary.map(str::to_string).unwrap_or_else(|| format!("{}/RESULTS.md", out.trim_end_matches('/')));
-        let failed = experiment::run_all(&opts, out, &summary, quiet, reuse)?;
+        let (found, failed) = experiment::run_all(&opts, out, &summary, quiet, reuse)?;
         eprintln!("wrote {out}/ and {summary}");
-        return Ok(if failed > 0 { 1 } else { 0 });
+        let code = check_and_record(&how, &found)?;
+        return Ok(if failed > 0 { 1 } else { code });
     }
     let exp: Experiment = name.parse()?;
     if let Some(dir) = how.plan {
@@ -471,9 +483,31 @@ fn experiment(
     let written = experiment::run_or_reuse(exp, &opts, out, quiet, reuse)?;
     println!("{}", written.table);
     eprintln!("wrote {}, {} and {}", written.json, written.markdown, written.png);
+    let code = check_and_record(&how, &[(exp, written.verdicts)])?;
     if written.failed > 0 {
         eprintln!("error: {} of the trials of {} failed (named in {})", written.failed, exp.name(), written.json);
         return Ok(1);
+    }
+    Ok(code)
+}
+
+/// `--record` writes the verdicts as an expectation file; `--check` compares them with one:
+/// status 1 and one line per difference when any verdict changed.
+fn check_and_record(how: &Sweep, found: &[(crate::experiments::Experiment, Vec<crate::experiments::Verdict>)]) -> Result<i32> {
+    if let Some(path) = how.record {
+        write(path, &serde_json::to_string_pretty(&experiment::expectations(found)).expect("serialises"))?;
+        eprintln!("recorded the verdicts in {path}");
+    }
+    if let Some(path) = how.check {
+        let diffs = experiment::check(path, found)?;
+        if !diffs.is_empty() {
+            for d in &diffs {
+                eprintln!("verdict changed: {d}");
+            }
+            eprintln!("{} verdict(s) differ from {path}", diffs.len());
+            return Ok(1);
+        }
+        eprintln!("every verdict is as recorded in {path}");
     }
     Ok(0)
 }

@@ -247,7 +247,7 @@ pub fn collect(exp: Experiment, dir: &str, out: Option<&str>, partial: bool) -> 
         eprintln!("no results in {dir}/results yet: nothing to collect");
         return Ok(1);
     }
-    let mut parts = Parts::from_results(exp, &trials, &results);
+    let mut parts = Parts::from_results(exp, &trials, &results, opts.quick);
     let failed_ids: Vec<usize> = failed.iter().map(|f| f.0).collect();
     if incomplete {
         parts.note = format!(

@@ -57,21 +57,33 @@ impl Dataset {
         }
     }
 
-    /// Builds the dataset a config names, all choices from `seed`.
+    /// Builds the dataset a config names, all choices from `seed` (split and label noise alike).
     pub fn load(cfg: &DataConfig, seed: u64) -> Result<Self, Error> {
+        Self::load_split(cfg, seed, seed)
+    }
+
+    /// Builds the dataset a config names: `split_seed` draws the samples of a toy and the
+    /// train/test split, `seed` the label noise. Runs that share `split_seed` see the same
+    /// training and test samples whatever their `seed`.
+    pub fn load_split(cfg: &DataConfig, split_seed: u64, seed: u64) -> Result<Self, Error> {
         let raw = match cfg.name {
             DatasetName::Digits => images::digits()?,
             DatasetName::Mnist5k => images::mnist5k()?,
-            toy => toys::generate(toy, cfg.samples, cfg.input_noise, seed)?,
+            toy => toys::generate(toy, cfg.samples, cfg.input_noise, split_seed)?,
         };
-        Self::from_raw(raw, cfg, seed)
+        Self::from_raw_split(raw, cfg, split_seed, seed)
     }
 
-    /// Splits, scales, centres and adds label noise to raw samples.
+    /// Splits, scales, centres and adds label noise to raw samples (split and noise from `seed`).
     pub fn from_raw(raw: RawData, cfg: &DataConfig, seed: u64) -> Result<Self, Error> {
+        Self::from_raw_split(raw, cfg, seed, seed)
+    }
+
+    /// As `from_raw`, the split from `split_seed` and the label noise from `seed`.
+    pub fn from_raw_split(raw: RawData, cfg: &DataConfig, split_seed: u64, seed: u64) -> Result<Self, Error> {
         let n = raw.y.len();
         let test_fraction = cfg.test_fraction.unwrap_or(raw.default_test_fraction);
-        let (train_idx, test_idx) = stratified_split(&raw.y, raw.n_classes, test_fraction, seed);
+        let (train_idx, test_idx) = stratified_split(&raw.y, raw.n_classes, test_fraction, split_seed);
         let pick = |idx: &[usize]| {
             let mut x = Vec::with_capacity(idx.len() * raw.n_features);
             for &i in idx {

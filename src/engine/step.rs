@@ -125,7 +125,7 @@ pub fn sam_family_step<T: Real>(
             };
             optim::normalize_scores(&mut scores, rw.normalize);
             let lambda = match rw.target_ess {
-                Some(r) => optim::lambda_for_ess(&scores.iter().map(|s| s.f64()).collect::<Vec<_>>(), r * batch as f64),
+                Some(r) => optim::lambda_for_ess_signed(&scores.iter().map(|s| s.f64()).collect::<Vec<_>>(), r * batch as f64, rw.lambda < 0.0),
                 None => rw.lambda,
             };
             let p = optim::gibbs_weights(&scores, T::of(lambda));

@@ -10,6 +10,7 @@
 //! The Monte-Carlo mean of the step is compared coordinate by coordinate in units of its standard
 //! error, with and without the variance term.
 
+use super::stats::{Outcome, Verdict};
 use crate::rng::{Rng, Stream};
 use serde::{Deserialize, Serialize};
 
@@ -189,14 +190,32 @@ pub fn markdown(report: &DriftReport) -> String {
     s
 }
 
-/// Whether the measured drift agrees with the SDE prediction at every m.
-pub fn verdict(report: &DriftReport) -> String {
+/// Whether the measured drift agrees with the SDE prediction at every m: a Monte-Carlo test
+/// (|z| < 4.5 over every coordinate and m: a false alarm has probability below 1e-3).
+pub fn verdict(report: &DriftReport) -> Verdict {
     let worst = report.rows.iter().map(|r| r.max_z).fold(0.0, f64::max);
     let without = report.rows.iter().map(|r| r.max_z_without_variance).fold(f64::INFINITY, f64::min);
-    format!(
-        "Largest deviation from ∇f + ∇R_m: {worst:.2} standard errors over all m and coordinates — the SDE drift {}; without the (ρ/2m)·tr V term the smallest deviation is {without:.1} standard errors, so the variance term is needed.",
-        if worst < 4.5 { "HOLDS within Monte-Carlo error" } else { "DOES NOT HOLD" }
-    )
+    let outcome = if worst < 4.5 { Outcome::Holds } else { Outcome::DoesNotHold };
+    let claim = "the mean m-USAM step equals ∇f + ∇R_m with R_m = (ρ/2)‖∇f‖² + (ρ/2m)·tr V (least squares, every m)".to_string();
+    let text = format!(
+        "{claim}: **{}** — largest deviation {worst:.2} standard errors over all m and coordinates (threshold 4.5); without the (ρ/2m)·tr V term the smallest deviation is {without:.1} standard errors, so the variance term is needed. One problem (seed {}), {} Monte-Carlo draws per m.",
+        outcome.word().to_uppercase(),
+        report.config.seed,
+        report.config.draws
+    );
+    Verdict {
+        claim,
+        verdict: outcome,
+        effect: Some(worst),
+        ci: None,
+        p: None,
+        p_holm: None,
+        n: report.config.draws,
+        wins: None,
+        unit: "standard errors".into(),
+        reason: None,
+        text,
+    }
 }
 
 #[cfg(test)]

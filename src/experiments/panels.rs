@@ -97,3 +97,24 @@ pub fn drift_panels(report: &DriftReport) -> Vec<Panel> {
         series: vec![predicted, measured],
     }]
 }
+
+/// The RW-SAM drift check's figure: m·c against the target ESS per arm (m-USAM: 1).
+pub fn rwsam_drift_panels(report: &super::rwsam_drift::RwDriftReport) -> Vec<Panel> {
+    let mut series: Vec<Series> = Vec::new();
+    for row in &report.rows {
+        let point = (row.m as f64, row.m_times_c, row.m as f64 * row.coefficient_stderr);
+        match series.iter_mut().find(|s| s.name == row.arm) {
+            Some(s) => s.points.push(point),
+            None => series.push(Series { name: row.arm.clone(), points: vec![point], reference: None }),
+        }
+    }
+    series.push(Series { name: "m-USAM (m·c = 1)".into(), points: Vec::new(), reference: Some((1.0, 0.0)) });
+    vec![Panel {
+        title: "RW-SAM at ESS = m: the tr V term, in units of m-USAM's".into(),
+        x_label: "target ESS = m".into(),
+        y_label: "m·c".into(),
+        log2_x: true,
+        categories: None,
+        series,
+    }]
+}

@@ -13,11 +13,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub const MANIFEST_SCHEMA: &str = "samlab.sweep-manifest/1";
-pub const TRIAL_SCHEMA: &str = "samlab.trial/1";
-pub const RESULT_SCHEMA: &str = "samlab.trial-result/1";
+pub const MANIFEST_SCHEMA: &str = "samlab.sweep-manifest/2";
+pub const TRIAL_SCHEMA: &str = "samlab.trial/2";
+pub const RESULT_SCHEMA: &str = "samlab.trial-result/2";
 /// The schema of the experiment JSON (`samlab experiment`, in one process or collected).
-pub const EXPERIMENT_SCHEMA: &str = "samlab.experiment/1";
+pub const EXPERIMENT_SCHEMA: &str = "samlab.experiment/2";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// DIR/manifest.json: what was planned. The trial files are `trials/<id>.json` for id in
@@ -65,10 +65,11 @@ pub struct ResultFile {
 /// The plan of an experiment: its manifest and one trial file per trial. `drift-check` is one
 /// Monte-Carlo computation of a few seconds, not a set of trials, and is refused.
 pub fn plan(exp: Experiment, opts: &Options) -> Result<(Manifest, Vec<TrialFile>)> {
-    if exp == Experiment::DriftCheck {
-        return Err(Error::Data(
-            "drift-check is one Monte-Carlo computation, not a set of trials: run it in one process with `samlab experiment drift-check` (seconds)".into(),
-        ));
+    if exp.is_computation() {
+        return Err(Error::Data(format!(
+            "{0} is one Monte-Carlo computation, not a set of trials: run it in one process with `samlab experiment {0}` (seconds)",
+            exp.name()
+        )));
     }
     let files: Vec<TrialFile> = super::trials(exp, opts)
         .into_iter()

@@ -28,6 +28,10 @@ pub struct Shared {
     pub dataset: DataConfig,
     pub model: ModelConfig,
     pub seed: u64,
+    /// The train/test split, when fixed apart from `seed` (None: it follows `seed`; absent from
+    /// older files and links, which load unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     /// Which engine trains (see `EngineChoice`): cpu, gpu or auto.
     pub backend: Backend,
 }
@@ -35,7 +39,7 @@ pub struct Shared {
 impl Default for Shared {
     fn default() -> Self {
         let c = RunConfig::default();
-        Self { dataset: c.dataset, model: c.model, seed: c.seed, backend: Backend::Auto }
+        Self { dataset: c.dataset, model: c.model, seed: c.seed, split_seed: None, backend: Backend::Auto }
     }
 }
 
@@ -66,6 +70,7 @@ impl RunSpec {
             dataset: shared.dataset.clone(),
             model: shared.model.clone(),
             seed: shared.seed,
+            split_seed: shared.split_seed,
             optimizer: self.optimizer.clone(),
             batch: self.batch,
             epochs: self.epochs,
@@ -249,7 +254,7 @@ impl LabState {
             measure_every: cfg.measure_every,
             color: 0,
         };
-        let shared = Shared { dataset: cfg.dataset.clone(), model: cfg.model.clone(), seed: cfg.seed, backend: cfg.backend };
+        let shared = Shared { dataset: cfg.dataset.clone(), model: cfg.model.clone(), seed: cfg.seed, split_seed: cfg.split_seed, backend: cfg.backend };
         LabState { version: LAB_VERSION, preset: None, shared, runs: vec![spec] }
     }
 }
@@ -334,6 +339,7 @@ impl Preset {
             dataset: DataConfig { name: DatasetName::Digits, label_noise: noise, ..DataConfig::default() },
             model: ModelConfig::default(),
             seed: 0,
+            split_seed: None,
             backend: Backend::Auto,
         };
         let (shared, runs) = match self {
@@ -342,6 +348,7 @@ impl Preset {
                     dataset: DataConfig { name: DatasetName::Moons, samples: 600, input_noise: 0.25, ..DataConfig::default() },
                     model: ModelConfig { hidden: vec![64, 64], ..ModelConfig::default() },
                     seed: 0,
+                    split_seed: None,
                     backend: Backend::Auto,
                 };
                 let runs = [OptimizerKind::Sgd, OptimizerKind::Sam]

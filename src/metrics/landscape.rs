@@ -347,7 +347,7 @@ pub struct LandscapeTiming {
 
 pub fn time_cpu_landscape(cfg: &RunConfig, grid: usize, eval_size: usize) -> Result<LandscapeTiming> {
     cfg.validate()?;
-    let data = Dataset::load(&cfg.dataset, cfg.seed)?;
+    let data = Dataset::load_split(&cfg.dataset, cfg.data_split_seed(), cfg.seed)?;
     let spec = crate::setup::spec_for(cfg, &data);
     let params = spec.init(cfg.seed);
     let set = EvalSet::from_train(&data, eval_size, cfg.seed);

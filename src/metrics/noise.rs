@@ -59,7 +59,7 @@ pub fn rwsam_diagnostics<O: Objective + ?Sized>(obj: &mut O, w: &[f64], batch: u
     };
     optim::normalize_scores(&mut scores, rw.normalize);
     let lambda = match rw.target_ess {
-        Some(r) => optim::lambda_for_ess(&scores, r * batch as f64),
+        Some(r) => optim::lambda_for_ess_signed(&scores, r * batch as f64, rw.lambda < 0.0),
         None => rw.lambda,
     };
     let weights = optim::gibbs_weights(&scores, lambda);

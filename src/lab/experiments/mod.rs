@@ -27,7 +27,7 @@ use crate::engine::{EngineChoice, ParamsTag};
 use crate::error::{Error, Result};
 use crate::experiments::drift::{self, DriftReport};
 use crate::experiments::panels::{Panel, drift_panels, experiment_panels};
-use crate::experiments::{Experiment, Options, Trial, TrialResult, markdown_table, paper_reference, trials, verdicts};
+use crate::experiments::{Experiment, Options, Trial, TrialResult, Verdict, markdown_table, paper_reference, split_note, trials, verdict_table, verdicts};
 use crate::metrics::Measurement;
 use crate::platform::{BACKGROUND_WORKERS, Worker};
 use crate::run::{Run, RunStatus};
@@ -59,7 +59,8 @@ pub enum JobState {
 pub struct Summary {
     /// `markdown_table` (or the drift check's table): the same text the CLI writes.
     pub table: String,
-    pub verdicts: Vec<String>,
+    /// Structured: claim, verdict, paired effect, 95 % interval, p, n, wins, and the sentence.
+    pub verdicts: Vec<Verdict>,
     /// The figure: `experiment_panels` or `drift_panels`.
     pub panels: Vec<Panel>,
 }
@@ -482,7 +483,7 @@ impl ExperimentJob {
                 let results = self.results();
                 Summary {
                     table: markdown_table(self.experiment, &results),
-                    verdicts: if results.is_empty() { Vec::new() } else { verdicts(self.experiment, &results) },
+                    verdicts: if results.is_empty() { Vec::new() } else { verdicts(self.experiment, &results, self.options.quick) },
                     panels: experiment_panels(self.experiment, &results),
                 }
             }
@@ -515,21 +516,22 @@ impl ExperimentJob {
             JobState::Running => format!(" — in progress, {} of {} done", self.done(), self.total()),
             JobState::Stopped => format!(" — stopped after {} of {}", self.done(), self.total()),
         };
-        let findings: String = self.summary.verdicts.iter().map(|v| format!("- {v}\n")).collect();
+        let findings: String = self.summary.verdicts.iter().map(|v| format!("- {}\n", v.text)).collect();
         let failures: String = self.failures().iter().map(|(t, e)| format!("- {t}: {e}\n")).collect();
         let mut s = format!(
-            "## {}\n\n{}\n\nSeeds: {}{}; engine: {}; run in the SAM lab app{state}; wall time {:.1} s. ms/step: {MS_PER_STEP_NOTE}\n\n{}\n\n{}\n",
+            "## {}\n\n{}\n\nSeeds: {}{}; {}; engine: {}; run in the SAM lab app{state}; wall time {:.1} s. ms/step: {MS_PER_STEP_NOTE}\n\n{}\n\n{}\n",
             exp.name(),
             exp.describe(),
-            self.options.seeds,
+            if exp.is_computation() { 1 } else { self.options.seeds },
             if self.options.quick { " (quick)" } else { "" },
+            split_note(exp),
             self.engine_describe(),
             self.elapsed().as_secs_f64(),
             paper_reference(exp),
             self.summary.table
         );
         if !findings.is_empty() {
-            s.push_str(&format!("\nWhat these numbers say:\n\n{findings}"));
+            s.push_str(&format!("\nPaired differences and verdicts:\n\n{}\nWhat these numbers say:\n\n{findings}", verdict_table(&self.summary.verdicts)));
         }
         if !failures.is_empty() {
             s.push_str(&format!("\nFailed trials:\n\n{failures}"));
