@@ -277,7 +277,8 @@ pub fn cluster_test(root: &Path, samlab_built: &Path) -> Result<()> {
     let plan = dir.join("quick");
     let t = Instant::now();
     let (array, collect, ids) = cluster.submit(root, &samlab, "m-sweep", &plan, &quick)?;
-    ensure!(ids == "0-9", "the quick plan should have 10 trials to run, submit.sh says {ids}");
+    let n_quick = planned(&plan)?;
+    ensure!(ids == format!("0-{}", n_quick - 1), "the quick plan should have {n_quick} trials to run, submit.sh says {ids}");
     cluster.wait_gone(&[&array, &collect], TIME_LIMIT.saturating_sub(started.elapsed()))?;
     let array_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -287,18 +288,21 @@ pub fn cluster_test(root: &Path, samlab_built: &Path) -> Result<()> {
     let one_s = t.elapsed().as_secs_f64();
     let collected = read_json(&plan.join("m-sweep.json")).context("the collect job wrote no report")?;
     ensure!(
-        collected["missing"] == serde_json::json!([]) && collected["results"].as_array().map_or(0, Vec::len) == 10,
+        collected["missing"] == serde_json::json!([]) && collected["results"].as_array().map_or(0, Vec::len) == n_quick,
         "the collect job's report is incomplete"
     );
     ensure!(untimed(&collected) == untimed(&read_json(&one.join("m-sweep.json"))?), "the array's results differ from the in-process experiment's");
-    eprintln!("xtask: quick m-sweep: 10 trials as a Slurm array + collect job in {array_s:.1} s, the same numbers as in one process ({one_s:.1} s)");
+    eprintln!("xtask: quick m-sweep: {n_quick} trials as a Slurm array + collect job in {array_s:.1} s, the same numbers as in one process ({one_s:.1} s)");
 
     // 2. A task killed mid-trial is missing; submitting the plan again runs it only.
     let plan = dir.join("full");
     let full = ["--seeds", "1"];
     let (array, collect, ids) = cluster.submit(root, &samlab, "m-sweep", &plan, &full)?;
-    ensure!(ids == "0-6", "the full m-sweep at one seed should have 7 trials, submit.sh says {ids}");
-    let victim = 6; // m = 1: the slowest trial (seconds)
+    let n_full = planned(&plan)?;
+    ensure!(ids == format!("0-{}", n_full - 1), "the full m-sweep at one seed should have {n_full} trials, submit.sh says {ids}");
+    let victim = 6; // m-SAM at m = 1: among the slowest trials (seconds)
+    let trial = read_json(&plan.join(format!("trials/{victim:04}.json")))?;
+    ensure!(trial["trial"]["series"] == "m-SAM" && trial["trial"]["x"] == 1.0, "trial {victim} is not m-SAM at m = 1: {}", trial["trial"]["series"]);
     let trial_file = plan.join(format!("trials/{victim:04}.json"));
     let result_file = plan.join(format!("results/{victim:04}.json"));
     wait_for("samlab running trial 6", TIME_LIMIT.saturating_sub(started.elapsed()), || Ok(samlab_running(&trial_file)))?;
@@ -321,11 +325,17 @@ pub fn cluster_test(root: &Path, samlab_built: &Path) -> Result<()> {
     ensure!(before == after, "submitting again rewrote results that existed");
     let report = read_json(&plan.join("m-sweep.json"))?;
     ensure!(
-        report["missing"] == serde_json::json!([]) && report["results"].as_array().map_or(0, Vec::len) == 7,
+        report["missing"] == serde_json::json!([]) && report["results"].as_array().map_or(0, Vec::len) == n_full,
         "after the resubmission the report is incomplete"
     );
     eprintln!("xtask: cluster test passed in {:.1} s", started.elapsed().as_secs_f64());
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// How many trials the plan in `dir` holds (its manifest).
+fn planned(dir: &Path) -> Result<usize> {
+    let manifest = read_json(&dir.join("manifest.json"))?;
+    manifest["trials"].as_u64().map(|n| n as usize).filter(|&n| n > 0).context("the plan's manifest names no trials")
 }
