@@ -6,14 +6,12 @@ use super::values::{self, Backends};
 use super::{document, progress_bar, write};
 use crate::setup::prepare;
 use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
-use crate::data::BatchOrder;
 use crate::engine::gpu::GpuEngine;
 use crate::engine::choice::open_engine;
-use crate::engine::{Engine, Request, StepPlan};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use clap::Args;
 use serde_json::json;
-use std::time::Instant;
 
 /// The reference models of `bench`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,32 +137,8 @@ pub fn time_steps(cfg: &RunConfig, steps: usize, per_submit: usize) -> Result<Be
         _ => (open_engine(cfg, data.clone(), &init)?, None),
     };
     let engine_name = engine.describe();
-    let mut order = BatchOrder::new(data.n_train(), cfg.batch, cfg.seed);
-    let per_submit = per_submit.max(1);
-    let mut t = 0u64;
-    let mut plans = |n: usize| {
-        (0..n)
-            .map(|_| {
-                let p = StepPlan { step: t, indices: order.indices(t), lr: cfg.optimizer.lr * 0.1 };
-                t += 1;
-                p
-            })
-            .collect::<Vec<_>>()
-    };
-    for _ in 0..3 {
-        engine.submit(Request::Steps(plans(per_submit)))?;
-        engine.finish()?;
-    }
-    let mut times = Vec::new();
-    for _ in 0..steps.max(1).div_ceil(per_submit) {
-        let batch = plans(per_submit);
-        let start = Instant::now();
-        engine.submit(Request::Steps(batch))?;
-        engine.finish()?;
-        times.push(start.elapsed().as_secs_f64() * 1e3 / per_submit as f64);
-    }
-    times.sort_by(f64::total_cmp);
-    let median_ms = times.get(times.len() / 2).copied().ok_or_else(|| Error::invalid("steps", steps, "≥ 1"))?;
+    // The same timing core as the browser's bench page.
+    let median_ms = crate::bench::median_ms_per_step(engine.as_mut(), cfg, data.n_train(), steps, per_submit)?;
     Ok(BenchRow { label: label(cfg), median_ms, engine: engine_name, dispatches, submit: engine.submit_sizing() })
 }
 
