@@ -8,6 +8,7 @@
 //! - `cargo xtask web`: build the browser bundle into `dist/` (size-optimised: the `web`
 //!   profile, then `wasm-opt -Oz`; prints raw and gzip -9 sizes and fails above
 //!   `WASM_GZIP_LIMIT`);
+//! - `cargo xtask soak [--minutes N]`: the lab under a scripted user for N minutes (release);
 //! - `cargo xtask serve [PORT]`: serve `dist/` on 127.0.0.1 (default port 8080).
 //!
 //! `SAMLAB_SKIP_CLUSTER=1` / `SAMLAB_SKIP_BROWSER=1` / `SAMLAB_SKIP_DESKTOP=1` skip the cluster /
@@ -47,15 +48,26 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("cluster-test") => cluster_test(),
         Some("web") => web(),
+        Some("soak") => soak(&args[1..]),
         Some("serve") => {
             let port = args.get(1).map(|p| p.parse::<u16>().context("the port must be a number")).transpose()?.unwrap_or(8080);
             serve(port)
         }
         _ => {
-            eprintln!("usage: cargo xtask test | cluster-test | web | serve [PORT]");
+            eprintln!("usage: cargo xtask test | cluster-test | soak [--minutes N] | web | serve [PORT]");
             std::process::exit(2);
         }
     }
+}
+
+/// The lab soak (tests/soak.rs) for `--minutes N` (default 10), in the release profile.
+fn soak(args: &[String]) -> Result<()> {
+    let minutes: f64 = match args {
+        [] => 10.0,
+        [flag, n] if flag == "--minutes" => n.parse().ok().filter(|m: &f64| m.is_finite() && *m > 0.0).with_context(|| format!("--minutes {n:?}: a positive number of minutes"))?,
+        other => bail!("usage: cargo xtask soak [--minutes N]; got {other:?}"),
+    };
+    run(cargo().args(["test", "--release", "--test", "soak", "--", "--nocapture"]).env("SAMLAB_SOAK_SECONDS", (60.0 * minutes).to_string()))
 }
 
 fn flag(var: &str) -> bool {
