@@ -1,6 +1,9 @@
 //! `samlab measure` and `samlab landscape` end to end: the documented JSON, agreement with the
 //! library, the PNG, and bad input refused with status 2 and a line naming what does not fit.
 
+mod common;
+
+use common::jacobi_eigenvalues;
 use samlab::model::{Activation, Mlp, Tape};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -128,39 +131,6 @@ fn measure_on_a_batch_agrees_with_first_principles() {
     // Hutchinson with 50 Rademacher probes: standard deviation √(2·Σ_{i≠j} H_ij² / 50).
     let sd = (2.0 * off_sq / 50.0).sqrt();
     assert!((got("trace_h") - trace_h).abs() <= 5.0 * sd + 1e-9, "tr H {} vs {trace_h} (sd {sd})", got("trace_h"));
-}
-
-/// Eigenvalues of a symmetric matrix by cyclic Jacobi rotations.
-fn jacobi_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
-    let n = a.len();
-    for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| a[i][j].powi(2)).sum();
-        if off < 1e-24 {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                if a[p][q].abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let (c, s) = (1.0 / (t * t + 1.0).sqrt(), t / (t * t + 1.0).sqrt());
-                for k in 0..n {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
-                }
-            }
-        }
-    }
-    (0..n).map(|i| a[i][i]).collect()
 }
 
 #[test]

@@ -12,8 +12,8 @@
 
 mod common;
 
-use common::assert_close;
-use samlab::config::{DatasetName, NormEstimator, OptimizerConfig, OptimizerKind, RunConfig};
+use common::{assert_close, dataset_of};
+use samlab::config::{NormEstimator, OptimizerConfig, OptimizerKind, RunConfig};
 use samlab::data::Dataset;
 use samlab::engine::cpu::CpuEngine;
 use samlab::engine::gpu::{GpuContext, GpuEngine};
@@ -32,19 +32,7 @@ const CLASSES: usize = 4;
 
 /// A training set of the given rows (5 features, 4 classes) and a small test set.
 fn dataset(x: Vec<f32>, y: Vec<u32>) -> Arc<Dataset> {
-    Arc::new(Dataset {
-        name: DatasetName::Blobs,
-        n_features: IN,
-        n_classes: CLASSES,
-        train_x: x.clone(),
-        clean_train_y: y.clone(),
-        train_y: y.clone(),
-        flipped: Vec::new(),
-        test_x: x,
-        test_y: y,
-        image_shape: None,
-        feature_mean: vec![0.0; IN],
-    })
+    dataset_of(IN, CLASSES, (x.clone(), y.clone()), (x, y))
 }
 
 fn random_rows(n: usize, scale: f64, seed: u64) -> (Vec<f32>, Vec<u32>) {

@@ -43,19 +43,7 @@ fn dataset(seed: u64) -> Arc<Dataset> {
     };
     let (train_x, train_y) = make(N_TRAIN);
     let (test_x, test_y) = make(11);
-    Arc::new(Dataset {
-        name: DatasetName::Blobs,
-        n_features: IN,
-        n_classes: CLASSES,
-        train_x,
-        clean_train_y: train_y.clone(),
-        train_y,
-        flipped: Vec::new(),
-        test_x,
-        test_y,
-        image_shape: None,
-        feature_mean: vec![0.0; IN],
-    })
+    dataset_of(IN, CLASSES, (train_x, train_y), (test_x, test_y))
 }
 
 fn config(o: OptimizerConfig, activation: Activation) -> RunConfig {

@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::assert_close;
+use common::{assert_close, dataset_of};
 use samlab::config::{DatasetName, NormEstimator, OptimizerConfig, OptimizerKind, RunConfig, RwDescent};
 use samlab::data::{BatchOrder, Dataset};
 use samlab::engine::cpu::CpuEngine;
@@ -51,19 +51,7 @@ fn dataset(seed: u64, n_train: usize) -> Arc<Dataset> {
     };
     let (train_x, train_y) = make(n_train);
     let (test_x, test_y) = make(40);
-    Arc::new(Dataset {
-        name: DatasetName::Blobs,
-        n_features: IN,
-        n_classes: CLASSES,
-        train_x,
-        clean_train_y: train_y.clone(),
-        train_y,
-        flipped: Vec::new(),
-        test_x,
-        test_y,
-        image_shape: None,
-        feature_mean: vec![0.0; IN],
-    })
+    dataset_of(IN, CLASSES, (train_x, train_y), (test_x, test_y))
 }
 
 fn config(o: &OptimizerConfig, activation: Activation) -> RunConfig {

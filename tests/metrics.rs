@@ -44,43 +44,6 @@ fn rop_hessian_vector_product_matches_central_differences_of_gradients() {
     }
 }
 
-/// Eigenvalues of a symmetric matrix by cyclic Jacobi rotations (ascending).
-fn jacobi_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
-    let n = a.len();
-    for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i][j] * a[i][j]).sum();
-        let diag: f64 = (0..n).map(|i| a[i][i] * a[i][i]).sum();
-        if off <= 1e-24 * diag {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                if a[p][q].abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
-                }
-            }
-        }
-    }
-    let mut ev: Vec<f64> = (0..n).map(|i| a[i][i]).collect();
-    ev.sort_by(f64::total_cmp);
-    ev
-}
-
 #[test]
 fn jacobi_reference_is_right_on_a_known_matrix() {
     // [[2,1],[1,2]] has eigenvalues 1 and 3; a diagonal block adds 5.

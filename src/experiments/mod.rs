@@ -53,17 +53,11 @@ impl Experiment {
         Experiment::RwsamDrift,
     ];
 
-    /// The experiments the app runs live (the RW-SAM drift check is the command line's: one
+    /// Whether the app runs it live (the RW-SAM drift check is the command line's: one
     /// computation of seconds that would hold up a browser frame).
-    pub const IN_APP: [Experiment; 7] = [
-        Experiment::MSweep,
-        Experiment::LabelNoise,
-        Experiment::NoiseTrace,
-        Experiment::RwsamLambda,
-        Experiment::RwsamGrid,
-        Experiment::Cost,
-        Experiment::DriftCheck,
-    ];
+    pub fn in_app(self) -> bool {
+        self != Experiment::RwsamDrift
+    }
 
     /// Not training experiments: computations of seconds, without trials.
     pub fn is_computation(self) -> bool {

@@ -73,7 +73,7 @@ impl ExperimentsPanel {
     /// The six experiments, each with what it tests and what the paper reports.
     fn list_ui(&mut self, ui: &mut Ui, running: bool) {
         egui::Grid::new("experiment_list").num_columns(2).striped(true).spacing([12.0, 6.0]).show(ui, |ui| {
-            for exp in Experiment::IN_APP {
+            for exp in Experiment::ALL.into_iter().filter(|e| e.in_app()) {
                 ui.add_enabled_ui(!running, |ui| {
                     ui.radio_value(&mut self.selected, exp, RichText::new(exp.name()).strong()).on_hover_text(exp.describe());
                 });

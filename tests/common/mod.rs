@@ -1,7 +1,10 @@
 //! Shared fixtures of the integration tests: small seeded networks and batches.
 #![allow(dead_code)]
 
+use samlab::config::DatasetName;
+use samlab::data::Dataset;
 use samlab::model::{Activation, MlpSpec};
+use std::sync::Arc;
 use samlab::rng::Rng;
 
 /// A small odd-sized problem: 5 inputs, hidden 7 and 6, 4 classes, `batch` samples.
@@ -53,4 +56,58 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64)
         let max_diff = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
         panic!("{what}: {} values outside atol {atol:e} + rtol {rtol:e}·|ref| (max diff {max_diff:e}); first: {}", bad.len(), bad.join(", "));
     }
+}
+
+/// Eigenvalues of a symmetric matrix by cyclic Jacobi rotations (ascending).
+pub fn jacobi_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
+    let n = a.len();
+    for _sweep in 0..100 {
+        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i][j] * a[i][j]).sum();
+        let diag: f64 = (0..n).map(|i| a[i][i] * a[i][i]).sum();
+        if off <= 1e-24 * diag {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                if a[p][q].abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let (akp, akq) = (a[k][p], a[k][q]);
+                    a[k][p] = c * akp - s * akq;
+                    a[k][q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p][k], a[q][k]);
+                    a[p][k] = c * apk - s * aqk;
+                    a[q][k] = s * apk + c * aqk;
+                }
+            }
+        }
+    }
+    let mut ev: Vec<f64> = (0..n).map(|i| a[i][i]).collect();
+    ev.sort_by(f64::total_cmp);
+    ev
+}
+
+/// A clean (no label noise) dataset of given rows: `features` inputs, `classes` classes.
+pub fn dataset_of(features: usize, classes: usize, (train_x, train_y): (Vec<f32>, Vec<u32>), (test_x, test_y): (Vec<f32>, Vec<u32>)) -> Arc<Dataset> {
+    Arc::new(Dataset {
+        name: DatasetName::Blobs,
+        n_features: features,
+        n_classes: classes,
+        train_x,
+        clean_train_y: train_y.clone(),
+        train_y,
+        flipped: Vec::new(),
+        test_x,
+        test_y,
+        image_shape: None,
+        feature_mean: vec![0.0; features],
+    })
 }
