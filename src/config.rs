@@ -500,7 +500,11 @@ impl RunConfig {
         let r = &o.rwsam;
         in_range("optimizer.rwsam.lambda", r.lambda, -1e4, 1e4)?;
         if !(r.delta.is_finite() && (1e-6..=1.0).contains(&r.delta)) {
-            return Err(Error::invalid("optimizer.rwsam.delta", r.delta, "1e-6 ≤ δ ≤ 1 (a smaller step vanishes in f32: w + δz rounds to w, the estimate to 0/0)"));
+            return Err(Error::invalid(
+                "optimizer.rwsam.delta",
+                r.delta,
+                "1e-6 ≤ δ ≤ 1 (a smaller step vanishes in f32: w + δz rounds to w, the estimate to 0/0)",
+            ));
         }
         if let Some(t) = r.target_ess
             && !(t > 0.0 && t <= 1.0)

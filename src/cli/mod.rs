@@ -191,7 +191,9 @@ pub fn parse_args() -> Cli {
     match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                e.exit()
+            }
             _ => {
                 eprintln!("error: {}", values::clap_line(&e));
                 std::process::exit(2)
@@ -228,10 +230,15 @@ fn status(result: Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", crate::error::one_line(&e.to_string()));
+            eprintln!("{}", error_line(&e));
             e.exit_code()
         }
     }
+}
+
+/// The one line a failed command prints on stderr.
+pub fn error_line(e: &crate::error::Error) -> String {
+    format!("error: {}", crate::error::one_line(&e.to_string()))
 }
 
 /// A params or batch file (at most `MAX_DATA_BYTES`).
@@ -299,24 +306,32 @@ impl Trained {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        document("train", json!({
-            "label": self.run.config.optimizer.label(),
-            "config": self.run.config,
-            "seed": self.run.config.seed,
-            "backend": self.run.config.backend,
-            "engine": self.engine,
-            "wall_time_s": self.wall_s,
-            "ms_per_step": self.ms_per_step(),
-            "steps": self.run.completed_steps(),
-            "status": status_text(&self.run.status),
-            "final": self.final_eval(),
-            "history": self.run.history,
-        }))
+        document(
+            "train",
+            json!({
+                "label": self.run.config.optimizer.label(),
+                "config": self.run.config,
+                "seed": self.run.config.seed,
+                "backend": self.run.config.backend,
+                "engine": self.engine,
+                "wall_time_s": self.wall_s,
+                "ms_per_step": self.ms_per_step(),
+                "steps": self.run.completed_steps(),
+                "status": status_text(&self.run.status),
+                "final": self.final_eval(),
+                "history": self.run.history,
+            }),
+        )
     }
 }
 
 pub fn train_run(cfg: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, bar: &ProgressBar) -> Result<Trained> {
     let engine = open_engine(&cfg, data.clone(), &init)?;
+    train_on(engine, cfg, data, init, bar)
+}
+
+/// `train_run` on an engine already open.
+pub fn train_on(engine: Box<dyn crate::engine::Engine>, cfg: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, bar: &ProgressBar) -> Result<Trained> {
     let engine_name = engine.describe();
     let mut run = Run::new(cfg, data, init, engine)?;
     bar.set_length(run.total_steps());
@@ -392,11 +407,14 @@ fn compare(base: &RunConfig, optimizers: &str, out: &str, quiet: bool) -> Result
             eprintln!("warning: {} {msg}", t.run.config.optimizer.label());
         }
     }
-    let doc = document("compare", json!({
-        "dataset": base.dataset,
-        "seed": base.seed,
-        "runs": runs.iter().map(Trained::to_json).collect::<Vec<_>>(),
-    }));
+    let doc = document(
+        "compare",
+        json!({
+            "dataset": base.dataset,
+            "seed": base.seed,
+            "runs": runs.iter().map(Trained::to_json).collect::<Vec<_>>(),
+        }),
+    );
     write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
 }
 
@@ -422,15 +440,18 @@ fn step(params_path: &str, batch_path: &str, activation: Activation, opt: &Optim
     let input = StepInput { x: &batch.x, y: &batch.y, probe: batch.z.as_deref(), full: None };
     let report = sam_family_step(&mut mlp, &mut params, &mut velocity, input, o, o.lr, &mut Workspace::default());
     let updated = ParamsJson::from_flat(&spec, &params);
-    let doc = document("step", json!({
-        "layers": updated.layers,
-        "optimizer": o,
-        "loss_before": report.loss,
-        "perturbed_loss": report.perturbed_loss,
-        "grad_norm": report.grad_norm,
-        "perturbation_norm": report.perturbation_norm,
-        "rwsam": report.rwsam,
-    }));
+    let doc = document(
+        "step",
+        json!({
+            "layers": updated.layers,
+            "optimizer": o,
+            "loss_before": report.loss,
+            "perturbed_loss": report.perturbed_loss,
+            "grad_norm": report.grad_norm,
+            "perturbation_norm": report.perturbation_norm,
+            "rwsam": report.rwsam,
+        }),
+    );
     write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
 }
 

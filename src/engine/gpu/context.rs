@@ -109,7 +109,12 @@ impl GpuContext {
         let sink = errors.clone();
         device.set_device_lost_callback(move |reason, msg| {
             if let Ok(mut v) = sink.lock() {
-                v.push(format!("device lost ({reason:?}): {msg}"));
+                let why = match reason {
+                    wgpu::DeviceLostReason::Destroyed => "the device was destroyed (driver reset, or the page or app closed it)",
+                    _ => "the driver or the browser reset the device",
+                };
+                let detail = msg.trim();
+                v.push(if detail.is_empty() { format!("device lost: {why}") } else { format!("device lost: {why} ({detail})") });
             }
         });
         Ok(ctx)
