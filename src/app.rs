@@ -382,14 +382,13 @@ impl SamLabApp {
                 self.settings.selected = 0;
             }
             Command::AddRun(kind) => match lab.add_run(kind) {
-                Some(i) => self.settings.selected = i,
-                None => self.say(Message::error(format!("at most {} runs", crate::lab::MAX_RUNS))),
+                Ok(i) => self.settings.selected = i,
+                Err(e) => self.say(Message::error(format!("not added: {e}"))),
             },
-            Command::Duplicate(i) => {
-                if let Some(j) = lab.duplicate(i) {
-                    self.settings.selected = j;
-                }
-            }
+            Command::Duplicate(i) => match lab.duplicate(i) {
+                Ok(j) => self.settings.selected = j,
+                Err(e) => self.say(Message::error(format!("not duplicated: {e}"))),
+            },
             Command::Remove(i) => {
                 lab.remove(i);
                 if self.settings.selected >= i && self.settings.selected > 0 {
@@ -410,8 +409,16 @@ impl SamLabApp {
                 let seed = lab.state.shared.seed;
                 self.say(Message::info(format!("new seed {seed}: new data order, label noise and initial weights")));
             }
-            Command::SetSpec(i, spec) => lab.set_spec(i, spec),
-            Command::SetShared(shared) => lab.set_shared(shared),
+            Command::SetSpec(i, spec) => {
+                if let Err(e) = lab.set_spec(i, spec) {
+                    self.say(Message::error(format!("settings not changed: {e}")));
+                }
+            }
+            Command::SetShared(shared) => {
+                if let Err(e) = lab.set_shared(shared) {
+                    self.say(Message::error(format!("settings not changed: {e}")));
+                }
+            }
             Command::Landscape(i, to) => lab.start_landscape(i, to),
             Command::SetBudgetMs(ms) => {
                 self.settings.budget_ms = ms.clamp(1.0, 30.0);

@@ -24,7 +24,7 @@ fn act(lab: &mut Lab, rng: &mut Rng, k: usize) -> &'static str {
     let n = lab.runs.len();
     match rng.below(9) {
         0 => {
-            lab.add_run(OptimizerKind::ALL[k % OptimizerKind::ALL.len()]);
+            let _ = lab.add_run(OptimizerKind::ALL[k % OptimizerKind::ALL.len()]);
             "add"
         }
         1 if n > 1 => {
@@ -32,7 +32,7 @@ fn act(lab: &mut Lab, rng: &mut Rng, k: usize) -> &'static str {
             "remove"
         }
         2 => {
-            lab.duplicate(rng.below(n));
+            let _ = lab.duplicate(rng.below(n));
             "duplicate"
         }
         3 => {
@@ -45,7 +45,7 @@ fn act(lab: &mut Lab, rng: &mut Rng, k: usize) -> &'static str {
             spec.optimizer.lr = [0.01, 0.05, 0.1][rng.below(3)];
             spec.optimizer.rho = [0.0, 0.05, 0.2][rng.below(3)];
             spec.batch = [16, 32, 64][rng.below(3)];
-            lab.set_spec(i, spec);
+            let _ = lab.set_spec(i, spec);
             "settings"
         }
         5 => {
@@ -77,7 +77,7 @@ fn the_lab_survives_a_scripted_user_without_growing() {
     state.runs.truncate(4);
     let mut lab = Lab::new(state, EngineChoice::cpu("soak"));
     while lab.can_add() {
-        lab.add_run(OptimizerKind::Sam);
+        let _ = lab.add_run(OptimizerKind::Sam);
     }
     assert_eq!(lab.runs.len(), 6);
     let mut rng = Rng::new(7);

@@ -231,6 +231,27 @@ impl LabState {
         RunSpec::default().config(&self.shared).n_train().min(crate::config::MAX_BATCH)
     }
 
+    /// Whether every run fits the lab's memory budget together; otherwise the message names the
+    /// first run that does not fit, the widths and what is left (the app refuses the change).
+    pub fn memory_check(&self) -> std::result::Result<(), String> {
+        let mut used = 0u64;
+        for r in &self.runs {
+            let bytes = run_bytes(&r.config(&self.shared));
+            if used + bytes > LAB_MEMORY_BUDGET {
+                return Err(format!(
+                    "run {} with hidden widths {:?} needs about {} of weights, momentum, gradients and snapshots; {} of the lab's {} are left (narrower layers, fewer runs or the CPU engine fit)",
+                    r.label(),
+                    self.shared.model.hidden,
+                    mib(bytes),
+                    mib(LAB_MEMORY_BUDGET - used),
+                    mib(LAB_MEMORY_BUDGET)
+                ));
+            }
+            used += bytes;
+        }
+        Ok(())
+    }
+
     /// Brings every run back into range after a change of the shared settings (a smaller
     /// dataset may not hold a run's batch; m must divide the batch).
     pub fn fit_runs(&mut self) {
