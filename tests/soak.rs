@@ -118,3 +118,41 @@ fn the_lab_survives_a_scripted_user_without_growing() {
         assert!(last as f64 <= 1.05 * warm as f64, "resident memory grew: peak {} MB after warm-up {} MB", last >> 20, warm >> 20);
     }
 }
+
+/// The largest lab a link can open (six runs of two 4096-wide layers on MNIST on the CPU: the
+/// budget keeps five) trains for `SAMLAB_SOAK_SECONDS` (default 60) while its peak resident
+/// memory is compared with the budget's estimate for the runs kept. Ignored in the suite (it
+/// needs about 4 GB); `cargo test --release --test soak -- --ignored largest --nocapture`.
+#[test]
+#[ignore]
+fn the_largest_accepted_lab_stays_within_its_memory_estimate() {
+    use samlab::config::DatasetName;
+    let seconds: f64 = std::env::var("SAMLAB_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60.0);
+    let mut state = Preset::MSharpness.state();
+    state.shared.dataset.name = DatasetName::Mnist5k;
+    state.shared.model.hidden = vec![4096, 4096];
+    state.runs = vec![state.runs[0].clone(); 6];
+    let (state, notes) = LabState::from_json(&state.to_json()).expect("the lab opens");
+    let kept = state.runs.len();
+    let estimate: u64 = state.runs.iter().map(|r| samlab::lab::state::run_bytes(&r.config(&state.shared))).sum();
+    let before = rss().unwrap_or(0);
+    let mut lab = Lab::new(state, EngineChoice::cpu("largest lab"));
+    assert!(lab.runs.iter().all(|r| r.run.is_some()), "{:?}", lab.runs.iter().map(|r| &r.error).collect::<Vec<_>>());
+    let built = rss().unwrap_or(0);
+    let (start, mut peak) = (Instant::now(), built);
+    while start.elapsed().as_secs_f64() < seconds {
+        lab.tick();
+        peak = peak.max(rss().unwrap_or(0));
+    }
+    let steps: u64 = lab.runs.iter().map(|r| r.completed()).sum();
+    let snapshots: usize = lab.runs.iter().filter_map(|r| r.run.as_ref()).map(|r| r.snapshots.len()).sum();
+    eprintln!(
+        "largest lab: {kept} of 6 runs kept ({notes:?}); budget estimate {} MB; RSS before {} MB, built {} MB, peak {} MB over {seconds:.0} s ({steps} steps, {snapshots} snapshots)",
+        estimate >> 20,
+        before >> 20,
+        built >> 20,
+        peak >> 20
+    );
+    assert!(kept < 6 && !notes.is_empty(), "the budget must drop a run");
+    assert!(peak.saturating_sub(before) <= estimate + (512 << 20), "peak {} MB above the estimate {} MB + 512 MB", peak >> 20, estimate >> 20);
+}
