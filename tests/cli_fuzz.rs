@@ -154,7 +154,9 @@ fn hundreds_of_bad_invocations_exit_2_with_one_line_naming_the_field() {
     let (config, bench, experiment, measure) = (config_flags(), bench_flags(), experiment_flags(), measure_flags());
     let start = Instant::now();
     let mut count = 0;
-    for i in 0..240 {
+    // 240 in the suite; SAMLAB_FUZZ_CASES=3000 for a longer search.
+    let cases: usize = std::env::var("SAMLAB_FUZZ_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(240);
+    for i in 0..cases {
         let (mut args, flags): (Vec<String>, &[Flag]) = match i % 6 {
             0 | 1 => (vec!["train".into(), "--steps".into(), "1".into()], &config),
             2 => (vec!["compare".into(), "--steps".into(), "1".into()], &config),
