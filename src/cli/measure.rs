@@ -4,7 +4,7 @@
 use super::args::ConfigArgs;
 use super::values;
 use super::{document, progress_bar, read, status_text, write, write_bytes};
-use crate::config::{DataConfig, DatasetName, NormEstimator, RunConfig};
+use crate::config::{DataConfig, NormEstimator, RunConfig};
 use crate::data::Dataset;
 use crate::engine::choice::open_engine;
 use crate::error::{Error, Result};
@@ -31,9 +31,10 @@ pub struct MeasureArgs {
     /// The evaluation set as a batch JSON (the format of `samlab step`; z is ignored).
     #[arg(long, conflicts_with = "dataset", required_unless_present = "dataset", value_parser = values::path)]
     pub batch: Option<String>,
-    /// Or: the evaluation subset of this dataset's training set.
-    #[arg(long, value_enum, ignore_case = true)]
-    pub dataset: Option<DatasetName>,
+    /// Or: the evaluation subset of this dataset's training set (a built-in name or a file.csv,
+    /// as `train --dataset`).
+    #[arg(long, value_name = "NAME|file.csv", value_parser = values::dataset)]
+    pub dataset: Option<values::DatasetArg>,
     /// Samples of a 2D toy dataset (train + test), with --dataset.
     #[arg(long, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub samples: Option<usize>,
@@ -145,7 +146,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
             (b.x, b.y, json!({"batch": path}))
         }
         (None, Some(name)) => {
-            let data = load_dataset(*name, a.samples, a.seed)?;
+            let data = load_dataset(name, a.samples, a.seed)?;
             check_fits(&spec, &data, "params")?;
             let set = EvalSet::from_train(&data, a.eval_size, a.seed);
             let source = json!({"dataset": data.name, "eval_size": set.len(), "seed": a.seed});
@@ -155,7 +156,11 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
     };
     if a.backend == crate::config::Backend::Gpu && y.len() > MAX_GPU_EVAL {
         let field = if a.batch.is_some() { "batch" } else { "eval-size" };
-        return Err(Error::invalid(field, format!("{} samples", y.len()), format!("at most {MAX_GPU_EVAL} evaluation samples on the GPU (e.g. --eval-size {MAX_GPU_EVAL}), or --backend cpu")));
+        return Err(Error::invalid(
+            field,
+            format!("{} samples", y.len()),
+            format!("at most {MAX_GPU_EVAL} evaluation samples on the GPU (e.g. --eval-size {MAX_GPU_EVAL}), or --backend cpu"),
+        ));
     }
     let bar = spinner(a.quiet, "measure");
     let (report, engine) = match a.backend {
@@ -177,16 +182,19 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         }
     };
     bar.finish_and_clear();
-    let doc = document("measure", json!({
-        "source": source,
-        "engine": engine,
-        "activation": activation,
-        "n_params": spec.n_params(),
-        "settings": cfg,
-        "measurement": report.measurement,
-        "rwsam": report.rwsam,
-        "wall_time_s": start.elapsed().as_secs_f64(),
-    }));
+    let doc = document(
+        "measure",
+        json!({
+            "source": source,
+            "engine": engine,
+            "activation": activation,
+            "n_params": spec.n_params(),
+            "settings": cfg,
+            "measurement": report.measurement,
+            "rwsam": report.rwsam,
+            "wall_time_s": start.elapsed().as_secs_f64(),
+        }),
+    );
     write(&a.out, &serde_json::to_string_pretty(&doc).expect("JSON values serialise"))?;
     let m = &report.measurement;
     eprintln!(
@@ -208,8 +216,9 @@ pub(crate) fn spinner(quiet: bool, prefix: &str) -> ProgressBar {
     bar
 }
 
-fn load_dataset(name: DatasetName, samples: Option<usize>, seed: u64) -> Result<Dataset> {
-    let mut dc = DataConfig { name, ..DataConfig::default() };
+fn load_dataset(name: &values::DatasetArg, samples: Option<usize>, seed: u64) -> Result<Dataset> {
+    let mut dc = DataConfig::default();
+    name.apply(&mut dc)?;
     if let Some(s) = samples {
         if !(20..=100_000).contains(&s) {
             return Err(Error::invalid("samples", s, "20 ≤ samples ≤ 100000"));
@@ -308,8 +317,8 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         return Err(Error::invalid("contours", a.contours, "0 to 1000"));
     }
     let data = Arc::new(Dataset::load_split(&cfg.dataset, cfg.data_split_seed(), cfg.seed)?);
-    if a.surface_png.is_some() && data.n_features != 2 {
-        return Err(Error::invalid("surface-png", data.name.as_str(), "a 2D dataset (moons, circles, spirals, xor, blobs)"));
+    if a.surface_png.is_some() && !data.is_points() {
+        return Err(Error::invalid("surface-png", cfg.dataset.title(), "a 2D dataset (moons, circles, spirals, xor, blobs, or a CSV file of points)"));
     }
     let line_end = match &a.line_to {
         Some(path) => Some((path.clone(), load_params(path, cfg.model.activation)?)),
@@ -386,19 +395,22 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         let points: Vec<(f64, f64, u32)> = data.train_x.chunks_exact(2).zip(&data.train_y).map(|(p, &c)| (p[0] as f64, p[1] as f64, c)).collect();
         write_bytes(path, &png::surface_image(&s, &points)?.encode()?)?;
     }
-    let doc = document("landscape", json!({
-        "config": cfg,
-        "params": a.params,
-        "trained": trained,
-        "eval_size": set.len(),
-        "landscape_settings": lc,
-        "landscape": land,
-        "line": line,
-        "surface": surface,
-        "landscape_time_s": landscape_s,
-        "evaluator": evaluator,
-        "wall_time_s": start.elapsed().as_secs_f64(),
-    }));
+    let doc = document(
+        "landscape",
+        json!({
+            "config": cfg,
+            "params": a.params,
+            "trained": trained,
+            "eval_size": set.len(),
+            "landscape_settings": lc,
+            "landscape": land,
+            "line": line,
+            "surface": surface,
+            "landscape_time_s": landscape_s,
+            "evaluator": evaluator,
+            "wall_time_s": start.elapsed().as_secs_f64(),
+        }),
+    );
     write(&a.out, &serde_json::to_string(&doc).expect("JSON values serialise"))?;
     let tr = land.trajectory.last();
     eprintln!(

@@ -37,7 +37,8 @@ pub fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<Strin
     if bytes.len() as u64 > limit {
         return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, format!("larger than the {} MiB this command reads", limit >> 20)));
     }
-    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
+    String::from_utf8(bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
 }
 
 macro_rules! value_enum {
@@ -54,10 +55,6 @@ macro_rules! value_enum {
     };
 }
 
-value_enum!(DatasetName {
-    DatasetName::Moons => "moons", DatasetName::Circles => "circles", DatasetName::Spirals => "spirals", DatasetName::Xor => "xor",
-    DatasetName::Blobs => "blobs", DatasetName::Digits => "digits", DatasetName::Mnist5k => "mnist5k" | "mnist",
-});
 value_enum!(OptimizerKind {
     OptimizerKind::Sgd => "sgd", OptimizerKind::Usam => "usam", OptimizerKind::Sam => "sam", OptimizerKind::Nsam => "nsam" | "n-sam",
     OptimizerKind::Msam => "msam" | "m-sam", OptimizerKind::Musam => "musam" | "m-usam", OptimizerKind::Asam => "asam",
@@ -109,6 +106,46 @@ pub fn number(s: &str) -> std::result::Result<f64, String> {
     s.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| "a finite number such as 0.05 or 1e-3".to_string())
 }
 
+/// What `--dataset` names: a built-in set, or a CSV file of the user's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatasetArg {
+    Builtin(DatasetName),
+    File(String),
+}
+
+/// `--dataset`: a built-in name (mnist for mnist5k), or a path ending in .csv.
+pub fn dataset(s: &str) -> std::result::Result<DatasetArg, String> {
+    let key = s.to_ascii_lowercase();
+    if let Some(d) = DatasetName::ALL.into_iter().find(|d| d.as_str() == key || (key == "mnist" && *d == DatasetName::Mnist5k)) {
+        return Ok(DatasetArg::Builtin(d));
+    }
+    if key.ends_with(".csv") && !s.contains('\0') {
+        return Ok(DatasetArg::File(s.to_string()));
+    }
+    let names: Vec<&str> = DatasetName::ALL.iter().map(|d| d.as_str()).collect();
+    Err(format!("one of {}, or a path to a .csv file", names.join(", ")))
+}
+
+impl DatasetArg {
+    /// The data config this names (a file is read, at most `data::user::MAX_CSV_BYTES`, and
+    /// kept for the process); `base` keeps its other settings.
+    pub fn apply(&self, base: &mut crate::config::DataConfig) -> Result<()> {
+        match self {
+            DatasetArg::Builtin(d) => {
+                base.name = *d;
+                base.csv = None;
+            }
+            DatasetArg::File(path) => {
+                let text = read_limited(path, crate::data::user::MAX_CSV_BYTES)?;
+                let source = crate::data::user::register(&crate::data::user::file_name(path), text.as_bytes())?;
+                base.name = DatasetName::Csv;
+                base.csv = Some(source);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A file to read: not empty.
 pub fn path(s: &str) -> std::result::Result<String, String> {
     if s.is_empty() || s.contains('\0') { Err("a file name (not empty)".into()) } else { Ok(s.to_string()) }
@@ -150,7 +187,9 @@ pub fn clap_line(e: &clap::Error) -> String {
             let tip = get(ContextKind::SuggestedSubcommand).map_or(String::new(), |s| format!("; did you mean {s}?"));
             format!("unknown command {}{tip} (see samlab --help)", quoted(&get(ContextKind::InvalidSubcommand).unwrap_or_default()))
         }
-        ErrorKind::MissingRequiredArgument => format!("missing {}: required (see --help)", get(ContextKind::InvalidArg).unwrap_or_default().replace('\n', ", ")),
+        ErrorKind::MissingRequiredArgument => {
+            format!("missing {}: required (see --help)", get(ContextKind::InvalidArg).unwrap_or_default().replace('\n', ", "))
+        }
         _ => {
             let text = e.to_string();
             let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");

@@ -6,10 +6,10 @@
 
 use crate::data::Dataset;
 use crate::engine::ParamsTag;
-use crate::setup::spec_for;
 use crate::model::mlp::softmax_xent;
 use crate::model::{Mlp, Tape};
 use crate::run::Run;
+use crate::setup::spec_for;
 use web_time::{Duration, Instant};
 
 /// A process-wide counter, so that a rebuilt run never reuses an old view's key.
@@ -95,7 +95,7 @@ impl RunViews {
             self.pending = None;
             let step = run.completed_steps();
             let started = Instant::now();
-            if data.name.is_toy() && data.n_features == 2 {
+            if data.is_points() {
                 self.surface = Some(decision_surface(run, data, &params, step));
             } else {
                 self.hardest = Some(hardest_samples(run, data, &params, step));

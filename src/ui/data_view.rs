@@ -49,7 +49,7 @@ impl DataPanel {
             }
             return;
         };
-        if data.name.is_toy() && data.n_features == 2 {
+        if data.is_points() {
             self.surfaces_ui(ui, lab, &data, out);
         } else if let Some(r) = lab.runs.get(selected) {
             self.hardest_ui(ui, &data, selected, r);

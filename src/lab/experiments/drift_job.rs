@@ -55,4 +55,3 @@ impl DriftJob {
         self.chunks.is_empty() && !self.in_flight && self.report.is_some()
     }
 }
-

@@ -89,4 +89,3 @@ pub fn trial_name(trial: &Trial) -> String {
         None => trial.series.clone(),
     }
 }
-
