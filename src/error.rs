@@ -86,11 +86,7 @@ impl Error {
 
 /// Line breaks and other control characters as escapes, so a message stays one line.
 pub fn one_line(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
-    } else {
-        text.to_string()
-    }
+    if text.chars().any(char::is_control) { text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect() } else { text.to_string() }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -221,6 +221,7 @@ pub struct Run {
     snapshot_cap: usize,
 }
 
+
 impl Run {
     pub fn new(config: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f32>>, engine: Box<dyn Engine>) -> Result<Self> {
         config.validate()?;

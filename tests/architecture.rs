@@ -111,7 +111,9 @@ fn the_layers_import_downwards_only() {
 fn platform_differences_stay_in_their_modules() {
     // cfg(target_arch) outside tests: the platform layer, the entry points, the module list, the
     // GPU engine's blocking helpers and the command line's blocking engine choice.
-    let allowed = |f: &str| f.starts_with("platform/") || f.starts_with("engine/gpu/") || ["lib.rs", "main.rs", "web.rs", "engine/choice.rs"].contains(&f);
+    let allowed = |f: &str| {
+        f.starts_with("platform/") || f.starts_with("engine/gpu/") || ["lib.rs", "main.rs", "web.rs", "engine/choice.rs"].contains(&f)
+    };
     let found = offenders(|f| !allowed(f), &["target_arch"]);
     assert!(found.is_empty(), "cfg(target_arch) outside the platform layer:\n{}", found.join("\n"));
 }
@@ -136,21 +138,7 @@ fn every_source_file_says_what_it_owns_and_stays_short() {
 fn the_repository_carries_its_own_reference() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let algorithms = std::fs::read_to_string(root.join("docs/ALGORITHMS.md")).unwrap();
-    for heading in [
-        "## SGD",
-        "## USAM",
-        "## SAM",
-        "## n-SAM",
-        "## m-SAM",
-        "## m-USAM",
-        "## ASAM",
-        "## RW-SAM",
-        "## Metrics",
-        "### Top Hessian eigenvalue",
-        "### Hessian trace",
-        "### m-sharpness curve",
-        "### Loss landscapes",
-    ] {
+    for heading in ["## SGD", "## USAM", "## SAM", "## n-SAM", "## m-SAM", "## m-USAM", "## ASAM", "## RW-SAM", "## Metrics", "### Top Hessian eigenvalue", "### Hessian trace", "### m-sharpness curve", "### Loss landscapes"] {
         assert!(algorithms.lines().any(|l| l.trim() == heading), "docs/ALGORITHMS.md has no {heading:?}");
     }
     let mut outside = Vec::new();

@@ -124,15 +124,10 @@ fn step_oracle_writes_updated_params_and_diagnostics() {
     let msam = run(&[&["--optimizer", "msam", "--m", "2"][..], &same].concat());
     let msam_b = run(&[&["--optimizer", "msam", "--m", "4"][..], &same].concat());
     let flat = |v: &Value| -> Vec<f64> {
-        v["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|l| {
-                let w = l["w"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<_>>());
-                w.chain(l["b"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect::<Vec<_>>()
-            })
-            .collect()
+        v["layers"].as_array().unwrap().iter().flat_map(|l| {
+            let w = l["w"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<_>>());
+            w.chain(l["b"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect::<Vec<_>>()
+        }).collect()
     };
     let gap = |a: &Value, b: &Value| flat(a).iter().zip(flat(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
     assert!(gap(&msam, &sam) > 1e-6, "m-SAM m=2 equals SAM: {}", gap(&msam, &sam));

@@ -30,21 +30,7 @@ fn read_json(path: &PathBuf) -> Value {
 #[test]
 fn bench_times_each_optimizer_and_its_ratio_to_sgd() {
     let json = tmp("bench.json");
-    let o = ok(&[
-        "bench",
-        "--backend",
-        "cpu",
-        "--model",
-        "digits",
-        "--optimizers",
-        "sgd,sam,msam:8",
-        "--steps",
-        "3",
-        "--landscape",
-        "0",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let o = ok(&["bench", "--backend", "cpu", "--model", "digits", "--optimizers", "sgd,sam,msam:8", "--steps", "3", "--landscape", "0", "--json", json.to_str().unwrap()]);
     let table = String::from_utf8_lossy(&o.stdout);
     for label in ["SGD", "SAM", "m-SAM"] {
         assert!(table.contains(label), "{table}");
@@ -86,24 +72,7 @@ fn experiment_writes_its_json_table_and_figure() {
 #[test]
 fn a_run_that_diverges_at_an_evaluation_stops_and_says_so() {
     let out = tmp("div.json");
-    let o = ok(&[
-        "train",
-        "--dataset",
-        "moons",
-        "--lr",
-        "10",
-        "--momentum",
-        "0.99",
-        "--wd",
-        "0.5",
-        "--eval-every",
-        "1",
-        "--epochs",
-        "50",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = ok(&["train", "--dataset", "moons", "--lr", "10", "--momentum", "0.99", "--wd", "0.5", "--eval-every", "1", "--epochs", "50", "--quiet", "--out", out.to_str().unwrap()]);
     let doc = read_json(&out);
     let status = doc["status"].as_str().unwrap();
     assert!(status.starts_with("diverged at step ") && status.contains("the training loss is not finite"), "{status}");

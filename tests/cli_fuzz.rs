@@ -174,16 +174,7 @@ fn hundreds_of_bad_invocations_exit_2_with_one_line_naming_the_field() {
         count += 1;
     }
     // Unknown flags and commands, missing values.
-    for args in [
-        vec!["train", "--lr"],
-        vec!["train", "--frobnicate", "1"],
-        vec!["trian"],
-        vec!["measure"],
-        vec!["lab"],
-        vec!["lab", "check"],
-        vec!["experiment", "nope"],
-        vec!["step", "--params", ""],
-    ] {
+    for args in [vec!["train", "--lr"], vec!["train", "--frobnicate", "1"], vec!["trian"], vec!["measure"], vec!["lab"], vec!["lab", "check"], vec!["experiment", "nope"], vec!["step", "--params", ""]] {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let o = samlab_timed(&args, Duration::from_secs(20));
         let err = stderr(&o);

@@ -33,11 +33,7 @@ fn a_lost_device_moves_the_lab_to_the_cpu_engine_with_a_message() {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     assert!(lab.runs.iter().all(|r| !r.asynchronous), "a run is still on the lost GPU: {:?}", lab.runs.iter().map(|r| (&r.note, &r.error)).collect::<Vec<_>>());
-    assert!(
-        lab.runs.iter().all(|r| r.completed() > 0 && r.error.is_none()),
-        "the CPU runs do not train: {:?}",
-        lab.runs.iter().map(|r| &r.error).collect::<Vec<_>>()
-    );
+    assert!(lab.runs.iter().all(|r| r.completed() > 0 && r.error.is_none()), "the CPU runs do not train: {:?}", lab.runs.iter().map(|r| &r.error).collect::<Vec<_>>());
     let note = lab.runs[0].note.clone().unwrap_or_default();
     assert!(note.contains("GPU engine failed") && note.contains("restarted on the CPU"), "{note}");
     assert!(lab.engine.describe().contains("GPU engine failed"), "{}", lab.engine.describe());

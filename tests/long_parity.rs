@@ -77,24 +77,16 @@ fn variants() -> Vec<(String, OptimizerConfig, f64)> {
         o
     };
     v.push(("RW-SAM weighted".into(), rw(&|o| o.rwsam.descent = RwDescent::Weighted), 1.0));
-    v.push((
-        "RW-SAM normalised λ=4".into(),
-        rw(&|o| {
-            o.rwsam.normalize = true;
-            o.rwsam.lambda = 4.0;
-        }),
-        1.0,
-    ));
+    v.push(("RW-SAM normalised λ=4".into(), rw(&|o| {
+        o.rwsam.normalize = true;
+        o.rwsam.lambda = 4.0;
+    }), 1.0));
     v.push(("RW-SAM λ=-2".into(), rw(&|o| o.rwsam.lambda = -2.0), 1.0));
     v.push(("RW-SAM target ESS B/4".into(), rw(&|o| o.rwsam.target_ess = Some(0.25)), 5.0));
-    v.push((
-        "RW-SAM finite differences".into(),
-        rw(&|o| {
-            o.rwsam.estimator = NormEstimator::FiniteDifference;
-            o.rwsam.delta = 1e-2;
-        }),
-        10.0,
-    ));
+    v.push(("RW-SAM finite differences".into(), rw(&|o| {
+        o.rwsam.estimator = NormEstimator::FiniteDifference;
+        o.rwsam.delta = 1e-2;
+    }), 10.0));
     v
 }
 
@@ -187,3 +179,5 @@ fn the_chunked_full_gradient_equals_one_pass_over_1100_rows() {
     let (_, one_pass) = mlp.loss_and_grad(&w, &x, &data.train_y, &mut tape, &mut deltas);
     assert_close("n-SAM full gradient, 3 chunks vs one pass", &chunked, &one_pass, 1e-14, 1e-11);
 }
+
+

@@ -297,3 +297,42 @@ fn a_saved_lab_carries_a_small_file_and_names_a_missing_one() {
     assert!(h.state().lab.data.is_some(), "{:?}", h.state().lab.data_error);
     assert!(h.state().lab.runs.iter().all(|r| r.run.is_some()));
 }
+
+/// The README's picture of the app trained on a file of the user's: the rings above dropped on
+/// the window, SGD and SAM trained 600 steps each (step by step: the same picture every time),
+/// the decision surfaces drawn. Written to target/screenshots/own-csv.png
+/// (`UPDATE_SCREENSHOTS=1 cargo xtask test` copies it to docs/screenshots/).
+#[test]
+fn screenshot_of_the_app_trained_on_a_dropped_csv() {
+    let mut app = SamLabApp::with(Box::new(MemoryPlatform::default()), None, None, EngineChoice::cpu("screenshot"));
+    app.train = false;
+    // The status bar shows frame rates, which differ from run to run.
+    app.hidden.insert(samlab::lab::state::Panel::Status);
+    let mut h =
+        Harness::builder().with_size([1280.0, 900.0]).with_context_setup(samlab::ui::install_fonts).build_ui_state(|ui, app: &mut SamLabApp| app.show(ui), app);
+    h.run_steps(1);
+    drop_file(&mut h, "rings.csv", &rings_csv());
+    let lab = &mut h.state_mut().lab;
+    for i in 0..lab.runs.len() {
+        for _ in 0..600 {
+            lab.step_once(i);
+        }
+    }
+    for _ in 0..50 {
+        lab.tick();
+        lab.refresh_views(web_time::Duration::ZERO);
+        if lab.runs.iter().all(|r| r.views.surface.as_ref().is_some_and(|s| s.step == 600)) {
+            break;
+        }
+    }
+    assert!(lab.runs.iter().all(|r| r.views.surface.is_some()), "the decision surfaces are drawn");
+    let acc: Vec<f64> = lab.runs.iter().map(|r| r.run.as_ref().unwrap().history.last_eval().unwrap().test_acc).collect();
+    assert!(acc.iter().all(|&a| a >= 0.9), "rings test accuracy {acc:?}");
+    h.run_steps(3);
+    let image = h.render().expect("the app renders");
+    let distinct: std::collections::HashSet<[u8; 4]> = image.pixels().map(|p| p.0).collect();
+    assert!(distinct.len() > 200, "a blank picture ({} colours)", distinct.len());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    image.save(dir.join("own-csv.png")).unwrap();
+}

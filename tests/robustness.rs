@@ -13,44 +13,9 @@ use serde_json::{Value, json};
 
 /// Every field name a message may name (leaf keys of RunConfig, LabState and the CLI's).
 const FIELDS: &[&str] = &[
-    "version",
-    "dataset",
-    "name",
-    "samples",
-    "input_noise",
-    "label_noise",
-    "test_fraction",
-    "model",
-    "hidden",
-    "activation",
-    "optimizer",
-    "kind",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "schedule",
-    "rho",
-    "m",
-    "xi",
-    "rwsam",
-    "lambda",
-    "estimator",
-    "delta",
-    "descent",
-    "target_ess",
-    "normalize",
-    "batch",
-    "epochs",
-    "steps",
-    "seed",
-    "eval_every",
-    "measure_every",
-    "backend",
-    "shared",
-    "runs",
-    "preset",
-    "color",
-    "URL hash",
+    "version", "dataset", "name", "samples", "input_noise", "label_noise", "test_fraction", "model", "hidden", "activation", "optimizer", "kind",
+    "lr", "momentum", "weight_decay", "schedule", "rho", "m", "xi", "rwsam", "lambda", "estimator", "delta", "descent", "target_ess", "normalize",
+    "batch", "epochs", "steps", "seed", "eval_every", "measure_every", "backend", "shared", "runs", "preset", "color", "URL hash",
 ];
 
 fn one_line_naming_a_field(e: &str) {
@@ -72,10 +37,7 @@ fn any_value() -> impl Strategy<Value = Value> {
         Just(json!("digits")),
     ];
     leaf.prop_recursive(2, 8, 3, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-            prop::collection::hash_map("[a-z_]{1,8}", inner, 0..3).prop_map(|m| Value::Object(m.into_iter().collect()))
-        ]
+        prop_oneof![prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array), prop::collection::hash_map("[a-z_]{1,8}", inner, 0..3).prop_map(|m| Value::Object(m.into_iter().collect()))]
     })
 }
 

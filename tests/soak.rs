@@ -108,10 +108,7 @@ fn the_lab_survives_a_scripted_user_without_growing() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    eprintln!(
-        "soak: {seconds:.0} s, {frames} frames, actions {counts:?}, peak RSS per quarter {:?} MB",
-        peaks.iter().map(|p| p / (1 << 20)).collect::<Vec<_>>()
-    );
+    eprintln!("soak: {seconds:.0} s, {frames} frames, actions {counts:?}, peak RSS per quarter {:?} MB", peaks.iter().map(|p| p / (1 << 20)).collect::<Vec<_>>());
     assert!(k >= (seconds * 4.0) as usize, "only {k} actions in {seconds} s");
     if peaks.len() >= 3 {
         let (warm, last) = (peaks[0].max(peaks[1]), *peaks.last().unwrap());

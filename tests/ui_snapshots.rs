@@ -3,8 +3,8 @@
 //! tests/snapshots/; a change fails the test and leaves `.new.png` and `.diff.png` beside them.
 
 use egui_kittest::Harness;
-use samlab::engine::EngineChoice;
 use samlab::lab::views::{decision_surface, hardest_samples};
+use samlab::engine::EngineChoice;
 use samlab::lab::{Lab, LabState, Preset};
 use samlab::metrics::{MPoint, Measurement};
 use samlab::run::{EvalRecord, History, StepRecord};

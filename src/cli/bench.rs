@@ -4,12 +4,12 @@
 
 use super::values::{self, Backends};
 use super::{document, progress_bar, write};
-use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
-use crate::engine::Engine;
-use crate::engine::choice::open_engine;
-use crate::engine::gpu::GpuEngine;
-use crate::error::{Error, Result};
 use crate::setup::prepare;
+use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig};
+use crate::engine::gpu::GpuEngine;
+use crate::engine::choice::open_engine;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
 use clap::Args;
 use serde_json::json;
 
@@ -172,11 +172,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let per_submit = args.steps_per_submit.map_or(if backend == Backend::Gpu { 16 } else { 1 }, |n| n as usize);
             let mut skipped = Vec::new();
             let bar = progress_bar(suite.len() as u64, args.quiet, "bench");
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} optimizers {msg} ({elapsed})")
-                    .expect("static template")
-                    .progress_chars("=> "),
-            );
+            bar.set_style(indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} optimizers {msg} ({elapsed})").expect("static template").progress_chars("=> "));
             for cfg in &suite {
                 bar.set_message(label(cfg));
                 // A setting the device cannot hold (m-SAM's copies on a big model) is reported,

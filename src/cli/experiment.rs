@@ -247,8 +247,7 @@ pub(crate) fn write_report(exp: Experiment, opts: &Options, out_dir: &str, parts
     doc["wall_time_s"] = json!(seconds);
     doc["verdicts"] = json!(verdicts);
     let failed = doc["failed"].as_array().map_or(0, Vec::len);
-    let written =
-        Written { verdicts: verdicts.clone(), json: paths("json"), markdown: paths("md"), png: paths("png"), table: format!("{table}\n{findings}"), failed };
+    let written = Written { verdicts: verdicts.clone(), json: paths("json"), markdown: paths("md"), png: paths("png"), table: format!("{table}\n{findings}"), failed };
     write(&written.json, &serde_json::to_string_pretty(&doc).expect("serialises"))?;
     write(&written.markdown, &markdown)?;
     render(&written.png, &panels)?;

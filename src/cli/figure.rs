@@ -1,8 +1,8 @@
 //! Experiment figures as PNG: the panels of `panels` (mean ± std error bars over seeds, dashed
 //! reference lines for the runs without an x) drawn with plotters into an RGB buffer.
 
-use crate::error::{Error, Result};
 use crate::experiments::panels::Panel;
+use crate::error::{Error, Result};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::sync::Once;

@@ -156,11 +156,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
     };
     if a.backend == crate::config::Backend::Gpu && y.len() > MAX_GPU_EVAL {
         let field = if a.batch.is_some() { "batch" } else { "eval-size" };
-        return Err(Error::invalid(
-            field,
-            format!("{} samples", y.len()),
-            format!("at most {MAX_GPU_EVAL} evaluation samples on the GPU (e.g. --eval-size {MAX_GPU_EVAL}), or --backend cpu"),
-        ));
+        return Err(Error::invalid(field, format!("{} samples", y.len()), format!("at most {MAX_GPU_EVAL} evaluation samples on the GPU (e.g. --eval-size {MAX_GPU_EVAL}), or --backend cpu")));
     }
     let bar = spinner(a.quiet, "measure");
     let (report, engine) = match a.backend {
@@ -182,19 +178,16 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         }
     };
     bar.finish_and_clear();
-    let doc = document(
-        "measure",
-        json!({
-            "source": source,
-            "engine": engine,
-            "activation": activation,
-            "n_params": spec.n_params(),
-            "settings": cfg,
-            "measurement": report.measurement,
-            "rwsam": report.rwsam,
-            "wall_time_s": start.elapsed().as_secs_f64(),
-        }),
-    );
+    let doc = document("measure", json!({
+        "source": source,
+        "engine": engine,
+        "activation": activation,
+        "n_params": spec.n_params(),
+        "settings": cfg,
+        "measurement": report.measurement,
+        "rwsam": report.rwsam,
+        "wall_time_s": start.elapsed().as_secs_f64(),
+    }));
     write(&a.out, &serde_json::to_string_pretty(&doc).expect("JSON values serialise"))?;
     let m = &report.measurement;
     eprintln!(
@@ -395,22 +388,19 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         let points: Vec<(f64, f64, u32)> = data.train_x.chunks_exact(2).zip(&data.train_y).map(|(p, &c)| (p[0] as f64, p[1] as f64, c)).collect();
         write_bytes(path, &png::surface_image(&s, &points)?.encode()?)?;
     }
-    let doc = document(
-        "landscape",
-        json!({
-            "config": cfg,
-            "params": a.params,
-            "trained": trained,
-            "eval_size": set.len(),
-            "landscape_settings": lc,
-            "landscape": land,
-            "line": line,
-            "surface": surface,
-            "landscape_time_s": landscape_s,
-            "evaluator": evaluator,
-            "wall_time_s": start.elapsed().as_secs_f64(),
-        }),
-    );
+    let doc = document("landscape", json!({
+        "config": cfg,
+        "params": a.params,
+        "trained": trained,
+        "eval_size": set.len(),
+        "landscape_settings": lc,
+        "landscape": land,
+        "line": line,
+        "surface": surface,
+        "landscape_time_s": landscape_s,
+        "evaluator": evaluator,
+        "wall_time_s": start.elapsed().as_secs_f64(),
+    }));
     write(&a.out, &serde_json::to_string(&doc).expect("JSON values serialise"))?;
     let tr = land.trajectory.last();
     eprintln!(

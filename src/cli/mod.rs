@@ -191,9 +191,7 @@ pub fn parse_args() -> Cli {
     match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                e.exit()
-            }
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
             _ => {
                 eprintln!("error: {}", values::clap_line(&e));
                 std::process::exit(2)
@@ -301,22 +299,19 @@ impl Trained {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        document(
-            "train",
-            json!({
-                "label": self.run.config.optimizer.label(),
-                "config": self.run.config,
-                "seed": self.run.config.seed,
-                "backend": self.run.config.backend,
-                "engine": self.engine,
-                "wall_time_s": self.wall_s,
-                "ms_per_step": self.ms_per_step(),
-                "steps": self.run.completed_steps(),
-                "status": status_text(&self.run.status),
-                "final": self.final_eval(),
-                "history": self.run.history,
-            }),
-        )
+        document("train", json!({
+            "label": self.run.config.optimizer.label(),
+            "config": self.run.config,
+            "seed": self.run.config.seed,
+            "backend": self.run.config.backend,
+            "engine": self.engine,
+            "wall_time_s": self.wall_s,
+            "ms_per_step": self.ms_per_step(),
+            "steps": self.run.completed_steps(),
+            "status": status_text(&self.run.status),
+            "final": self.final_eval(),
+            "history": self.run.history,
+        }))
     }
 }
 
@@ -397,14 +392,11 @@ fn compare(base: &RunConfig, optimizers: &str, out: &str, quiet: bool) -> Result
             eprintln!("warning: {} {msg}", t.run.config.optimizer.label());
         }
     }
-    let doc = document(
-        "compare",
-        json!({
-            "dataset": base.dataset,
-            "seed": base.seed,
-            "runs": runs.iter().map(Trained::to_json).collect::<Vec<_>>(),
-        }),
-    );
+    let doc = document("compare", json!({
+        "dataset": base.dataset,
+        "seed": base.seed,
+        "runs": runs.iter().map(Trained::to_json).collect::<Vec<_>>(),
+    }));
     write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
 }
 
@@ -430,18 +422,15 @@ fn step(params_path: &str, batch_path: &str, activation: Activation, opt: &Optim
     let input = StepInput { x: &batch.x, y: &batch.y, probe: batch.z.as_deref(), full: None };
     let report = sam_family_step(&mut mlp, &mut params, &mut velocity, input, o, o.lr, &mut Workspace::default());
     let updated = ParamsJson::from_flat(&spec, &params);
-    let doc = document(
-        "step",
-        json!({
-            "layers": updated.layers,
-            "optimizer": o,
-            "loss_before": report.loss,
-            "perturbed_loss": report.perturbed_loss,
-            "grad_norm": report.grad_norm,
-            "perturbation_norm": report.perturbation_norm,
-            "rwsam": report.rwsam,
-        }),
-    );
+    let doc = document("step", json!({
+        "layers": updated.layers,
+        "optimizer": o,
+        "loss_before": report.loss,
+        "perturbed_loss": report.perturbed_loss,
+        "grad_norm": report.grad_norm,
+        "perturbation_norm": report.perturbation_norm,
+        "rwsam": report.rwsam,
+    }));
     write(out, &serde_json::to_string_pretty(&doc).expect("serialises"))
 }
 

@@ -37,8 +37,7 @@ pub fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<Strin
     if bytes.len() as u64 > limit {
         return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, format!("larger than the {} MiB this command reads", limit >> 20)));
     }
-    String::from_utf8(bytes)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
 }
 
 macro_rules! value_enum {
@@ -187,9 +186,7 @@ pub fn clap_line(e: &clap::Error) -> String {
             let tip = get(ContextKind::SuggestedSubcommand).map_or(String::new(), |s| format!("; did you mean {s}?"));
             format!("unknown command {}{tip} (see samlab --help)", quoted(&get(ContextKind::InvalidSubcommand).unwrap_or_default()))
         }
-        ErrorKind::MissingRequiredArgument => {
-            format!("missing {}: required (see --help)", get(ContextKind::InvalidArg).unwrap_or_default().replace('\n', ", "))
-        }
+        ErrorKind::MissingRequiredArgument => format!("missing {}: required (see --help)", get(ContextKind::InvalidArg).unwrap_or_default().replace('\n', ", ")),
         _ => {
             let text = e.to_string();
             let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");

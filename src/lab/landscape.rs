@@ -5,11 +5,11 @@
 
 use crate::data::Dataset;
 use crate::engine::ParamsTag;
+use crate::setup::spec_for;
 use crate::error::Result;
 use crate::metrics::landscape::{directions, linspace, project};
 use crate::metrics::{CpuEvaluator, EvalSet, LossEvaluator};
 use crate::run::Run;
-use crate::setup::spec_for;
 use web_time::Instant;
 
 /// Points per side of the grid.
@@ -86,6 +86,7 @@ struct Started {
     c: Vec<f32>,
     point: Vec<f32>,
 }
+
 
 impl LandscapeJob {
     /// The grid around run `i`'s weights; asks the run for them.
@@ -215,9 +216,9 @@ impl LandscapeJob {
 
 #[cfg(test)]
 mod tests {
-    use super::{CpuEvaluator, EvalSet, LossEvaluator, Shape, spec_for};
     use crate::engine::EngineChoice;
     use crate::lab::{Lab, Preset};
+    use super::{CpuEvaluator, EvalSet, LossEvaluator, Shape, spec_for};
     use web_time::Duration;
 
     #[test]

@@ -625,18 +625,7 @@ mod tests {
             lab.tick();
             std::thread::sleep(Duration::from_millis(1));
         }
-        let states: Vec<String> = lab
-            .runs
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} steps, done {:?}, measuring {:?}",
-                    r.completed(),
-                    r.run.as_ref().map(Run::is_done),
-                    r.measuring.as_ref().map(|m| (m.in_flight, m.asked))
-                )
-            })
-            .collect();
+        let states: Vec<String> = lab.runs.iter().map(|r| format!("{} steps, done {:?}, measuring {:?}", r.completed(), r.run.as_ref().map(Run::is_done), r.measuring.as_ref().map(|m| (m.in_flight, m.asked)))).collect();
         panic!("{what}: not reached after {frames} frames ({states:?})");
     }
 

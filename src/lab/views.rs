@@ -6,10 +6,10 @@
 
 use crate::data::Dataset;
 use crate::engine::ParamsTag;
+use crate::setup::spec_for;
 use crate::model::mlp::softmax_xent;
 use crate::model::{Mlp, Tape};
 use crate::run::Run;
-use crate::setup::spec_for;
 use web_time::{Duration, Instant};
 
 /// A process-wide counter, so that a rebuilt run never reuses an old view's key.

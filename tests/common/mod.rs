@@ -4,8 +4,8 @@
 use samlab::config::DatasetName;
 use samlab::data::Dataset;
 use samlab::model::{Activation, MlpSpec};
-use samlab::rng::Rng;
 use std::sync::Arc;
+use samlab::rng::Rng;
 
 /// A small odd-sized problem: 5 inputs, hidden 7 and 6, 4 classes, `batch` samples.
 pub struct Problem {

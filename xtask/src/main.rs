@@ -64,9 +64,7 @@ fn main() -> Result<()> {
 fn soak(args: &[String]) -> Result<()> {
     let minutes: f64 = match args {
         [] => 10.0,
-        [flag, n] if flag == "--minutes" => {
-            n.parse().ok().filter(|m: &f64| m.is_finite() && *m > 0.0).with_context(|| format!("--minutes {n:?}: a positive number of minutes"))?
-        }
+        [flag, n] if flag == "--minutes" => n.parse().ok().filter(|m: &f64| m.is_finite() && *m > 0.0).with_context(|| format!("--minutes {n:?}: a positive number of minutes"))?,
         other => bail!("usage: cargo xtask soak [--minutes N]; got {other:?}"),
     };
     run(cargo().args(["test", "--release", "--test", "soak", "--", "--nocapture"]).env("SAMLAB_SOAK_SECONDS", (60.0 * minutes).to_string()))
@@ -81,8 +79,7 @@ fn test(_args: &[String]) -> Result<()> {
     let skips = root().join("target/gpu-skipped");
     let _ = std::fs::remove_dir_all(&skips);
     run(cargo().args(["test", "--workspace"]).env("SAMLAB_SKIP_DIR", &skips))?;
-    let skipped: Vec<String> =
-        std::fs::read_dir(&skips).map(|d| d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect()).unwrap_or_default();
+    let skipped: Vec<String> = std::fs::read_dir(&skips).map(|d| d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect()).unwrap_or_default();
     if skipped.is_empty() {
         eprintln!("xtask: every GPU test ran (none skipped)");
     } else {
@@ -124,7 +121,7 @@ fn update_screenshots() -> Result<()> {
     let root = root();
     let (shots, docs) = (root.join("target/screenshots"), root.join("docs/screenshots"));
     std::fs::create_dir_all(&docs)?;
-    for (from, to) in [("desktop.png", "desktop.png"), ("web-link.png", "browser.png")] {
+    for (from, to) in [("desktop.png", "desktop.png"), ("web-link.png", "browser.png"), ("own-csv.png", "own-csv.png")] {
         if shots.join(from).exists() {
             std::fs::copy(shots.join(from), docs.join(to)).with_context(|| format!("copying {from}"))?;
             eprintln!("xtask: docs/screenshots/{to} updated");
@@ -161,10 +158,7 @@ fn web() -> Result<()> {
     std::fs::copy(root.join("assets/mnist_5k.csv.gz"), dist.join("mnist_5k.csv.gz")).context("copying assets/mnist_5k.csv.gz")?;
     let (raw, gz) = (file_size(&module)?, gzip9_size(&module)?);
     let js = gzip9_size(&dist.join("samlab.js"))?;
-    std::fs::write(
-        dist.join("size.json"),
-        format!("{{\"wasm_raw\": {raw}, \"wasm_gzip9\": {gz}, \"wasm_gzip9_limit\": {WASM_GZIP_LIMIT}, \"js_gzip9\": {js}}}\n"),
-    )?;
+    std::fs::write(dist.join("size.json"), format!("{{\"wasm_raw\": {raw}, \"wasm_gzip9\": {gz}, \"wasm_gzip9_limit\": {WASM_GZIP_LIMIT}, \"js_gzip9\": {js}}}\n"))?;
     let mb = |b: u64| b as f64 / 1e6;
     eprintln!(
         "xtask: web bundle in {}: samlab_bg.wasm {:.2} MB raw ({:.2} MB before wasm-opt), {:.2} MB gzip -9 (limit {:.2}); samlab.js {:.0} kB gzip -9",
@@ -217,15 +211,7 @@ fn wasm_opt_program() -> PathBuf {
 /// `wasm-opt -Oz` in place, with the features rustc's wasm32 target emits (SIMD included).
 fn wasm_opt(module: &Path) -> Result<()> {
     let opt = module.with_extension("opt.wasm");
-    let features = [
-        "--enable-simd",
-        "--enable-bulk-memory",
-        "--enable-nontrapping-float-to-int",
-        "--enable-sign-ext",
-        "--enable-mutable-globals",
-        "--enable-reference-types",
-        "--enable-multivalue",
-    ];
+    let features = ["--enable-simd", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue"];
     run(Command::new(wasm_opt_program()).arg("-Oz").args(features).arg(module).arg("-o").arg(&opt))
         .context("wasm-opt failed; install binaryen (`apt-get install binaryen`, or `npm install` in web/tests)")?;
     std::fs::rename(&opt, module)?;

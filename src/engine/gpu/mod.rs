@@ -29,12 +29,12 @@ pub mod record;
 pub use context::GpuContext;
 pub use program::{STAT_CORRECT, STAT_ESS, STAT_GRAD_NORM, STAT_HEAD, STAT_LAMBDA, STAT_LOSS, STAT_PERT_LOSS, STAT_PERT_NORM};
 
+use crate::setup::spec_for;
+use budget::SubmitBudget;
 use super::{Engine, Request, Response, StepPlan};
 use crate::config::{OptimizerKind, RunConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::setup::spec_for;
-use budget::SubmitBudget;
 use program::{Bind, EVAL_CHUNK, StepProgram};
 #[cfg(not(target_arch = "wasm32"))]
 use readback::read_blocking;

@@ -69,13 +69,8 @@ pub fn check_model_fits(spec: &crate::model::MlpSpec, n_params: usize, max_bindi
         sizes.push(spec.out_dim() as u64);
         sizes.windows(2).map(|p| (p[0] + 1) * p[1]).sum::<u64>()
     };
-    let widest = (1..=hidden.iter().copied().max().unwrap_or(1) as u64)
-        .rev()
-        .step_by(1)
-        .find(|&w| w % 64 == 0 && fits(params_at(w)))
-        .or_else(|| (1..64).rev().find(|&w| fits(params_at(w))));
-    let hint =
-        widest.map_or("a smaller model".to_string(), |w| format!("widths of at most {w} (e.g. --hidden {})", vec![w.to_string(); hidden.len()].join(",")));
+    let widest = (1..=hidden.iter().copied().max().unwrap_or(1) as u64).rev().step_by(1).find(|&w| w % 64 == 0 && fits(params_at(w))).or_else(|| (1..64).rev().find(|&w| fits(params_at(w))));
+    let hint = widest.map_or("a smaller model".to_string(), |w| format!("widths of at most {w} (e.g. --hidden {})", vec![w.to_string(); hidden.len()].join(",")));
     Err(Error::invalid(
         "model.hidden",
         format!("{hidden:?}"),

@@ -55,3 +55,4 @@ impl DriftJob {
         self.chunks.is_empty() && !self.in_flight && self.report.is_some()
     }
 }
+

@@ -89,3 +89,4 @@ pub fn trial_name(trial: &Trial) -> String {
         None => trial.series.clone(),
     }
 }
+
