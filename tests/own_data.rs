@@ -336,3 +336,35 @@ fn screenshot_of_the_app_trained_on_a_dropped_csv() {
     std::fs::create_dir_all(&dir).unwrap();
     image.save(dir.join("own-csv.png")).unwrap();
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Random and mutated CSV files never panic: they load, or are refused with one line that
+    /// names the file; a file that loads trains on data of its stated shape.
+    #[test]
+    fn mutated_csv_files_load_or_are_refused_in_one_line(
+        cut in 0usize..4000,
+        flips in proptest::collection::vec((0usize..4000, proptest::prelude::any::<u8>()), 0..6),
+        junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+    ) {
+        let mut bytes = images_csv().into_bytes();
+        for (at, b) in flips {
+            let n = bytes.len();
+            bytes[at % n] = b;
+        }
+        bytes.truncate(cut.max(1).min(bytes.len()));
+        bytes.extend_from_slice(&junk);
+        match samlab::data::user::parse("fuzz.csv", &bytes) {
+            Ok((source, raw)) => {
+                proptest::prop_assert_eq!(raw.y.len(), source.samples);
+                proptest::prop_assert_eq!(raw.x.len(), source.samples * source.features);
+                proptest::prop_assert!(raw.x.iter().all(|v| v.is_finite()));
+            }
+            Err(e) => {
+                let e = e.to_string();
+                proptest::prop_assert!(e.starts_with("fuzz.csv") && !e.contains('\n') && !e.contains('\r'), "{}", e);
+            }
+        }
+    }
+}
