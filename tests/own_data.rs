@@ -269,6 +269,20 @@ fn saved_weights_load_into_another_run_bit_for_bit() {
     assert!(msg.contains("2-3-2 (17 parameters)") && msg.contains("run 2 is 2-64-64-2 (4482 parameters)") && !msg.contains('\n'), "{msg}");
     let c = h.state_mut().lab.runs[1].run.as_mut().unwrap().params_blocking().unwrap();
     assert_eq!(b, c);
+    // On the landscape's line between the two runs the loss is flat: the same weights at both ends.
+    let lab = &mut h.state_mut().lab;
+    lab.set_all_playing(false);
+    lab.start_landscape(0, Some(1));
+    for _ in 0..10_000 {
+        lab.tick();
+        if lab.landscape.as_ref().is_some_and(|j| j.view.is_complete()) {
+            break;
+        }
+    }
+    let view = &lab.landscape.as_ref().expect("the line is computed").view;
+    assert!(view.is_complete(), "{:?}", lab.landscape_error);
+    // (1 − t)·w + t·w rounds in f32: flat within 1e-6 relative.
+    assert!(view.loss.iter().all(|&l| (l - view.loss[0]).abs() <= 1e-6 * view.loss[0]), "{:?}", view.loss);
 }
 
 #[test]
