@@ -382,3 +382,30 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_dropped_image_csv_shows_its_hardest_samples() {
+    let mut h = app(MemoryPlatform::default());
+    h.run_steps(1);
+    drop_file(&mut h, "halves.csv", &images_csv());
+    let lab = &mut h.state_mut().lab;
+    let data = lab.data.clone().expect("the images load");
+    assert_eq!((data.image_shape, data.n_features, data.n_classes), (Some((4, 4)), 16, 2));
+    // Pixels divided by the file's largest (239), then centred: back in 0..1 with the mean.
+    let pixel = |i: usize, p: usize| data.train_row(i)[p] + data.feature_mean[p];
+    assert!((0..data.n_train()).all(|i| (0..16).all(|p| (0.0..=1.0).contains(&pixel(i, p)))));
+    for _ in 0..10 {
+        lab.step_once(0);
+    }
+    for _ in 0..50 {
+        lab.tick();
+        lab.refresh_views(web_time::Duration::ZERO);
+        if lab.runs[0].views.hardest.is_some() {
+            break;
+        }
+    }
+    let hardest = lab.runs[0].views.hardest.as_ref().expect("the hardest samples are computed");
+    assert!(!hardest.samples.is_empty() && hardest.samples.iter().all(|s| s.grad_norm.is_finite()));
+    h.run_steps(2);
+    h.get_by_label_contains("Largest per-sample gradient norms");
+}
