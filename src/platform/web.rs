@@ -75,7 +75,7 @@ impl Platform for WebPlatform {
     }
 
     fn attach_inbox(&self, inbox: Inbox) {
-        INBOX.with(|i| *i.borrow_mut() = Some(inbox.clone()));
+        INBOX.with(|i| *i.borrow_mut() = Some(inbox));
         let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
         if document.get_element_by_id(FILE_INPUT_ID).is_some() {
             return;
@@ -86,7 +86,12 @@ impl Platform for WebPlatform {
         input.set_accept(".csv,.json");
         let _ = input.set_attribute("style", "display:none");
         let target = input.clone();
-        let on_change = Closure::<dyn FnMut()>::new(move || on_file_chosen(&target, &inbox));
+        // The inbox is looked up when a file comes: an app built later on this page gets it.
+        let on_change = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inbox) = INBOX.with(|i| i.borrow().clone()) {
+                on_file_chosen(&target, &inbox);
+            }
+        });
         input.set_onchange(Some(on_change.as_ref().unchecked_ref()));
         // The input lives as long as the page: so does its handler.
         on_change.forget();
