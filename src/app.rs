@@ -26,6 +26,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use web_time::Duration;
 
+mod opened;
+
 /// Key of the settings in eframe's storage (JSON text, so that a bad entry can be reported).
 pub const STORAGE_KEY: &str = "samlab_settings";
 /// How often a run's data view (decision surface, hardest samples) is recomputed.
@@ -77,6 +79,8 @@ pub struct SamLabApp {
     pub settings: Settings,
     pub lab: Lab,
     platform: Box<dyn Platform>,
+    /// Files opened and weights being saved (`opened`).
+    desk: opened::Desk,
     renderer: Option<RendererInfo>,
     pub messages: Vec<Message>,
     frames: FrameCounter,
@@ -162,10 +166,13 @@ impl SamLabApp {
         }
         let mut lab = Lab::new(settings.lab.clone(), engine);
         lab.budget = Duration::from_secs_f32(settings.budget_ms / 1e3);
+        let desk = opened::Desk::default();
+        platform.attach_inbox(desk.inbox.clone());
         let mut app = Self {
             settings,
             lab,
             platform,
+            desk,
             renderer,
             messages,
             frames: FrameCounter::default(),
@@ -246,6 +253,10 @@ impl SamLabApp {
         }
         // An experiment the user started trains whatever `train` says (tests step it this way).
         self.tick_experiment();
+        for f in ui.ctx().input(|i| i.raw.dropped_files.clone()) {
+            self.platform.receive_dropped(f);
+        }
+        self.poll_files();
         let mut commands = Vec::new();
         self.settings.selected = self.settings.selected.min(self.lab.runs.len().saturating_sub(1));
         let selected = self.settings.selected;
@@ -273,6 +284,7 @@ impl SamLabApp {
                         layout: &layout,
                     };
                     menu.ui(ui, &mut commands);
+                    crate::ui::files::own_files_ui(ui, self.platform.can_load_files(), self.lab.runs.len(), selected, &mut commands);
                 })
                 .response
                 .on_hover_text("Save, load, share, export");
@@ -425,7 +437,7 @@ impl SamLabApp {
                 lab.budget = Duration::from_secs_f32(self.settings.budget_ms / 1e3);
             }
             Command::SaveConfig => {
-                let text = lab.state.to_json();
+                let text = lab.state.to_json_with_data();
                 let name = if self.platform.can_load_files() { self.settings.file_path.clone() } else { "samlab-lab.json".into() };
                 self.save(&name, text.as_bytes(), "application/json", "config");
             }
@@ -485,6 +497,7 @@ impl SamLabApp {
                 }
             }
             Command::DismissMessages => self.messages.clear(),
+            Command::Files(f) => self.apply_file_command(f),
             Command::StartExperiment(exp, seeds, quick) => {
                 // The previous job (if any) is dropped with its runs.
                 self.experiment = Some(ExperimentJob::start(exp, seeds, quick, &self.lab.engine));
@@ -544,6 +557,9 @@ impl SamLabApp {
                 self.lab.set_state(state);
                 self.settings.selected = 0;
                 self.say(Message::info(format!("loaded {} runs", self.lab.runs.len())));
+                if let Some(e) = self.lab.data_error.clone() {
+                    self.say(Message::error(e));
+                }
                 for n in notes {
                     self.say(Message::error(n));
                 }
@@ -591,7 +607,10 @@ impl SamLabApp {
     pub fn stored_settings(&self) -> String {
         let mut s = self.settings.clone();
         s.lab = self.lab.state.clone();
-        serde_json::to_string(&s).expect("settings serialise")
+        let mut value = serde_json::to_value(&s).expect("settings serialise");
+        // A small CSV file of the user's travels with the session.
+        value["lab"] = serde_json::from_str(&self.lab.state.to_json_with_data()).expect("a lab serialises");
+        value.to_string()
     }
 
     /// A one-line summary of run i, for logs and tests.

@@ -6,6 +6,10 @@ use crate::error::{Error, Result};
 use crate::model::Activation;
 use serde::{Deserialize, Serialize};
 
+mod user_data;
+pub use user_data::{CSV_TEST_FRACTION, CsvSource, MAX_CLASSES};
+use user_data::validate_csv;
+
 /// Version of the serialised config; bumped when a field changes meaning.
 pub const CONFIG_VERSION: u32 = 1;
 
@@ -20,9 +24,13 @@ pub enum DatasetName {
     #[default]
     Digits,
     Mnist5k,
+    /// The user's own CSV file, described by `DataConfig::csv` (not in `ALL`: it has no data
+    /// of its own until a file is loaded).
+    Csv,
 }
 
 impl DatasetName {
+    /// The built-in datasets.
     pub const ALL: [DatasetName; 7] =
         [DatasetName::Moons, DatasetName::Circles, DatasetName::Spirals, DatasetName::Xor, DatasetName::Blobs, DatasetName::Digits, DatasetName::Mnist5k];
     pub const TOYS: [DatasetName; 5] = [DatasetName::Moons, DatasetName::Circles, DatasetName::Spirals, DatasetName::Xor, DatasetName::Blobs];
@@ -36,6 +44,7 @@ impl DatasetName {
             DatasetName::Blobs => "blobs",
             DatasetName::Digits => "digits",
             DatasetName::Mnist5k => "mnist5k",
+            DatasetName::Csv => "csv",
         }
     }
 
@@ -238,11 +247,29 @@ pub struct DataConfig {
     pub label_noise: f64,
     /// Share of the data held out for testing; default per dataset (digits 500/1797, else 0.2).
     pub test_fraction: Option<f64>,
+    /// The file of `name = csv` (set only then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv: Option<CsvSource>,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        Self { name: DatasetName::Digits, samples: 1000, input_noise: 0.1, label_noise: 0.0, test_fraction: None }
+        Self { name: DatasetName::Digits, samples: 1000, input_noise: 0.1, label_noise: 0.0, test_fraction: None, csv: None }
+    }
+}
+
+impl DataConfig {
+    /// A config of a CSV file (the other settings at their defaults).
+    pub fn csv(source: CsvSource) -> Self {
+        Self { name: DatasetName::Csv, csv: Some(source), ..Self::default() }
+    }
+
+    /// The name shown to the user: the built-in set's, or the file's.
+    pub fn title(&self) -> String {
+        match (&self.csv, self.name) {
+            (Some(s), DatasetName::Csv) => s.name.clone(),
+            (_, name) => name.as_str().to_string(),
+        }
     }
 }
 
@@ -425,6 +452,7 @@ impl RunConfig {
         match self.dataset.name {
             DatasetName::Digits => 1797,
             DatasetName::Mnist5k => 5000,
+            DatasetName::Csv => self.dataset.csv.as_ref().map_or(0, |s| s.samples),
             _ => self.dataset.samples,
         }
     }
@@ -432,7 +460,11 @@ impl RunConfig {
     /// Number of training samples this config's dataset will have.
     pub fn n_train(&self) -> usize {
         let n = self.n_samples();
-        let default_test = if self.dataset.name == DatasetName::Digits { 500.0 / 1797.0 } else { 0.2 };
+        let default_test = match self.dataset.name {
+            DatasetName::Digits => 500.0 / 1797.0,
+            DatasetName::Csv => CSV_TEST_FRACTION,
+            _ => 0.2,
+        };
         let test = (self.dataset.test_fraction.unwrap_or(default_test) * n as f64).round() as usize;
         n - test.min(n)
     }
@@ -463,6 +495,7 @@ impl RunConfig {
         {
             return Err(Error::invalid("dataset.test_fraction", t, "0 < fraction < 1"));
         }
+        validate_csv(d)?;
         let (n_all, n_train) = (self.n_samples(), self.n_train());
         if n_train == 0 || n_train == n_all {
             let t = d.test_fraction.map_or("the default".to_string(), |t| t.to_string());

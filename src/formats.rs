@@ -87,6 +87,12 @@ impl ParamsJson {
     }
 }
 
+/// A params file as SAM lab writes it (`samlab train --save-params`, `step`, the app's saved
+/// weights): the layers, its schema and the version that wrote it (readers ignore the extra keys).
+pub fn params_document(p: &ParamsJson) -> serde_json::Value {
+    serde_json::json!({ "layers": p.layers, "schema": "samlab.params/1", "samlab_version": env!("CARGO_PKG_VERSION") })
+}
+
 /// A batch checked against an architecture, flattened.
 #[derive(Debug, Clone)]
 pub struct Batch {

@@ -1,7 +1,7 @@
 //! Command-line flags that override a `RunConfig` (shared by train, compare, landscape, ...).
 
 use super::values;
-use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RunConfig, RwDescent, Schedule};
+use crate::config::{Backend, NormEstimator, OptimizerKind, RunConfig, RwDescent, Schedule};
 use crate::error::{Error, Result};
 use crate::model::Activation;
 use clap::Args;
@@ -13,8 +13,11 @@ pub struct ConfigArgs {
     /// Start from this RunConfig JSON (or a metrics file's `config`; at most 64 MiB); flags override it.
     #[arg(long, value_name = "run.json", value_parser = values::path)]
     pub config: Option<String>,
-    #[arg(long, value_enum, ignore_case = true)]
-    pub dataset: Option<DatasetName>,
+    /// moons, circles, spirals, xor, blobs, digits, mnist5k, or your own file.csv: 3 columns
+    /// (x1,x2,label) are 2D points, 1 + s² columns (label,p0,…) s×s images; a header row is
+    /// skipped; at most 64 MiB.
+    #[arg(long, value_name = "NAME|file.csv", value_parser = values::dataset)]
+    pub dataset: Option<values::DatasetArg>,
     /// Samples of a 2D toy dataset (train + test), 20 to 100000.
     #[arg(long, allow_hyphen_values = true, value_parser = values::size::<20, 100_000>)]
     pub samples: Option<usize>,
@@ -142,7 +145,9 @@ impl ConfigArgs {
             Some(path) => read_config(path)?,
             None => RunConfig::default(),
         };
-        set(&mut cfg.dataset.name, self.dataset);
+        if let Some(d) = &self.dataset {
+            d.apply(&mut cfg.dataset)?;
+        }
         set(&mut cfg.dataset.samples, self.samples);
         set(&mut cfg.dataset.input_noise, self.input_noise);
         set(&mut cfg.dataset.label_noise, self.noise);

@@ -35,7 +35,7 @@ pub fn run(command: &LabCommand) -> Result<i32> {
         println!(
             "{source}: would open {} run(s) on {} ({} samples{}), hidden {:?} {:?}, seed {}, backend {:?}",
             state.runs.len(),
-            s.dataset.name.as_str(),
+            s.dataset.title(),
             state.runs.first().map_or(0, |r| r.config(s).n_samples()),
             if s.dataset.label_noise > 0.0 { format!(", label noise {}", s.dataset.label_noise) } else { String::new() },
             s.model.hidden,

@@ -4,7 +4,7 @@
 use super::args::ConfigArgs;
 use super::values;
 use super::{document, progress_bar, read, status_text, write, write_bytes};
-use crate::config::{DataConfig, DatasetName, NormEstimator, RunConfig};
+use crate::config::{DataConfig, NormEstimator, RunConfig};
 use crate::data::Dataset;
 use crate::engine::choice::open_engine;
 use crate::error::{Error, Result};
@@ -31,9 +31,10 @@ pub struct MeasureArgs {
     /// The evaluation set as a batch JSON (the format of `samlab step`; z is ignored).
     #[arg(long, conflicts_with = "dataset", required_unless_present = "dataset", value_parser = values::path)]
     pub batch: Option<String>,
-    /// Or: the evaluation subset of this dataset's training set.
-    #[arg(long, value_enum, ignore_case = true)]
-    pub dataset: Option<DatasetName>,
+    /// Or: the evaluation subset of this dataset's training set (a built-in name or a file.csv,
+    /// as `train --dataset`).
+    #[arg(long, value_name = "NAME|file.csv", value_parser = values::dataset)]
+    pub dataset: Option<values::DatasetArg>,
     /// Samples of a 2D toy dataset (train + test), with --dataset.
     #[arg(long, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub samples: Option<usize>,
@@ -145,7 +146,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
             (b.x, b.y, json!({"batch": path}))
         }
         (None, Some(name)) => {
-            let data = load_dataset(*name, a.samples, a.seed)?;
+            let data = load_dataset(name, a.samples, a.seed)?;
             check_fits(&spec, &data, "params")?;
             let set = EvalSet::from_train(&data, a.eval_size, a.seed);
             let source = json!({"dataset": data.name, "eval_size": set.len(), "seed": a.seed});
@@ -215,8 +216,9 @@ pub(crate) fn spinner(quiet: bool, prefix: &str) -> ProgressBar {
     bar
 }
 
-fn load_dataset(name: DatasetName, samples: Option<usize>, seed: u64) -> Result<Dataset> {
-    let mut dc = DataConfig { name, ..DataConfig::default() };
+fn load_dataset(name: &values::DatasetArg, samples: Option<usize>, seed: u64) -> Result<Dataset> {
+    let mut dc = DataConfig::default();
+    name.apply(&mut dc)?;
     if let Some(s) = samples {
         if !(20..=100_000).contains(&s) {
             return Err(Error::invalid("samples", s, "20 ≤ samples ≤ 100000"));
@@ -315,8 +317,8 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         return Err(Error::invalid("contours", a.contours, "0 to 1000"));
     }
     let data = Arc::new(Dataset::load_split(&cfg.dataset, cfg.data_split_seed(), cfg.seed)?);
-    if a.surface_png.is_some() && data.n_features != 2 {
-        return Err(Error::invalid("surface-png", data.name.as_str(), "a 2D dataset (moons, circles, spirals, xor, blobs)"));
+    if a.surface_png.is_some() && !data.is_points() {
+        return Err(Error::invalid("surface-png", cfg.dataset.title(), "a 2D dataset (moons, circles, spirals, xor, blobs, or a CSV file of points)"));
     }
     let line_end = match &a.line_to {
         Some(path) => Some((path.clone(), load_params(path, cfg.model.activation)?)),

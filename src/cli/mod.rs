@@ -377,7 +377,7 @@ fn train(cfg: RunConfig, out: &str, save_params: Option<&str>, quiet: bool) -> R
 /// A params file as the CLI writes it (`step`, `train --save-params`): the layers, its schema
 /// and version (readers ignore the extra keys).
 pub(crate) fn params_document(p: &ParamsJson) -> serde_json::Value {
-    document("params", json!({ "layers": p.layers }))
+    crate::formats::params_document(p)
 }
 
 fn compare(base: &RunConfig, optimizers: &str, out: &str, quiet: bool) -> Result<()> {

@@ -55,10 +55,6 @@ macro_rules! value_enum {
     };
 }
 
-value_enum!(DatasetName {
-    DatasetName::Moons => "moons", DatasetName::Circles => "circles", DatasetName::Spirals => "spirals", DatasetName::Xor => "xor",
-    DatasetName::Blobs => "blobs", DatasetName::Digits => "digits", DatasetName::Mnist5k => "mnist5k" | "mnist",
-});
 value_enum!(OptimizerKind {
     OptimizerKind::Sgd => "sgd", OptimizerKind::Usam => "usam", OptimizerKind::Sam => "sam", OptimizerKind::Nsam => "nsam" | "n-sam",
     OptimizerKind::Msam => "msam" | "m-sam", OptimizerKind::Musam => "musam" | "m-usam", OptimizerKind::Asam => "asam",
@@ -108,6 +104,46 @@ fn range_phrase(lo: u64, hi: u64) -> String {
 /// A finite number (its range is checked with the setting it belongs to).
 pub fn number(s: &str) -> std::result::Result<f64, String> {
     s.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| "a finite number such as 0.05 or 1e-3".to_string())
+}
+
+/// What `--dataset` names: a built-in set, or a CSV file of the user's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatasetArg {
+    Builtin(DatasetName),
+    File(String),
+}
+
+/// `--dataset`: a built-in name (mnist for mnist5k), or a path ending in .csv.
+pub fn dataset(s: &str) -> std::result::Result<DatasetArg, String> {
+    let key = s.to_ascii_lowercase();
+    if let Some(d) = DatasetName::ALL.into_iter().find(|d| d.as_str() == key || (key == "mnist" && *d == DatasetName::Mnist5k)) {
+        return Ok(DatasetArg::Builtin(d));
+    }
+    if key.ends_with(".csv") && !s.contains('\0') {
+        return Ok(DatasetArg::File(s.to_string()));
+    }
+    let names: Vec<&str> = DatasetName::ALL.iter().map(|d| d.as_str()).collect();
+    Err(format!("one of {}, or a path to a .csv file", names.join(", ")))
+}
+
+impl DatasetArg {
+    /// The data config this names (a file is read, at most `data::user::MAX_CSV_BYTES`, and
+    /// kept for the process); `base` keeps its other settings.
+    pub fn apply(&self, base: &mut crate::config::DataConfig) -> Result<()> {
+        match self {
+            DatasetArg::Builtin(d) => {
+                base.name = *d;
+                base.csv = None;
+            }
+            DatasetArg::File(path) => {
+                let text = read_limited(path, crate::data::user::MAX_CSV_BYTES)?;
+                let source = crate::data::user::register(&crate::data::user::file_name(path), text.as_bytes())?;
+                base.name = DatasetName::Csv;
+                base.csv = Some(source);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A file to read: not empty.

@@ -1,6 +1,6 @@
-//! The two embedded handwritten-digit sets (assets/, see assets/DATA.md for attribution) and a
-//! strict CSV reader for them and for user files: one sample a row, integer or decimal features,
-//! the class label last.
+//! The two embedded handwritten-digit sets (assets/, see assets/DATA.md for attribution), read by
+//! the datasets' one CSV reader (`table`): one sample a row, integer or decimal features, the
+//! class label last.
 //!
 //! The MNIST subset (1.1 MB) is embedded unless the build leaves it out (`--no-default-features`:
 //! the web build, whose page downloads `mnist_5k.csv.gz` beside the module after the app starts
@@ -86,40 +86,12 @@ fn gunzip(bytes: &[u8], name: &str) -> Result<String, Error> {
     Ok(text)
 }
 
-/// Parses `features…,label` rows. Every row must have the same number of columns, finite
-/// numeric features and a non-negative integer label; errors name the line and column.
+/// Parses `features…,label` rows (`read_table`, the label last). Every row must have the same
+/// number of columns, finite numeric features and a class label 0..=99; errors name the line
+/// and column.
 pub fn parse_csv(text: &str, name: &str) -> Result<ImageSet, Error> {
-    let mut set = ImageSet { x: Vec::new(), y: Vec::new(), n_features: 0 };
-    for (line_no, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
-        if line.is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() < 2 {
-            return Err(Error::Data(format!("{name} line {line_no}: expected features then a label, found {} column(s)", fields.len())));
-        }
-        let n_features = fields.len() - 1;
-        if set.y.is_empty() {
-            set.n_features = n_features;
-        } else if n_features != set.n_features {
-            return Err(Error::Data(format!("{name} line {line_no}: {} columns, but earlier rows have {}", fields.len(), set.n_features + 1)));
-        }
-        for (col, f) in fields[..n_features].iter().enumerate() {
-            match f.parse::<f32>() {
-                Ok(v) if v.is_finite() => set.x.push(v),
-                _ => return Err(Error::Data(format!("{name} line {line_no} column {}: '{f}' is not a finite number", col + 1))),
-            }
-        }
-        let label = fields[n_features];
-        match label.parse::<u32>() {
-            Ok(c) => set.y.push(c),
-            Err(_) => return Err(Error::Data(format!("{name} line {line_no}: label '{label}' is not a class index 0, 1, 2, …"))),
-        }
-    }
-    if set.y.is_empty() {
-        return Err(Error::Data(format!("{name}: no samples")));
-    }
-    Ok(set)
+    let t = super::table::read_table(text.as_bytes(), name, &super::table::label_last)?;
+    Ok(ImageSet { x: t.x, y: t.y, n_features: t.n_features })
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
-//! Datasets: seeded 2D toys and the two embedded digit sets, with a stratified train/test split,
-//! pixel scaling and centring, and symmetric label noise on the training labels only.
+//! Datasets: seeded 2D toys, the two embedded digit sets and the user's CSV files (`user`), with a
+//! stratified train/test split, pixel scaling and centring, and symmetric label noise on the
+//! training labels only.
 //!
 //! Architecture invariant: `data` knows nothing of models, optimizers, wgpu or egui.
 
 mod images;
 pub use images::{mnist5k_available, provide_mnist5k};
+mod table;
 mod toys;
+pub mod user;
 
 pub use images::{ImageSet, parse_csv};
+pub use table::{Table, read_table};
 
 use crate::config::{DataConfig, DatasetName};
 use crate::error::Error;
@@ -69,9 +73,34 @@ impl Dataset {
         let raw = match cfg.name {
             DatasetName::Digits => images::digits()?,
             DatasetName::Mnist5k => images::mnist5k()?,
+            DatasetName::Csv => {
+                let source = cfg.csv.as_ref().ok_or_else(|| Error::invalid("dataset.csv", "none", "a loaded CSV file"))?;
+                let data = Self::from_raw_split(user::raw(source)?, cfg, split_seed, seed)?;
+                data.check_every_class_on_both_sides(&source.name)?;
+                return Ok(data);
+            }
             toy => toys::generate(toy, cfg.samples, cfg.input_noise, split_seed)?,
         };
         Self::from_raw_split(raw, cfg, split_seed, seed)
+    }
+
+    /// A user's file: the split left every class a training and a test sample.
+    fn check_every_class_on_both_sides(&self, name: &str) -> Result<(), Error> {
+        for c in 0..self.n_classes as u32 {
+            let train = self.clean_train_y.iter().filter(|&&y| y == c).count();
+            let test = self.test_y.iter().filter(|&&y| y == c).count();
+            if train == 0 || test == 0 {
+                return Err(Error::Data(format!(
+                    "{name}: the split leaves class {c} {train} training and {test} test samples; choose a test fraction that leaves both"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// 2D points (a toy or a user's file): the app draws decision surfaces.
+    pub fn is_points(&self) -> bool {
+        self.n_features == 2 && self.image_shape.is_none()
     }
 
     /// Splits, scales, centres and adds label noise to raw samples (split and noise from `seed`).

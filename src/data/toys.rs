@@ -46,7 +46,7 @@ pub fn generate(name: DatasetName, n: usize, noise: f64, seed: u64) -> Result<Ra
                 let a = 2.0 * PI * c as f64 / classes as f64 + 0.5;
                 (1.5 * a.cos() + 0.35 * rng.normal(), 1.5 * a.sin() + 0.35 * rng.normal())
             }
-            DatasetName::Digits | DatasetName::Mnist5k => {
+            DatasetName::Digits | DatasetName::Mnist5k | DatasetName::Csv => {
                 return Err(Error::Data(format!("{} is not a 2D toy dataset", name.as_str())));
             }
         };

@@ -46,6 +46,8 @@ pub enum ParamsTag {
     View(u64),
     /// A blocking read (native CLI and tests).
     Blocking,
+    /// The lab's save of a run's weights.
+    Weights,
 }
 
 /// Work for an engine.

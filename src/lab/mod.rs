@@ -5,7 +5,7 @@
 //! - `pacing`: how runs train within a frame's budget without blocking (shared with `experiments`);
 //! - `measuring`: sharpness measurements off the UI thread;
 //! - `landscape`, `views`: loss landscapes and the data views, a little per frame;
-//! - `export`: metrics as JSON and CSV;
+//! - `export`: metrics as JSON and CSV; `weights`: a run's weights and the user's data as text;
 //! - `experiments`: the paper's experiments run live.
 //!
 //! Engines come from `engine::EngineChoice`, the one factory.
@@ -22,6 +22,7 @@ pub mod measuring;
 pub mod pacing;
 pub mod state;
 pub mod views;
+mod weights;
 
 pub use measuring::Measuring;
 pub use pacing::Throughput;

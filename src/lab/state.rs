@@ -118,10 +118,13 @@ impl LabState {
     /// Parses a lab file or hash payload. Runs whose settings are invalid are dropped and named in
     /// the returned notes; a file with no valid run, an unknown version or malformed JSON is an error.
     pub fn from_json(text: &str) -> Result<(Self, Vec<String>)> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::json("lab settings", e))?;
-        let Some(obj) = value.as_object() else {
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::json("lab settings", e))?;
+        let Some(obj) = value.as_object_mut() else {
             return Err(Error::Json { what: "lab settings".into(), message: "expected a JSON object {…}".into() });
         };
+        if let Some(data) = obj.remove("data") {
+            super::weights::open_embedded_data(data)?;
+        }
         let version = obj.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
         if version != LAB_VERSION as u64 {
             return Err(Error::invalid("version", version, format!("{LAB_VERSION} (the format this build reads)")));
@@ -197,6 +200,16 @@ impl LabState {
                 }
             },
         }
+    }
+
+    /// As `to_json`, with the CSV file of the shared data inside (`"data": {"name", "csv"}`) when
+    /// it is loaded and at most `data::user::EMBED_LIMIT` bytes: a saved lab then opens anywhere.
+    pub fn to_json_with_data(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("a LabState always serialises");
+        if let Some(data) = super::weights::embedded_data(&self.shared.dataset) {
+            value["data"] = data;
+        }
+        serde_json::to_string_pretty(&value).expect("JSON values serialise")
     }
 
     /// "v1:" + base64url(JSON), for the URL hash (compact JSON).
@@ -286,6 +299,7 @@ pub fn n_params(cfg: &RunConfig) -> u64 {
         DatasetName::Digits => (64, 10),
         DatasetName::Mnist5k => (784, 10),
         DatasetName::Blobs => (2, 3),
+        DatasetName::Csv => cfg.dataset.csv.as_ref().map_or((2, 2), |s| (s.features, s.classes as u64)),
         _ => (2, 2),
     };
     let mut sizes = vec![inputs as u64];

@@ -95,7 +95,7 @@ impl RunViews {
             self.pending = None;
             let step = run.completed_steps();
             let started = Instant::now();
-            if data.name.is_toy() && data.n_features == 2 {
+            if data.is_points() {
                 self.surface = Some(decision_surface(run, data, &params, step));
             } else {
                 self.hardest = Some(hardest_samples(run, data, &params, step));

@@ -3,6 +3,9 @@
 //!
 //! - files: the desktop writes into the working directory and reads back from it; the browser
 //!   downloads through a Blob and an anchor, and has no file to read (paste the JSON instead);
+//! - files the user opens (a CSV dataset, weights, a lab): a file dialog (rfd) or a dropped path
+//!   read off the UI thread on the desktop, the page's file input in the browser; either way
+//!   they arrive in an `Inbox` on a later frame;
 //! - the URL hash (browser only): read on start, rewritten with `history.replaceState`;
 //! - status for automation: the browser mirrors the step counter and the engine on the canvas's
 //!   `data-*` attributes and the document title (the Playwright test reads them).
@@ -45,6 +48,25 @@ pub struct StatusReport {
     pub worst_frame_ms: f64,
 }
 
+/// A file the user opened (picked or dropped), as it arrives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncomingFile {
+    /// The file's name without its directory.
+    pub name: String,
+    pub bytes: Result<Vec<u8>, String>,
+}
+
+/// Where opened files arrive (a later frame takes them out).
+pub type Inbox = std::sync::Arc<std::sync::Mutex<Vec<IncomingFile>>>;
+
+/// Largest file opened in the app (weights files are the largest: about 12 million values).
+pub const MAX_OPEN_BYTES: u64 = 256 << 20;
+
+/// Puts a file in the inbox (a poisoned lock is taken over: the inbox holds plain data).
+pub fn deliver(inbox: &Inbox, file: IncomingFile) {
+    inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(file);
+}
+
 pub trait Platform {
     /// "desktop" or "browser".
     fn name(&self) -> &'static str;
@@ -63,6 +85,22 @@ pub trait Platform {
     /// The page's address without its hash (browser), for links to copy.
     fn page_address(&self) -> Option<String> {
         None
+    }
+    /// Where the files the user opens arrive (called once, when the app starts).
+    fn attach_inbox(&self, _inbox: Inbox) {}
+    /// Asks the user for a file with one of these extensions (a dialog on the desktop, the file
+    /// input in the browser); it arrives in the inbox, if the user picks one.
+    fn pick_file(&self, _extensions: &[&str]) -> Result<(), String> {
+        Err("no file dialog here".into())
+    }
+    /// Reads the file at `path` (the desktop: off the UI thread) into the inbox.
+    fn read_path(&self, path: std::path::PathBuf) {
+        let _ = path;
+    }
+    /// A file dropped on the window, into the inbox: read from its path off the UI thread
+    /// (desktop), or asynchronously from the browser's file.
+    fn receive_dropped(&self, file: egui::DroppedFileHandle) {
+        let _ = file;
     }
     /// Marks the start and the end of SAM lab's own work in a frame (the browser's
     /// performance timeline: a `samlab-frame` measure per frame).
@@ -152,12 +190,16 @@ pub fn current() -> Box<dyn Platform> {
     }
 }
 
-/// Keeps everything in memory (tests): saved files, the URL hash, the last status.
+/// Keeps everything in memory (tests): saved files (shared, so that a test keeps a handle after
+/// handing the platform to the app), the URL hash, the last status; the file dialog hands out
+/// `picks` in order.
 #[derive(Default)]
 pub struct MemoryPlatform {
-    pub files: RefCell<BTreeMap<String, Vec<u8>>>,
+    pub files: std::rc::Rc<RefCell<BTreeMap<String, Vec<u8>>>>,
     pub hash: RefCell<Option<String>>,
     pub status: RefCell<StatusReport>,
+    pub picks: std::rc::Rc<RefCell<std::collections::VecDeque<IncomingFile>>>,
+    inbox: RefCell<Option<Inbox>>,
 }
 
 impl MemoryPlatform {
@@ -196,6 +238,36 @@ impl Platform for MemoryPlatform {
 
     fn report_status(&self, status: &StatusReport) {
         *self.status.borrow_mut() = status.clone();
+    }
+
+    fn attach_inbox(&self, inbox: Inbox) {
+        *self.inbox.borrow_mut() = Some(inbox);
+    }
+
+    fn pick_file(&self, _extensions: &[&str]) -> Result<(), String> {
+        let inbox = self.inbox.borrow().clone().ok_or("no inbox")?;
+        if let Some(file) = self.picks.borrow_mut().pop_front() {
+            deliver(&inbox, file);
+        }
+        Ok(())
+    }
+
+    fn read_path(&self, path: std::path::PathBuf) {
+        let Some(inbox) = self.inbox.borrow().clone() else { return };
+        let name = path.display().to_string();
+        let bytes = self.files.borrow().get(&name).cloned().ok_or_else(|| format!("{name}: no such file"));
+        deliver(&inbox, IncomingFile { name, bytes });
+    }
+
+    /// Tests drop files natively: their bytes are read at once.
+    fn receive_dropped(&self, file: egui::DroppedFileHandle) {
+        let Some(inbox) = self.inbox.borrow().clone() else { return };
+        let name = file.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().to_string());
+        #[cfg(not(target_arch = "wasm32"))]
+        let bytes = file.bytes();
+        #[cfg(target_arch = "wasm32")]
+        let bytes = Err("memory platform: no dropped files in the browser".to_string());
+        deliver(&inbox, IncomingFile { name, bytes });
     }
 }
 

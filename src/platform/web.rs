@@ -1,11 +1,41 @@
-//! The browser: downloads through a Blob and an anchor, the URL hash through `location.hash`
-//! and `history.replaceState`, and the status on the canvas's `data-*` attributes.
+//! The browser: downloads through a Blob and an anchor, files opened through a hidden file input
+//! (read asynchronously with `Blob.text()`, delivered to the inbox on a later frame), the URL
+//! hash through `location.hash` and `history.replaceState`, and the status on the canvas's
+//! `data-*` attributes.
 
-use super::{Platform, StatusReport};
+use super::{Inbox, IncomingFile, MAX_OPEN_BYTES, Platform, StatusReport, deliver};
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 /// The id of the canvas in web/index.html.
 pub const CANVAS_ID: &str = "samlab_canvas";
+/// The id of the hidden file input the app opens files through (automation sets files on it).
+pub const FILE_INPUT_ID: &str = "samlab_file_input";
+
+thread_local! {
+    /// The app's inbox (the page has one app): dropped files go there too.
+    static INBOX: std::cell::RefCell<Option<Inbox>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Reads the input's chosen file into the inbox, then clears the input (the same file again
+/// fires another change).
+fn on_file_chosen(input: &web_sys::HtmlInputElement, inbox: &Inbox) {
+    let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+    input.set_value("");
+    let name = file.name();
+    if file.size() > MAX_OPEN_BYTES as f64 {
+        let message = format!("{name}: larger than the {} MiB the app opens", MAX_OPEN_BYTES >> 20);
+        return deliver(inbox, IncomingFile { name, bytes: Err(message) });
+    }
+    let inbox = inbox.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let bytes = match wasm_bindgen_futures::JsFuture::from(file.text()).await {
+            Ok(text) => text.as_string().map(String::into_bytes).ok_or_else(|| format!("{name}: not text")),
+            Err(e) => Err(format!("{name}: {}", js_err(e))),
+        };
+        deliver(&inbox, IncomingFile { name, bytes });
+    });
+}
 
 /// The performance timeline's names for SAM lab's work in a frame.
 const FRAME: &str = "samlab-frame";
@@ -42,6 +72,52 @@ impl Platform for WebPlatform {
         anchor.click();
         web_sys::Url::revoke_object_url(&url).map_err(js_err)?;
         Ok(format!("downloaded {file_name}"))
+    }
+
+    fn attach_inbox(&self, inbox: Inbox) {
+        INBOX.with(|i| *i.borrow_mut() = Some(inbox));
+        let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+        if document.get_element_by_id(FILE_INPUT_ID).is_some() {
+            return;
+        }
+        let Ok(input) = document.create_element("input").map(|e| e.unchecked_into::<web_sys::HtmlInputElement>()) else { return };
+        input.set_type("file");
+        input.set_id(FILE_INPUT_ID);
+        input.set_accept(".csv,.json");
+        let _ = input.set_attribute("style", "display:none");
+        let target = input.clone();
+        // The inbox is looked up when a file comes: an app built later on this page gets it.
+        let on_change = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inbox) = INBOX.with(|i| i.borrow().clone()) {
+                on_file_chosen(&target, &inbox);
+            }
+        });
+        input.set_onchange(Some(on_change.as_ref().unchecked_ref()));
+        // The input lives as long as the page: so does its handler.
+        on_change.forget();
+        if let Some(body) = document.body() {
+            let _ = body.append_child(&input);
+        }
+    }
+
+    fn receive_dropped(&self, file: egui::DroppedFileHandle) {
+        let Some(inbox) = INBOX.with(|i| i.borrow().clone()) else { return };
+        wasm_bindgen_futures::spawn_local(async move {
+            let name = file.path().display().to_string();
+            let bytes = match file.bytes_async().await {
+                Ok(b) if b.len() as u64 > MAX_OPEN_BYTES => Err(format!("larger than the {} MiB the app opens", MAX_OPEN_BYTES >> 20)),
+                other => other,
+            };
+            deliver(&inbox, IncomingFile { name, bytes });
+        });
+    }
+
+    fn pick_file(&self, extensions: &[&str]) -> Result<(), String> {
+        let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+        let input: web_sys::HtmlInputElement = document.get_element_by_id(FILE_INPUT_ID).ok_or("no file input")?.dyn_into().map_err(|_| "not an input")?;
+        input.set_accept(&extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(","));
+        input.click();
+        Ok(())
     }
 
     fn load_file(&self, _path: &str) -> Result<String, String> {

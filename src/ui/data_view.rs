@@ -49,7 +49,7 @@ impl DataPanel {
             }
             return;
         };
-        if data.name.is_toy() && data.n_features == 2 {
+        if data.is_points() {
             self.surfaces_ui(ui, lab, &data, out);
         } else if let Some(r) = lab.runs.get(selected) {
             self.hardest_ui(ui, &data, selected, r);
@@ -115,7 +115,9 @@ impl DataPanel {
 
     fn sample_grid(&mut self, ui: &mut Ui, data: &Dataset, h: &Hardest) {
         let Some((w, hgt)) = data.image_shape else { return };
-        let key = format!("{:?}/{}/{}", data.name, data.n_train(), data.flipped.len());
+        // Two files of one size differ in their means: the key tells their textures apart.
+        let means = data.feature_mean.iter().fold(0u32, |h, v| h.rotate_left(5) ^ v.to_bits());
+        let key = format!("{:?}/{}/{}/{means:x}", data.name, data.n_train(), data.flipped.len());
         let side = 56.0;
         let cols = ((ui.available_width() / (side + 20.0)).floor() as usize).max(1);
         egui::Grid::new("hardest_grid").spacing([6.0, 6.0]).show(ui, |ui| {

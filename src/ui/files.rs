@@ -82,3 +82,38 @@ impl FilesMenu<'_> {
         ui.label(egui::RichText::new("Every plot has a PNG button.").weak());
     }
 }
+
+/// What the File menu's "Your data and weights" part asks for (the app reads and writes).
+#[derive(Clone, Debug, PartialEq)]
+pub enum FileCommand {
+    /// Open a file with the dialog (desktop) or the file input (browser): a CSV dataset, a
+    /// weights file (into run i) or a lab.
+    Open { weights_into: usize },
+    /// Open the file of the Path field the same way (desktop).
+    OpenPath { weights_into: usize },
+    /// Save run i's weights in the params format (`samlab train --save-params`).
+    SaveWeights(usize),
+}
+
+/// Your own data and weights: open a CSV file, a weights file or a lab (also by dropping it on
+/// the window), save the selected run's weights.
+pub fn own_files_ui(ui: &mut egui::Ui, can_load_files: bool, runs: usize, selected: usize, out: &mut Vec<Command>) {
+    ui.separator();
+    ui.label("Your data and weights (or drop a file on the window)");
+    let run = format!("run {}", selected + 1);
+    ui.horizontal_wrapped(|ui| {
+        let open = ui
+            .button("Open file…")
+            .on_hover_text(format!("A CSV dataset (x1,x2,label points or label,p0,… images), a weights file (into {run}, same network) or a saved lab"));
+        if open.clicked() {
+            out.push(Command::Files(FileCommand::Open { weights_into: selected }));
+        }
+        if can_load_files && ui.button("Open Path").on_hover_text("The file of the Path field, the same way").clicked() {
+            out.push(Command::Files(FileCommand::OpenPath { weights_into: selected }));
+        }
+        let save = ui.add_enabled(selected < runs, egui::Button::new(format!("Save weights of {run}")));
+        if save.on_hover_text("The params format of `samlab train --save-params`: reopen it here, or use it with samlab measure / landscape").clicked() {
+            out.push(Command::Files(FileCommand::SaveWeights(selected)));
+        }
+    });
+}

@@ -19,7 +19,7 @@ pub const EPOCHS: &str = "Length of the run in epochs (passes over the training 
 pub const EVAL_EVERY: &str = "Evaluate loss and accuracy on the FULL train and test sets every this many steps (0: once per epoch).";
 pub const MEASURE_EVERY: &str = "Measure the sharpness metrics (S_ρ, λ_max, tr H, tr V, m-sharpness curve) every this many steps on a fixed subset of the training set (0: never). Each costs dozens of Hessian-vector products: on the desktop a worker thread measures (1024 samples, the CLI's settings) while training goes on; in the browser the measurement is lighter (256 samples, fewer probes) and runs between frames.";
 
-pub const DATASET: &str = "The data every run trains on: 2D toys (two moons, circles, spirals, XOR, three blobs; 80/20 split) or images (digits 8×8, 1297/500; mnist5k 28×28, 4000/1000). Changing it restarts every run.";
+pub const DATASET: &str = "The data every run trains on: 2D toys (two moons, circles, spirals, XOR, three blobs; 80/20 split) or images (digits 8×8, 1297/500; mnist5k 28×28, 4000/1000), or a CSV file of your own (File ▸ Open file…, or drop it on the window: x1,x2,label points or label,p0,… images; 80/20 split). Changing it restarts every run.";
 pub const SAMPLES: &str = "Number of samples of a 2D toy (train + test).";
 pub const INPUT_NOISE: &str = "Standard deviation of the Gaussian noise added to each input coordinate of a 2D toy.";
 pub const LABEL_NOISE: &str = "Symmetric label noise: exactly round(noise·n) training labels are replaced by a random DIFFERENT class (the test set stays clean). Flipped samples are marked in the data view.";

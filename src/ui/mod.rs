@@ -72,6 +72,8 @@ pub enum Command {
     StopExperiment,
     ExportExperimentJson,
     ExportExperimentMarkdown,
+    /// The user's own files: data, weights (`files::FileCommand`).
+    Files(files::FileCommand),
 }
 
 /// Run colours, distinguishable on dark and light backgrounds.

@@ -20,10 +20,19 @@ impl SharedPanel {
         egui::Grid::new("shared_grid").num_columns(2).spacing([8.0, 4.0]).show(ui, |ui| {
             row(ui, "Dataset", help::DATASET, |ui| {
                 egui::ComboBox::from_id_salt("dataset")
-                    .selected_text(s.dataset.name.as_str())
+                    .selected_text(s.dataset.title())
                     .show_ui(ui, |ui| {
                         for d in DatasetName::ALL {
-                            ui.selectable_value(&mut s.dataset.name, d, d.as_str());
+                            if ui.selectable_label(s.dataset.name == d, d.as_str()).clicked() {
+                                s.dataset.name = d;
+                                s.dataset.csv = None;
+                            }
+                        }
+                        // The user's CSV files read so far (File ▸ Open file…, or dropped).
+                        for src in crate::data::user::sources() {
+                            if ui.selectable_label(s.dataset.csv.as_ref() == Some(&src), &src.name).on_hover_text(src.describe()).clicked() {
+                                s.dataset = crate::config::DataConfig { label_noise: s.dataset.label_noise, ..crate::config::DataConfig::csv(src) };
+                            }
                         }
                     })
                     .response

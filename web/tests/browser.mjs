@@ -192,6 +192,28 @@ await check('bad-link', () => withPage('web-bad-link', [], `${URL}#v1:bm90IGpzb2
   await trainingAdvances(page, 2000);
 }));
 
+// The user's own data through the page's file input (#samlab_file_input: the app's "Open file…"
+// clicks it): a CSV of 2D points selects the dataset and trains; a bad file says where, in one line.
+await check('own-csv', () => withPage('web-own-csv', [], URL, async (page) => {
+  const rows = ['x1,x2,label'];
+  for (let i = 0; i < 60; i++) {
+    const c = i % 2, a = i * 0.7, r = 0.5 + c;
+    rows.push(`${(r * Math.cos(a)).toFixed(3)},${(r * Math.sin(a)).toFixed(3)},${c}`);
+  }
+  await page.setInputFiles('#samlab_file_input', { name: 'rings.csv', mimeType: 'text/csv', buffer: Buffer.from(rows.join('\n') + '\n') });
+  await page.waitForFunction(() => document.querySelector('#samlab_canvas').dataset.messages.includes('loaded rings.csv'), null, { timeout: 30_000 });
+  await page.waitForTimeout(500);
+  const state = decodeHash(await page.evaluate(() => location.hash));
+  if (state.shared.dataset.name !== 'csv' || state.shared.dataset.csv.name !== 'rings.csv') {
+    throw new Error(`the CSV file is not the lab's dataset: ${JSON.stringify(state.shared.dataset)}`);
+  }
+  await trainingAdvances(page, 2000);
+  await page.setInputFiles('#samlab_file_input', { name: 'bad.csv', mimeType: 'text/csv', buffer: Buffer.from('x,y,label\n1,2,0\n1,oops,1\n') });
+  await page.waitForFunction(() => document.querySelector('#samlab_canvas').dataset.messages.includes('bad.csv line 3 column 2'), null, { timeout: 30_000 });
+  const after = decodeHash(await page.evaluate(() => location.hash));
+  if (after.shared.dataset.csv?.name !== 'rings.csv') throw new Error('a bad file changed the dataset');
+}));
+
 // --- The web build: size, bench page, teaching links, phone, frames, loading failures ---
 
 const GZIP_LIMIT = 2_000_000;

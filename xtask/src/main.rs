@@ -124,7 +124,7 @@ fn update_screenshots() -> Result<()> {
     let root = root();
     let (shots, docs) = (root.join("target/screenshots"), root.join("docs/screenshots"));
     std::fs::create_dir_all(&docs)?;
-    for (from, to) in [("desktop.png", "desktop.png"), ("web-link.png", "browser.png")] {
+    for (from, to) in [("desktop.png", "desktop.png"), ("web-link.png", "browser.png"), ("own-csv.png", "own-csv.png")] {
         if shots.join(from).exists() {
             std::fs::copy(shots.join(from), docs.join(to)).with_context(|| format!("copying {from}"))?;
             eprintln!("xtask: docs/screenshots/{to} updated");
