@@ -536,6 +536,19 @@ impl Run {
         Ok(())
     }
 
+    /// Trains until `steps` steps are done (or the run ends), blocking (tests): the point at
+    /// which a test changes settings.
+    pub fn run_until(&mut self, steps: u64, chunk: u64) -> Result<()> {
+        while !self.is_done() && self.completed < steps {
+            self.pump(chunk.min(steps - self.completed))?;
+            for r in self.engine.finish()? {
+                self.record(r);
+            }
+            self.collect()?;
+        }
+        Ok(())
+    }
+
     /// Runs to the end, blocking (CLI, tests). `progress` sees the steps completed so far.
     pub fn run_to_end(&mut self, chunk: u64, mut progress: impl FnMut(&Run)) -> Result<()> {
         while !self.is_done() {
