@@ -108,6 +108,30 @@ pub fn smooth(points: &[[f64; 2]], w: f64) -> Vec<[f64; 2]> {
         .collect()
 }
 
+/// Grid marks of a log₁₀ axis at 1, 2 and 5 times the powers of ten (every multiple within less
+/// than a decade, the decades alone beyond six), decades drawn strongest.
+fn log_grid(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
+    let (lo, hi) = input.bounds;
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
+        return Vec::new();
+    }
+    let multiples: &[f64] = match hi - lo {
+        d if d < 1.0 => &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+        d if d <= 6.0 => &[1.0, 2.0, 5.0],
+        _ => &[1.0],
+    };
+    let mut marks = Vec::new();
+    for k in (lo.floor() as i32)..=(hi.ceil() as i32) {
+        for &m in multiples {
+            let value = k as f64 + m.log10();
+            if (lo..=hi).contains(&value) {
+                marks.push(egui_plot::GridMark { value, step_size: if m == 1.0 { 1.0 } else { 0.1 } });
+            }
+        }
+    }
+    marks
+}
+
 /// Points with y > 0 as (x, log₁₀ y); the others have no place on a log axis.
 pub fn log10_points(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
     points.iter().filter(|p| p[1] > 0.0).map(|p| [p[0], p[1].log10()]).collect()
@@ -152,7 +176,8 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
         }
         styles.push((s.color, s.style));
     }
-    for m in view.marks.iter().filter(|m| over_time && shown(Some(m.run))) {
+    let has_data = drawn.lines.iter().any(|(_, p)| !p.is_empty());
+    for m in view.marks.iter().filter(|m| over_time && has_data && shown(Some(m.run))) {
         let per = if x_label == "epoch" { m.steps_per_epoch.max(1) as f64 } else { 1.0 };
         drawn.marks.extend(m.steps.iter().map(|&st| (st as f64 / per, m.color)));
     }
@@ -178,6 +203,7 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
         if log_y {
             plot = plot
                 .y_axis_label("log scale")
+                .y_grid_spacer(log_grid)
                 .y_axis_formatter(|mark, _| fmt_num(10f64.powf(mark.value)))
                 .label_formatter(|pos| {
                     let (name, p) = match pos {
