@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 
 /// Refuses a change of a structural field, naming it and the value the run keeps.
 pub fn check_structure(old: &OptimizerConfig, new: &OptimizerConfig) -> Result<()> {
-    let fixed = |field: &str, new: String, old: String| Err(Error::invalid(field, new, format!("{old}, fixed while the run trains (changing it restarts the run)")));
+    let fixed =
+        |field: &str, new: String, old: String| Err(Error::invalid(field, new, format!("{old}, fixed while the run trains (changing it restarts the run)")));
     if old.kind != new.kind {
         return fixed("optimizer.kind", new.kind.as_str().into(), old.kind.as_str().into());
     }

@@ -1,6 +1,8 @@
 //! One training run: plans steps (seeded batch order, learning-rate schedule), feeds them to an
-//! engine without blocking, evaluates at the configured cadence, and keeps the history.
-//! The CLI drives it to the end; the app pumps it a little every frame.
+//! engine without blocking, evaluates at the configured cadence, and keeps the history. Its
+//! live hyperparameters may change while it trains (`set_hyperparameters`: recorded in the
+//! history; `reset` returns to the settings of the start). The CLI drives it to the end; the
+//! app pumps it a little every frame.
 
 use crate::config::{OptimizerConfig, RunConfig};
 use crate::data::{BatchOrder, Dataset};

@@ -189,7 +189,9 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
             ui.label(egui::RichText::new("(?)").weak()).on_hover_text(tip);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 export = ui.small_button("PNG").on_hover_text(format!("Save the plot \"{title}\" as PNG")).clicked();
-                let toggle = |ui: &mut Ui, on: bool, text: &str, name: String, hover: &str| ui.selectable_label(on, text).accessible_name(name).on_hover_text(hover).clicked();
+                let toggle = |ui: &mut Ui, on: bool, text: &str, name: String, hover: &str| {
+                    ui.selectable_label(on, text).accessible_name(name).on_hover_text(hover).clicked()
+                };
                 if toggle(ui, only, "selected", format!("only the selected run in {title}"), "Show only the selected run in this plot") {
                     flip(&mut toggled.only_selected, id);
                 }
@@ -201,17 +203,13 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
         let height = (ui.available_width() * 0.55).clamp(140.0, 260.0);
         let mut plot = Plot::new(id).height(height).legend(Legend::default()).x_axis_label(x_label).allow_scroll(false);
         if log_y {
-            plot = plot
-                .y_axis_label("log scale")
-                .y_grid_spacer(log_grid)
-                .y_axis_formatter(|mark, _| fmt_num(10f64.powf(mark.value)))
-                .label_formatter(|pos| {
-                    let (name, p) = match pos {
-                        egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => (*plot_name, position),
-                        egui_plot::HoverPosition::Elsewhere { position } => ("", position),
-                    };
-                    Some(format!("{name}\nx = {}\ny = {}", fmt_num(p.x), fmt_num(10f64.powf(p.y))).trim_start().to_string())
-                });
+            plot = plot.y_axis_label("log scale").y_grid_spacer(log_grid).y_axis_formatter(|mark, _| fmt_num(10f64.powf(mark.value))).label_formatter(|pos| {
+                let (name, p) = match pos {
+                    egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => (*plot_name, position),
+                    egui_plot::HoverPosition::Elsewhere { position } => ("", position),
+                };
+                Some(format!("{name}\nx = {}\ny = {}", fmt_num(p.x), fmt_num(10f64.powf(p.y))).trim_start().to_string())
+            });
         }
         plot.show(ui, |p| {
             for (k, ((name, points), (color, style))) in drawn.faint.iter().zip(&styles).enumerate() {

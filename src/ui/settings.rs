@@ -133,7 +133,10 @@ impl RunSettingsPanel {
             let o = &mut s.optimizer;
             drag |= row(ui, "Learning rate η", &live(help::LR), |ui| ui.add(Slider::new(&mut o.lr, 1e-4..=1.0).logarithmic(true))).dragged();
             drag |= row(ui, "Momentum μ", &live(help::MOMENTUM), |ui| ui.add(Slider::new(&mut o.momentum, 0.0..=0.99))).dragged();
-            drag |= row(ui, "Weight decay", &live(help::WEIGHT_DECAY), |ui| ui.add(Slider::new(&mut o.weight_decay, 0.0..=1e-2).logarithmic(true).smallest_positive(1e-6))).dragged();
+            drag |= row(ui, "Weight decay", &live(help::WEIGHT_DECAY), |ui| {
+                ui.add(Slider::new(&mut o.weight_decay, 0.0..=1e-2).logarithmic(true).smallest_positive(1e-6))
+            })
+            .dragged();
             drag |= row(ui, "Schedule", &live(help::SCHEDULE), |ui| {
                 egui::ComboBox::from_id_salt(("schedule", i))
                     .selected_text(format!("{:?}", o.schedule).to_lowercase())
@@ -142,9 +145,11 @@ impl RunSettingsPanel {
                         ui.selectable_value(&mut o.schedule, Schedule::Cosine, "cosine");
                     })
                     .response
-            }).dragged();
+            })
+            .dragged();
             if o.kind.uses_rho() {
-                drag |= row(ui, "Radius ρ", &live(help::RHO), |ui| ui.add(Slider::new(&mut o.rho, 0.0..=2.0).logarithmic(true).smallest_positive(1e-4))).dragged();
+                drag |=
+                    row(ui, "Radius ρ", &live(help::RHO), |ui| ui.add(Slider::new(&mut o.rho, 0.0..=2.0).logarithmic(true).smallest_positive(1e-4))).dragged();
             }
             if o.kind.uses_m() {
                 let batch = s.batch;
@@ -157,7 +162,8 @@ impl RunSettingsPanel {
                             }
                         })
                         .response
-                }).dragged();
+                })
+                .dragged();
             }
             if o.kind == OptimizerKind::Asam {
                 drag |= row(ui, "ξ", &live(help::XI), |ui| ui.add(Slider::new(&mut o.xi, 1e-4..=1.0).logarithmic(true))).dragged();
@@ -172,7 +178,10 @@ impl RunSettingsPanel {
                     r.target_ess = Some(ratio);
                 } else {
                     r.target_ess = None;
-                    drag |= row(ui, "Temperature λ", &live(help::LAMBDA), |ui| ui.add(Slider::new(&mut r.lambda, -100.0..=100.0).logarithmic(true).smallest_positive(0.01))).dragged();
+                    drag |= row(ui, "Temperature λ", &live(help::LAMBDA), |ui| {
+                        ui.add(Slider::new(&mut r.lambda, -100.0..=100.0).logarithmic(true).smallest_positive(0.01))
+                    })
+                    .dragged();
                 }
                 drag |= row(ui, "Scores", &live(help::NORMALIZE), |ui| ui.checkbox(&mut r.normalize, "divide by batch mean")).dragged();
                 drag |= row(ui, "Norm estimator", &restarts(help::ESTIMATOR), |ui| {
@@ -183,7 +192,8 @@ impl RunSettingsPanel {
                             ui.selectable_value(&mut r.estimator, NormEstimator::FiniteDifference, "finite-difference");
                         })
                         .response
-                }).dragged();
+                })
+                .dragged();
                 if r.estimator == NormEstimator::FiniteDifference {
                     drag |= row(ui, "  δ", &live(help::DELTA), |ui| ui.add(Slider::new(&mut r.delta, 1e-5..=1e-1).logarithmic(true))).dragged();
                 }
@@ -195,7 +205,8 @@ impl RunSettingsPanel {
                             ui.selectable_value(&mut r.descent, RwDescent::Weighted, "weighted");
                         })
                         .response
-                }).dragged();
+                })
+                .dragged();
             }
             let max_batch = lab.state.max_batch().max(1);
             drag |= row(ui, "Batch B", &restarts(help::BATCH), |ui| {
@@ -212,10 +223,14 @@ impl RunSettingsPanel {
                         }
                     })
                     .response
-            }).dragged();
+            })
+            .dragged();
             match s.steps {
                 Some(mut steps) => {
-                    drag |= row(ui, "Steps", &restarts("Length of the run in steps (from a loaded config)."), |ui| ui.add(egui::DragValue::new(&mut steps).range(1..=10_000_000))).dragged();
+                    drag |= row(ui, "Steps", &restarts("Length of the run in steps (from a loaded config)."), |ui| {
+                        ui.add(egui::DragValue::new(&mut steps).range(1..=10_000_000))
+                    })
+                    .dragged();
                     s.steps = Some(steps);
                 }
                 None => drag |= row(ui, "Epochs", &restarts(help::EPOCHS), |ui| ui.add(Slider::new(&mut s.epochs, 1..=1000).logarithmic(true))).dragged(),
@@ -226,14 +241,16 @@ impl RunSettingsPanel {
                         .logarithmic(true)
                         .custom_formatter(|v, _| if v < 0.5 { "epoch".into() } else { format!("{v:.0} steps") }),
                 )
-            }).dragged();
+            })
+            .dragged();
             drag |= row(ui, "Measure every", &restarts(help::MEASURE_EVERY), |ui| {
                 ui.add(
                     Slider::new(&mut s.measure_every, 0..=2000)
                         .logarithmic(true)
                         .custom_formatter(|v, _| if v < 0.5 { "never".into() } else { format!("{v:.0} steps") }),
                 )
-            }).dragged();
+            })
+            .dragged();
         });
         if let Some(m) = lab.runs.get(i).and_then(|r| r.measuring.as_ref()) {
             ui.label(egui::RichText::new(format!("measured on {} training samples, off the UI thread where the platform allows", m.eval_samples)).weak())
