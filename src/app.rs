@@ -178,7 +178,7 @@ impl SamLabApp {
             frames: FrameCounter::default(),
             runs_panel: RunsPanel::default(),
             shared_panel: SharedPanel,
-            run_panel: RunSettingsPanel,
+            run_panel: RunSettingsPanel::default(),
             metrics_panel: MetricsPanel,
             data_panel: DataPanel::default(),
             landscape_panel: LandscapePanel::default(),
@@ -342,7 +342,7 @@ impl SamLabApp {
                 }
                 self.data_panel.ui(ui, &self.lab, selected, &mut commands);
                 ui.separator();
-                self.metrics_panel.ui(ui, &self.lab, self.settings.x_axis, &mut commands);
+                self.metrics_panel.show(ui, &self.lab, self.settings.x_axis, selected, &mut commands);
                 ui.separator();
                 self.landscape_panel.ui(ui, &self.lab, &mut commands);
             });
@@ -390,7 +390,9 @@ impl SamLabApp {
         let lab = &mut self.lab;
         match c {
             Command::Preset(p) => {
+                let plots = std::mem::take(&mut lab.state.plots);
                 lab.apply_preset(p);
+                lab.state.plots = plots;
                 self.settings.selected = 0;
             }
             Command::AddRun(kind) => match lab.add_run(kind) {
@@ -431,6 +433,7 @@ impl SamLabApp {
                     self.say(Message::error(format!("settings not changed: {e}")));
                 }
             }
+            Command::SetPlots(plots) => lab.state.plots = plots,
             Command::Landscape(i, to) => lab.start_landscape(i, to),
             Command::SetBudgetMs(ms) => {
                 self.settings.budget_ms = ms.clamp(1.0, 30.0);

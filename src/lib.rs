@@ -8,6 +8,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod experiments;
+pub mod hyper;
 pub mod lab;
 pub mod metrics;
 pub mod model;

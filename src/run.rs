@@ -1,13 +1,16 @@
 //! One training run: plans steps (seeded batch order, learning-rate schedule), feeds them to an
-//! engine without blocking, evaluates at the configured cadence, and keeps the history.
-//! The CLI drives it to the end; the app pumps it a little every frame.
+//! engine without blocking, evaluates at the configured cadence, and keeps the history. Its
+//! live hyperparameters may change while it trains (`set_hyperparameters`: recorded in the
+//! history; `reset` returns to the settings of the start). The CLI drives it to the end; the
+//! app pumps it a little every frame.
 
-use crate::config::RunConfig;
+use crate::config::{OptimizerConfig, RunConfig};
 use crate::data::{BatchOrder, Dataset};
 use crate::engine::{Engine, ParamsTag, Request, Response, StepPlan, StepReport};
 use crate::error::{Error, Result};
 use crate::model::mlp::Evaluation;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -45,6 +48,16 @@ pub struct EvalRecord {
     pub memorized: Option<f64>,
 }
 
+/// A hyperparameter changed while the run trained: from `step` on (the first step planned after
+/// the change), `field` went from `old` to `new` (values as the config's JSON writes them).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ChangeRecord {
+    pub step: u64,
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
 /// Most records a history keeps of each series (steps, evaluations, measurements); beyond it
 /// the series is decimated (see `History`).
 pub const HISTORY_CAP: usize = 10_000;
@@ -65,6 +78,9 @@ pub struct History {
     /// Present when a series was decimated: how, and the spacing of what remains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decimated: Option<Decimation>,
+    /// Live changes of the hyperparameters, in order (never decimated; the latest `HISTORY_CAP`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeRecord>,
     #[serde(skip)]
     thin: [Thin; 3],
     /// Evaluations recorded so far, decimated or not (the lab's "has a new evaluation").
@@ -120,7 +136,8 @@ fn push_thinned<T>(v: &mut Vec<T>, rec: T, thin: &mut Thin, cap: usize, step_of:
 /// Equal when the records are (the thinning state is how they were kept, not what they are).
 impl PartialEq for History {
     fn eq(&self, other: &Self) -> bool {
-        (&self.steps, &self.evals, &self.measurements, &self.decimated) == (&other.steps, &other.evals, &other.measurements, &other.decimated)
+        (&self.steps, &self.evals, &self.measurements, &self.decimated, &self.changes)
+            == (&other.steps, &other.evals, &other.measurements, &other.decimated, &other.changes)
     }
 }
 
@@ -148,6 +165,22 @@ impl History {
     pub fn push_measurement(&mut self, m: crate::metrics::Measurement) {
         push_thinned(&mut self.measurements, m, &mut self.thin[2], MEASUREMENT_CAP, |r| r.step);
         self.note_decimation();
+    }
+
+    /// Records a live change; a second change of the same field at the same step replaces the
+    /// first (a change and its undo before the next step leave nothing).
+    pub fn push_change(&mut self, rec: ChangeRecord) {
+        if let Some(last) = self.changes.iter_mut().rev().find(|c| c.step == rec.step && c.field == rec.field) {
+            last.new = rec.new;
+            if last.new == last.old {
+                self.changes.retain(|c| c.old != c.new);
+            }
+            return;
+        }
+        self.changes.push(rec);
+        if self.changes.len() > HISTORY_CAP {
+            self.changes.remove(0);
+        }
     }
 
     fn note_decimation(&mut self) {
@@ -196,7 +229,10 @@ pub enum RunStatus {
 }
 
 pub struct Run {
+    /// The settings in force (live changes included: see `set_hyperparameters`).
     pub config: RunConfig,
+    /// The settings the run started with, which `reset` returns to.
+    initial: RunConfig,
     pub data: Arc<Dataset>,
     pub init: Arc<Vec<f32>>,
     engine: Box<dyn Engine>,
@@ -210,6 +246,8 @@ pub struct Run {
     next_eval: u64,
     order: BatchOrder,
     pending_params: Vec<(ParamsTag, Vec<f32>)>,
+    /// The learning rates of the steps submitted and not yet recorded, in step order.
+    planned_lr: VecDeque<(u64, f64)>,
     /// Measurement hook: the next step to measure at (u64::MAX: none), and the CPU measurer,
     /// built at the first measurement.
     next_measure: u64,
@@ -233,6 +271,7 @@ impl Run {
         let eval_every = if config.eval_every == 0 { steps_per_epoch } else { config.eval_every };
         let measure_every = config.measure_every;
         Ok(Self {
+            initial: config.clone(),
             config,
             data,
             init,
@@ -247,6 +286,7 @@ impl Run {
             next_eval: 0,
             order,
             pending_params: Vec::new(),
+            planned_lr: VecDeque::new(),
             snapshots: Vec::new(),
             snapshot_cap: 0,
             last_rwsam: None,
@@ -288,7 +328,54 @@ impl Run {
     fn plan(&mut self, t: u64) -> StepPlan {
         let o = &self.config.optimizer;
         let lr = o.schedule.lr(o.lr, t, self.total);
+        self.planned_lr.push_back((t, lr));
         StepPlan { step: t, indices: self.batch_indices(t), lr }
+    }
+
+    /// The learning rate step `step` was planned with (the schedule's now, if it was not planned
+    /// here).
+    fn planned_lr(&mut self, step: u64) -> f64 {
+        while self.planned_lr.front().is_some_and(|&(t, _)| t < step) {
+            self.planned_lr.pop_front();
+        }
+        match self.planned_lr.front() {
+            Some(&(t, lr)) if t == step => lr,
+            _ => self.config.optimizer.schedule.lr(self.config.optimizer.lr, step, self.total),
+        }
+    }
+
+    /// The settings the run started with (what `reset` returns to).
+    pub fn initial_config(&self) -> &RunConfig {
+        &self.initial
+    }
+
+    /// Changes the live hyperparameters (`hyper`: η, μ, weight decay, schedule, ρ, ξ and
+    /// RW-SAM's λ, δ, target ESS, normalisation, descent) from the next step planned on, without
+    /// a reset. The new settings are validated like a new run's (the error names the field); a
+    /// structural change (optimizer, m, estimator) is refused. Steps already submitted keep
+    /// the settings they were submitted with. Each changed field is recorded in the history
+    /// at the first step that uses it; before the first step the settings simply become the
+    /// run's initial ones. Returns the fields changed.
+    pub fn set_hyperparameters(&mut self, opt: &OptimizerConfig) -> Result<usize> {
+        let mut cfg = self.config.clone();
+        cfg.optimizer = opt.clone();
+        cfg.validate()?;
+        crate::hyper::check_structure(&self.config.optimizer, opt)?;
+        let diff = crate::hyper::diff(&self.config.optimizer, opt);
+        if diff.is_empty() {
+            return Ok(0);
+        }
+        self.engine.set_hyperparameters(opt)?;
+        let step = self.submitted;
+        if step == 0 {
+            self.initial.optimizer = opt.clone();
+        } else {
+            for (field, old, new) in &diff {
+                self.history.push_change(ChangeRecord { step, field: field.clone(), old: old.clone(), new: new.clone() });
+            }
+        }
+        self.config.optimizer = opt.clone();
+        Ok(diff.len())
     }
 
     /// Submits up to `max_steps` more steps (stopping at the next evaluation, which is submitted
@@ -400,14 +487,14 @@ impl Run {
     }
 
     fn record_step(&mut self, step: u64, report: StepReport) {
-        let o = &self.config.optimizer;
+        let lr = self.planned_lr(step);
         self.completed = self.completed.max(step + 1);
         if !report.loss.is_finite() && self.status == RunStatus::Running {
             self.status = RunStatus::Diverged(Error::Diverged { step, what: "the batch loss".into() }.to_string());
         }
         self.history.push_step(StepRecord {
             step,
-            lr: o.schedule.lr(o.lr, step, self.total),
+            lr,
             loss: report.loss,
             batch_acc: report.correct as f64 / self.config.batch as f64,
             perturbed_loss: report.perturbed_loss,
@@ -431,10 +518,14 @@ impl Run {
         Some(self.pending_params.swap_remove(i).1)
     }
 
-    /// Back to the initial weights, zero momentum, empty history.
+    /// Back to the initial weights and the settings the run started with (live changes undone),
+    /// zero momentum, empty history.
     pub fn reset(&mut self) -> Result<()> {
         self.engine.finish()?;
         self.engine.set_params(&self.init)?;
+        self.engine.set_hyperparameters(&self.initial.optimizer)?;
+        self.config = self.initial.clone();
+        self.planned_lr.clear();
         self.history = History::default();
         self.snapshots.clear();
         self.last_rwsam = None;
@@ -443,6 +534,19 @@ impl Run {
         self.completed = 0;
         self.next_eval = 0;
         self.next_measure = if self.config.measure_every > 0 { 0 } else { u64::MAX };
+        Ok(())
+    }
+
+    /// Trains until `steps` steps are done (or the run ends), blocking (tests): the point at
+    /// which a test changes settings.
+    pub fn run_until(&mut self, steps: u64, chunk: u64) -> Result<()> {
+        while !self.is_done() && self.completed < steps {
+            self.pump(chunk.min(steps - self.completed))?;
+            for r in self.engine.finish()? {
+                self.record(r);
+            }
+            self.collect()?;
+        }
         Ok(())
     }
 

@@ -101,7 +101,10 @@ impl SamLabApp {
                     self.lab.rebuild_all();
                 } else {
                     shared.dataset = DataConfig { label_noise: shared.dataset.label_noise, ..DataConfig::csv(source) };
-                    self.lab.set_shared(shared);
+                    if let Err(e) = self.lab.set_shared(shared) {
+                        self.say(Message::error(format!("{what} not opened: {e}")));
+                        return;
+                    }
                 }
                 match self.lab.data_error.clone() {
                     None => self.say(Message::info(format!("loaded {what}: every run restarts on it"))),

@@ -47,8 +47,12 @@ pub struct CpuEngine<T: Real> {
     probe: Vec<T>,
     done: VecDeque<Response>,
     eval: Option<EvalJob>,
-    /// Requests submitted while an evaluation runs, in order.
-    queued: VecDeque<Request>,
+    /// Requests submitted while an evaluation runs, in order, and the settings each was
+    /// submitted under (a live change waits behind the steps submitted before it).
+    queued: VecDeque<(Request, OptimizerConfig)>,
+    /// The settings of requests submitted from now on (`set_hyperparameters`); `opt` is those
+    /// of the work being done.
+    latest: OptimizerConfig,
 }
 
 use crate::setup::spec_for;
@@ -65,6 +69,7 @@ impl<T: Real> CpuEngine<T> {
             params: conv(init),
             velocity: vec![T::zero(); init.len()],
             opt: cfg.optimizer.clone(),
+            latest: cfg.optimizer.clone(),
             seed: cfg.seed,
             train_x: conv(&data.train_x),
             test_x: conv(&data.test_x),
@@ -141,7 +146,8 @@ impl<T: Real> CpuEngine<T> {
                 let job = self.eval.take().expect("an evaluation in progress");
                 self.done.push_back(Response::Evaluated { step: job.step, train: job.train, test: job.test });
                 while self.eval.is_none() {
-                    let Some(next) = self.queued.pop_front() else { break };
+                    let Some((next, opt)) = self.queued.pop_front() else { break };
+                    self.opt = opt;
                     self.handle(next);
                 }
             }
@@ -176,8 +182,9 @@ impl<T: Real> Engine for CpuEngine<T> {
 
     fn submit(&mut self, request: Request) -> Result<()> {
         if self.eval.is_some() {
-            self.queued.push_back(request);
+            self.queued.push_back((request, self.latest.clone()));
         } else {
+            self.opt = self.latest.clone();
             self.handle(request);
         }
         Ok(())
@@ -200,6 +207,16 @@ impl<T: Real> Engine for CpuEngine<T> {
             *p = T::of(v as f64);
         }
         self.velocity.fill(T::zero());
+        Ok(())
+    }
+
+    fn set_hyperparameters(&mut self, opt: &OptimizerConfig) -> Result<()> {
+        crate::hyper::check_structure(&self.latest, opt)?;
+        self.latest = opt.clone();
+        if self.eval.is_none() {
+            // Nothing queued: the next step (submitted or `step_now`) uses them.
+            self.opt = opt.clone();
+        }
         Ok(())
     }
 

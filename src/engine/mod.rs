@@ -14,6 +14,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod step;
 
+use crate::config::OptimizerConfig;
 use crate::error::Result;
 use crate::model::mlp::Evaluation;
 pub use choice::{EngineChoice, MadeEngine};
@@ -80,6 +81,13 @@ pub trait Engine {
     fn in_flight(&self) -> usize;
     /// Replaces the parameters and zeroes the momentum (reset to the initial weights).
     fn set_params(&mut self, params: &[f32]) -> Result<()>;
+    /// Changes the live hyperparameters (η is the plans' own; μ, weight decay, ρ, ξ, RW-SAM's
+    /// λ, δ, target ESS, normalisation and descent here) for the steps submitted from now on;
+    /// steps submitted before keep the settings they were submitted with (on the GPU they are
+    /// recorded already, on the CPU queued ones take theirs along). A structural change (the
+    /// optimizer, m, the norm estimator: see `hyper`) is refused with a one-line error, and then
+    /// nothing changes.
+    fn set_hyperparameters(&mut self, opt: &OptimizerConfig) -> Result<()>;
     /// Blocks until everything submitted has finished (native CLI and tests only).
     fn finish(&mut self) -> Result<Vec<Response>>;
     /// Engines that size their submits by device time (the GPU engine): the steps the next

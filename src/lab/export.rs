@@ -1,5 +1,6 @@
-//! What the lab exports: every run's metrics as one JSON document (settings, engine, status,
-//! history) and every evaluation as CSV rows.
+//! What the lab exports: every run's metrics as one JSON document (settings now and, after
+//! live changes, at the start; engine, status, history with its changes) and every evaluation
+//! as CSV rows.
 
 use super::Lab;
 use crate::run::{Run, RunStatus};
@@ -16,9 +17,12 @@ impl Lab {
                     Some(s) => format!("{s:?}").to_lowercase(),
                     None => r.error.clone().unwrap_or_default(),
                 };
+                let initial = r.run.as_ref().map(Run::initial_config).filter(|c| c.optimizer != r.spec.optimizer);
                 serde_json::json!({
                     "label": r.label(),
                     "config": r.spec.config(&self.state.shared),
+                    // The settings the run started with, when live changes (history.changes) moved them.
+                    "initial_config": initial,
                     "engine": r.run.as_ref().map(Run::engine_name),
                     "status": status,
                     "steps": r.completed(),
@@ -74,5 +78,14 @@ mod tests {
         assert!(csv.lines().nth(1).unwrap().starts_with("0,\"SGD\",0,"), "{csv}");
         let json: serde_json::Value = serde_json::from_str(&lab.metrics_json()).unwrap();
         assert_eq!(json["runs"].as_array().unwrap().len(), 2);
+        assert!(json["runs"][0]["initial_config"].is_null() && json["runs"][0]["history"].get("changes").is_none());
+        // A live change: the history names it, the initial settings stay beside the new ones.
+        let mut spec = lab.state.runs[0].clone();
+        spec.optimizer.lr = 0.02;
+        lab.set_spec(0, spec).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&lab.metrics_json()).unwrap();
+        let run = &json["runs"][0];
+        assert_eq!(run["history"]["changes"][0], serde_json::json!({"step": 1, "field": "optimizer.lr", "old": "0.05", "new": "0.02"}));
+        assert_eq!((run["config"]["optimizer"]["lr"].as_f64(), run["initial_config"]["optimizer"]["lr"].as_f64()), (Some(0.02), Some(0.05)));
     }
 }

@@ -1,6 +1,7 @@
 //! The lab: up to six runs side by side on one dataset and one initialisation. This file owns
-//! the runs and their commands (add, duplicate, remove, play, step, reset, change settings) and
+//! the runs and their commands (add, duplicate, remove, play, step, change settings) and
 //! one frame's work (`tick`); its rooms hold the rest:
+//! - `live`: settings changed while a run trains, and reset;
 //! - `state`: the settings the app persists and shares (`LabState`, presets, the URL hash);
 //! - `pacing`: how runs train within a frame's budget without blocking (shared with `experiments`);
 //! - `measuring`: sharpness measurements off the UI thread;
@@ -18,6 +19,7 @@ pub mod experiments;
 mod export;
 pub mod landscape;
 pub mod link;
+mod live;
 pub mod measuring;
 pub mod pacing;
 pub mod state;
@@ -264,19 +266,20 @@ impl Lab {
         let _ = self.set_shared(shared);
     }
 
-    /// Changes one run's settings; that run restarts from the shared initial weights. Refused,
+    /// Changes one run's settings: live hyperparameters of a training run apply from its next
+    /// step (see `live`); otherwise the run restarts from the shared initial weights. Refused,
     /// with the reason and nothing changed, when the runs would not fit the memory budget.
     pub fn set_spec(&mut self, i: usize, mut spec: RunSpec) -> Result<(), String> {
         let Some(old) = self.runs.get(i) else { return Ok(()) };
         spec.batch = spec.batch.clamp(1, self.state.max_batch().max(1));
         fit_m(&mut spec);
-        if spec == old.spec {
+        let (unchanged, playing) = (spec == old.spec, old.playing);
+        if unchanged || self.apply_live(i, &spec) {
             return Ok(());
         }
         let mut next = self.state.clone();
         next.runs[i] = spec.clone();
         next.memory_check()?;
-        let playing = old.playing;
         self.state.runs[i] = spec.clone();
         self.state.preset = None;
         self.runs[i] = self.build_run(spec, playing);
@@ -346,27 +349,6 @@ impl Lab {
     pub fn set_all_playing(&mut self, playing: bool) {
         for r in &mut self.runs {
             r.playing = playing;
-        }
-    }
-
-    /// Back to the shared initial weights, empty history (the same run again, step for step).
-    pub fn reset(&mut self, i: usize) {
-        if let Some(r) = self.runs.get_mut(i) {
-            if let Some(run) = &mut r.run
-                && let Err(e) = run.reset()
-            {
-                r.error = Some(e.to_string());
-            }
-            if let Some(m) = &mut r.measuring {
-                m.restart();
-            }
-            r.views.clear();
-        }
-    }
-
-    pub fn reset_all(&mut self) {
-        for i in 0..self.runs.len() {
-            self.reset(i);
         }
     }
 

@@ -102,6 +102,29 @@ pub struct LabState {
     pub preset: Option<Preset>,
     pub shared: Shared,
     pub runs: Vec<RunSpec>,
+    /// How the plots draw; absent from older files and links, which load with the defaults.
+    #[serde(skip_serializing_if = "PlotSettings::is_default")]
+    pub plots: PlotSettings,
+}
+
+/// Most EMA smoothing of the plots (TensorBoard's slider also ends just below 1).
+pub const MAX_SMOOTHING: f64 = 0.99;
+
+/// How the metric plots draw, saved and linked with the lab: the EMA smoothing weight of every
+/// curve over steps or epochs (0: raw), and by plot id the plots with a log₁₀ y axis and those
+/// that show only the selected run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlotSettings {
+    pub smoothing: f64,
+    pub log_y: std::collections::BTreeSet<String>,
+    pub only_selected: std::collections::BTreeSet<String>,
+}
+
+impl PlotSettings {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Default for LabState {
@@ -136,6 +159,11 @@ impl LabState {
     /// Keeps the valid runs (at most `MAX_RUNS`), reporting what was dropped.
     pub fn checked(mut self) -> Result<(Self, Vec<String>)> {
         let mut notes = Vec::new();
+        let w = self.plots.smoothing;
+        if !(w.is_finite() && (0.0..=MAX_SMOOTHING).contains(&w)) {
+            self.plots.smoothing = if w.is_finite() { w.clamp(0.0, MAX_SMOOTHING) } else { 0.0 };
+            notes.push(format!("plots.smoothing = {w} outside 0 ≤ smoothing ≤ {MAX_SMOOTHING}: set to {}", self.plots.smoothing));
+        }
         let probe = RunSpec::default().config(&self.shared);
         // The shared part is checked with a batch that fits any dataset.
         let mut shared_probe = probe.clone();
@@ -289,7 +317,7 @@ impl LabState {
             color: 0,
         };
         let shared = Shared { dataset: cfg.dataset.clone(), model: cfg.model.clone(), seed: cfg.seed, split_seed: cfg.split_seed, backend: cfg.backend };
-        LabState { version: LAB_VERSION, preset: None, shared, runs: vec![spec] }
+        LabState { version: LAB_VERSION, preset: None, shared, runs: vec![spec], plots: PlotSettings::default() }
     }
 }
 
@@ -435,7 +463,7 @@ impl Preset {
                 (digits(0.2), runs)
             }
         };
-        LabState { version: LAB_VERSION, preset: Some(self), shared, runs }
+        LabState { version: LAB_VERSION, preset: Some(self), shared, runs, plots: PlotSettings::default() }
     }
 }
 
@@ -540,6 +568,20 @@ mod tests {
         state.shared.dataset.name = DatasetName::Mnist5k;
         let e = LabState::from_json(&state.to_json()).unwrap_err().to_string();
         assert!(e.contains("shared.model.hidden") && e.contains("memory budget"), "{e}");
+    }
+
+    #[test]
+    fn plot_settings_travel_with_the_lab_and_older_files_load_without_them() {
+        let mut state = Preset::LabelNoise.state();
+        assert!(!state.to_json().contains("plots"), "default plot settings are not written");
+        state.plots.smoothing = 0.6;
+        state.plots.log_y.insert("plot_loss".into());
+        let (back, notes) = LabState::from_hash(&state.to_hash()).unwrap().unwrap();
+        assert_eq!((back, notes.len()), (state.clone(), 0));
+        state.plots.smoothing = 7.0;
+        let (back, notes) = LabState::from_json(&state.to_json()).unwrap();
+        assert_eq!(back.plots.smoothing, MAX_SMOOTHING);
+        assert!(notes[0].contains("plots.smoothing = 7"), "{notes:?}");
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub enum Command {
     SetSpec(usize, RunSpec),
     SetShared(Shared),
     SetBudgetMs(f32),
+    /// How the plots draw (smoothing, log y, only the selected run).
+    SetPlots(crate::lab::state::PlotSettings),
     /// Compute the loss landscape around run i (grid), or on the line from run i to run j.
     Landscape(usize, Option<usize>),
     SaveConfig,

@@ -1,12 +1,20 @@
 //! Metric plots from the runs' histories: full-set loss and accuracy (train and test), the
 //! label-noise views, per-step batch losses and norms, RW-SAM's ESS, and the sharpness
 //! measurements (S_ρ, λ_max, tr H, tr V, R_m, the m-sharpness curve) of runs that measure.
+//!
+//! How they draw follows the lab's `PlotSettings`: curves over steps or epochs smoothed by a
+//! debiased EMA (the raw curve faint behind), a log₁₀ y axis per plot, only the selected run
+//! per plot; a dashed vertical line in a run's colour marks each live change of its settings.
+//! The settings reach every card of a frame through egui's temporary data (`PlotView`), and
+//! each plot leaves what it drew there (`drawn`) for tests.
 
-use super::{Card, Command, help, run_color, run_name};
+use super::{Card, Command, fmt_num, help, run_color, run_name};
 use crate::lab::Lab;
+use crate::lab::state::{MAX_SMOOTHING, PlotSettings};
 use crate::run::History;
 use egui::{Color32, Ui};
-use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
+use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, VLine};
+use std::sync::Arc;
 
 /// Most points drawn per line (longer series are strided).
 const MAX_POINTS: usize = 1500;
@@ -24,12 +32,109 @@ pub struct Series {
     pub color: Color32,
     pub style: LineStyle,
     pub points: Vec<[f64; 2]>,
+    /// The run's index in the lab (None: not one run's).
+    pub run: Option<usize>,
 }
 
-impl Series {
-    fn line(&self) -> Line<'static> {
-        Line::new(self.name.clone(), PlotPoints::from(self.points.clone())).color(self.color).style(self.style).width(1.6)
+/// What the cards of one frame draw with: the plot settings, the selected run, and each run's
+/// live changes.
+#[derive(Clone, Debug, Default)]
+pub struct PlotView {
+    pub settings: PlotSettings,
+    pub selected: usize,
+    pub marks: Vec<RunMarks>,
+}
+
+/// The steps at which a run's settings changed live, and how to place them on an epoch axis.
+#[derive(Clone, Debug)]
+pub struct RunMarks {
+    pub run: usize,
+    pub color: Color32,
+    pub steps_per_epoch: u64,
+    pub steps: Vec<u64>,
+}
+
+impl PlotView {
+    fn of(lab: &Lab, selected: usize) -> Self {
+        let marks = lab
+            .runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let run = r.run.as_ref()?;
+                let steps: Vec<u64> = run.history.changes.iter().map(|c| c.step).collect();
+                (!steps.is_empty()).then(|| RunMarks { run: i, color: run_color(&r.spec), steps_per_epoch: run.steps_per_epoch(), steps })
+            })
+            .collect();
+        Self { settings: lab.state.plots.clone(), selected, marks }
     }
+}
+
+fn view_id() -> egui::Id {
+    egui::Id::unique("samlab_plot_view")
+}
+
+/// What one plot drew at the last frame: its lines (name, points as plotted: smoothed, log₁₀
+/// when `log_y`), the faint raw lines behind smoothed ones, and the change marks (x, colour).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DrawnPlot {
+    pub lines: Vec<(String, Vec<[f64; 2]>)>,
+    pub faint: Vec<(String, Vec<[f64; 2]>)>,
+    pub marks: Vec<(f64, Color32)>,
+    pub log_y: bool,
+}
+
+fn drawn_id(id: &str) -> egui::Id {
+    egui::Id::unique(("samlab_drawn", id))
+}
+
+/// What the plot `id` (e.g. "plot_loss") drew at the last frame.
+pub fn drawn(ctx: &egui::Context, id: &str) -> Option<Arc<DrawnPlot>> {
+    ctx.data(|d| d.get_temp(drawn_id(id)))
+}
+
+/// TensorBoard's smoothing: the exponential moving average m_n = w·m_{n−1} + (1 − w)·y_n from
+/// m_0 = 0, divided by 1 − wⁿ so that the first points are not pulled toward 0 (w = 0: raw).
+pub fn smooth(points: &[[f64; 2]], w: f64) -> Vec<[f64; 2]> {
+    let mut m = 0.0;
+    let mut n = 0;
+    points
+        .iter()
+        .map(|p| {
+            m = w * m + (1.0 - w) * p[1];
+            n += 1;
+            [p[0], m / (1.0 - w.powi(n))]
+        })
+        .collect()
+}
+
+/// Grid marks of a log₁₀ axis at 1, 2 and 5 times the powers of ten (every multiple within less
+/// than a decade, the decades alone beyond six), decades drawn strongest.
+fn log_grid(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
+    let (lo, hi) = input.bounds;
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
+        return Vec::new();
+    }
+    let multiples: &[f64] = match hi - lo {
+        d if d < 1.0 => &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+        d if d <= 6.0 => &[1.0, 2.0, 5.0],
+        _ => &[1.0],
+    };
+    let mut marks = Vec::new();
+    for k in (lo.floor() as i32)..=(hi.ceil() as i32) {
+        for &m in multiples {
+            let value = k as f64 + m.log10();
+            if (lo..=hi).contains(&value) {
+                marks.push(egui_plot::GridMark { value, step_size: if m == 1.0 { 1.0 } else { 0.1 } });
+            }
+        }
+    }
+    marks
+}
+
+/// Points with y > 0 as (x, log₁₀ y); the others have no place on a log axis.
+pub fn log10_points(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
+    points.iter().filter(|p| p[1] > 0.0).map(|p| [p[0], p[1].log10()]).collect()
 }
 
 /// Keeps finite points and strides long series down to `MAX_POINTS`.
@@ -48,8 +153,35 @@ pub fn thin(points: impl Iterator<Item = [f64; 2]>) -> Vec<[f64; 2]> {
     out
 }
 
-/// One plot: a title with its tooltip, a PNG button, and the lines.
+/// One plot: a title with its tooltip, its toggles (log y, only the selected run), a PNG
+/// button, and the lines as the frame's `PlotView` says (smoothing and change marks on plots
+/// over steps or epochs).
 pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, series: &[Series], out: &mut Vec<Command>) {
+    let view: PlotView = ui.ctx().data(|d| d.get_temp::<Arc<PlotView>>(view_id())).map(|v| (*v).clone()).unwrap_or_default();
+    let settings = &view.settings;
+    let (log_y, only) = (settings.log_y.contains(id), settings.only_selected.contains(id));
+    let over_time = matches!(x_label, "epoch" | "step");
+    let w = if over_time { settings.smoothing.clamp(0.0, MAX_SMOOTHING) } else { 0.0 };
+    let shown = |run: Option<usize>| !only || run.is_none_or(|r| r == view.selected);
+    let y = |pts: Vec<[f64; 2]>| thin(if log_y { log10_points(&pts) } else { pts }.into_iter());
+    let mut drawn = DrawnPlot { log_y, ..DrawnPlot::default() };
+    let mut styles = Vec::new();
+    for s in series.iter().filter(|s| shown(s.run)) {
+        let raw: Vec<[f64; 2]> = s.points.iter().copied().filter(|p| p[0].is_finite() && p[1].is_finite()).collect();
+        if w > 0.0 {
+            drawn.lines.push((s.name.clone(), y(smooth(&raw, w))));
+            drawn.faint.push((s.name.clone(), y(raw)));
+        } else {
+            drawn.lines.push((s.name.clone(), y(raw)));
+        }
+        styles.push((s.color, s.style));
+    }
+    let has_data = drawn.lines.iter().any(|(_, p)| !p.is_empty());
+    for m in view.marks.iter().filter(|m| over_time && has_data && shown(Some(m.run))) {
+        let per = if x_label == "epoch" { m.steps_per_epoch.max(1) as f64 } else { 1.0 };
+        drawn.marks.extend(m.steps.iter().map(|&st| (st as f64 / per, m.color)));
+    }
+    let mut toggled = settings.clone();
     let mut export = false;
     let card = ui.vertical(|ui| {
         ui.horizontal(|ui| {
@@ -57,18 +189,59 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
             ui.label(egui::RichText::new("(?)").weak()).on_hover_text(tip);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 export = ui.small_button("PNG").on_hover_text(format!("Save the plot \"{title}\" as PNG")).clicked();
+                let toggle = |ui: &mut Ui, on: bool, text: &str, name: String, hover: &str| {
+                    ui.selectable_label(on, text).accessible_name(name).on_hover_text(hover).clicked()
+                };
+                if toggle(ui, only, "selected", format!("only the selected run in {title}"), "Show only the selected run in this plot") {
+                    flip(&mut toggled.only_selected, id);
+                }
+                if toggle(ui, log_y, "log y", format!("log y of {title}"), "Logarithmic y axis (values ≤ 0 are left out)") {
+                    flip(&mut toggled.log_y, id);
+                }
             });
         });
         let height = (ui.available_width() * 0.55).clamp(140.0, 260.0);
-        Plot::new(id).height(height).legend(Legend::default()).x_axis_label(x_label).allow_scroll(false).show(ui, |p| {
-            for s in series {
-                p.line(s.line());
+        let mut plot = Plot::new(id).height(height).legend(Legend::default()).x_axis_label(x_label).allow_scroll(false);
+        if log_y {
+            plot = plot.y_axis_label("log scale").y_grid_spacer(log_grid).y_axis_formatter(|mark, _| fmt_num(10f64.powf(mark.value))).label_formatter(|pos| {
+                let (name, p) = match pos {
+                    egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => (*plot_name, position),
+                    egui_plot::HoverPosition::Elsewhere { position } => ("", position),
+                };
+                Some(format!("{name}\nx = {}\ny = {}", fmt_num(p.x), fmt_num(10f64.powf(p.y))).trim_start().to_string())
+            });
+        }
+        plot.show(ui, |p| {
+            for (k, ((name, points), (color, style))) in drawn.faint.iter().zip(&styles).enumerate() {
+                let faint = color.gamma_multiply(0.3);
+                p.line(Line::new("", PlotPoints::from(points.clone())).id(("faint", k, name)).color(faint).style(*style).width(1.0).allow_hover(false));
+            }
+            for ((name, points), (color, style)) in drawn.lines.iter().zip(&styles) {
+                p.line(Line::new(name.clone(), PlotPoints::from(points.clone())).color(*color).style(*style).width(1.6));
+            }
+            for (k, &(x, color)) in drawn.marks.iter().enumerate() {
+                p.vline(VLine::new("", x).id(("change", k)).color(color.gamma_multiply(0.8)).style(LineStyle::dashed_dense()).width(1.0));
             }
         });
     });
+    ui.ctx().data_mut(|d| d.insert_temp(drawn_id(id), Arc::new(drawn)));
+    if toggled != *settings {
+        out.push(Command::SetPlots(toggled));
+    }
     if export {
         out.push(Command::ExportPng(title.to_string(), card.response.rect));
     }
+}
+
+fn flip(set: &mut std::collections::BTreeSet<String>, id: &str) {
+    if !set.remove(id) {
+        set.insert(id.to_string());
+    }
+}
+
+/// Every point of a series (plot_card smooths, then thins to `MAX_POINTS`).
+fn all(points: impl Iterator<Item = [f64; 2]>) -> Vec<[f64; 2]> {
+    points.collect()
 }
 
 fn x_of(x_axis: XAxis, step: u64, epoch: f64) -> f64 {
@@ -88,7 +261,7 @@ fn per_run(lab: &Lab, mut f: impl FnMut(&History, &mut dyn FnMut(&str, LineStyle
         f(&run.history, &mut |suffix, style, points| {
             if !points.is_empty() {
                 let name = if suffix.is_empty() { name.clone() } else { format!("{name} {suffix}") };
-                out.push(Series { name, color, style, points });
+                out.push(Series { name, color, style, points, run: Some(i) });
             }
         });
     }
@@ -99,7 +272,27 @@ fn per_run(lab: &Lab, mut f: impl FnMut(&History, &mut dyn FnMut(&str, LineStyle
 pub struct MetricsPanel;
 
 impl MetricsPanel {
+    /// The plots with run 0 as the selected run.
     pub fn ui(&mut self, ui: &mut Ui, lab: &Lab, x_axis: XAxis, out: &mut Vec<Command>) {
+        self.show(ui, lab, x_axis, 0, out);
+    }
+
+    /// The smoothing slider, then the plots (`selected`: the run the "selected" toggles keep).
+    pub fn show(&mut self, ui: &mut Ui, lab: &Lab, x_axis: XAxis, selected: usize, out: &mut Vec<Command>) {
+        let view = PlotView::of(lab, selected);
+        ui.horizontal_wrapped(|ui| {
+            let mut w = view.settings.smoothing;
+            ui.label("Smoothing").on_hover_text(help::SMOOTHING);
+            let slider = egui::Slider::new(&mut w, 0.0..=MAX_SMOOTHING).step_by(0.01).fixed_decimals(2);
+            ui.add(slider).accessible_name("Smoothing").on_hover_text(help::SMOOTHING);
+            if w != view.settings.smoothing {
+                out.push(Command::SetPlots(PlotSettings { smoothing: w, ..view.settings.clone() }));
+            }
+            if !view.marks.is_empty() {
+                ui.label(egui::RichText::new("┆ dashed vertical lines: live changes of a run's settings").weak()).on_hover_text(help::LIVE_CHANGES);
+            }
+        });
+        ui.ctx().data_mut(|d| d.insert_temp(view_id(), Arc::new(view)));
         let x_label = match x_axis {
             XAxis::Epoch => "epoch",
             XAxis::Step => "step",
@@ -107,29 +300,29 @@ impl MetricsPanel {
         let dashed = LineStyle::dashed_loose();
         let dotted = LineStyle::dotted_dense();
         let loss = per_run(lab, |h, add| {
-            add("train", LineStyle::Solid, thin(h.evals.iter().map(|e| [x_of(x_axis, e.step, e.epoch), e.train_loss])));
-            add("test", dashed, thin(h.evals.iter().map(|e| [x_of(x_axis, e.step, e.epoch), e.test_loss])));
+            add("train", LineStyle::Solid, all(h.evals.iter().map(|e| [x_of(x_axis, e.step, e.epoch), e.train_loss])));
+            add("test", dashed, all(h.evals.iter().map(|e| [x_of(x_axis, e.step, e.epoch), e.test_loss])));
         });
         let acc = per_run(lab, |h, add| {
-            add("train", LineStyle::Solid, thin(h.evals.iter().map(|e| [x_of(x_axis, e.step, e.epoch), 100.0 * e.train_acc])));
-            add("test", dashed, thin(h.evals.iter().map(|e| [x_of(x_axis, e.step, e.epoch), 100.0 * e.test_acc])));
+            add("train", LineStyle::Solid, all(h.evals.iter().map(|e| [x_of(x_axis, e.step, e.epoch), 100.0 * e.train_acc])));
+            add("test", dashed, all(h.evals.iter().map(|e| [x_of(x_axis, e.step, e.epoch), 100.0 * e.test_acc])));
         });
         let noise = per_run(lab, |h, add| {
-            add("clean train", LineStyle::Solid, thin(h.evals.iter().filter_map(|e| Some([x_of(x_axis, e.step, e.epoch), 100.0 * e.clean_train_acc?]))));
-            add("memorised", dotted, thin(h.evals.iter().filter_map(|e| Some([x_of(x_axis, e.step, e.epoch), 100.0 * e.memorized?]))));
-            add("best test", dashed, thin(h.evals.iter().map(|e| [x_of(x_axis, e.step, e.epoch), 100.0 * e.best_test_acc])));
+            add("clean train", LineStyle::Solid, all(h.evals.iter().filter_map(|e| Some([x_of(x_axis, e.step, e.epoch), 100.0 * e.clean_train_acc?]))));
+            add("memorised", dotted, all(h.evals.iter().filter_map(|e| Some([x_of(x_axis, e.step, e.epoch), 100.0 * e.memorized?]))));
+            add("best test", dashed, all(h.evals.iter().map(|e| [x_of(x_axis, e.step, e.epoch), 100.0 * e.best_test_acc])));
         });
         let has_noise = lab.state.shared.dataset.label_noise > 0.0;
         let batch = per_run(lab, |h, add| {
-            add("f(w)", LineStyle::Solid, thin(h.steps.iter().map(|s| [s.step as f64, s.loss])));
-            add("f(w+e)", dashed, thin(h.steps.iter().filter(|s| s.perturbation_norm > 0.0).map(|s| [s.step as f64, s.perturbed_loss])));
+            add("f(w)", LineStyle::Solid, all(h.steps.iter().map(|s| [s.step as f64, s.loss])));
+            add("f(w+e)", dashed, all(h.steps.iter().filter(|s| s.perturbation_norm > 0.0).map(|s| [s.step as f64, s.perturbed_loss])));
         });
         let norms = per_run(lab, |h, add| {
-            add("‖∇f_γ‖", LineStyle::Solid, thin(h.steps.iter().filter_map(|s| Some([s.step as f64, s.grad_norm?]))));
-            add("‖e‖", dashed, thin(h.steps.iter().filter(|s| s.perturbation_norm > 0.0).map(|s| [s.step as f64, s.perturbation_norm])));
+            add("‖∇f_γ‖", LineStyle::Solid, all(h.steps.iter().filter_map(|s| Some([s.step as f64, s.grad_norm?]))));
+            add("‖e‖", dashed, all(h.steps.iter().filter(|s| s.perturbation_norm > 0.0).map(|s| [s.step as f64, s.perturbation_norm])));
         });
         let ess = per_run(lab, |h, add| {
-            add("ESS", LineStyle::Solid, thin(h.steps.iter().filter_map(|s| Some([s.step as f64, s.ess?]))));
+            add("ESS", LineStyle::Solid, all(h.steps.iter().filter_map(|s| Some([s.step as f64, s.ess?]))));
         });
 
         let cols = if ui.available_width() > 900.0 { 2 } else { 1 };

@@ -1,6 +1,9 @@
 //! Settings: the shared data/model/seed, and the selected run's optimizer and schedule. Every
 //! control's range keeps the config valid (m only among divisors of the batch, positive learning
 //! rates and radii, label noise below 1), so nothing typed here can produce an invalid run.
+//! The live hyperparameters apply to a training run from its next step (the lab records the
+//! change); the other controls say that they restart the run. A slider being dragged edits a
+//! draft that applies when it is let go (one change, not one per frame).
 
 use super::{Command, help};
 use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RwDescent, Schedule, divisors};
@@ -17,6 +20,7 @@ impl SharedPanel {
     pub fn ui(&mut self, ui: &mut Ui, lab: &Lab, out: &mut Vec<Command>) {
         let before = lab.state.shared.clone();
         let mut s: Shared = before.clone();
+        ui.label(egui::RichText::new(help::RESTARTS_ALL).weak());
         egui::Grid::new("shared_grid").num_columns(2).spacing([8.0, 4.0]).show(ui, |ui| {
             row(ui, "Dataset", help::DATASET, |ui| {
                 egui::ComboBox::from_id_salt("dataset")
@@ -95,23 +99,40 @@ impl SharedPanel {
 }
 
 #[derive(Default)]
-pub struct RunSettingsPanel;
+pub struct RunSettingsPanel {
+    /// The settings of run `.0` while one of its sliders is dragged.
+    draft: Option<(usize, RunSpec)>,
+}
 
 /// A grid row: the label, then the control named after it (for screen readers and tests).
-fn row(ui: &mut Ui, label: &str, tip: &str, add: impl FnOnce(&mut Ui) -> egui::Response) {
+fn row(ui: &mut Ui, label: &str, tip: &str, add: impl FnOnce(&mut Ui) -> egui::Response) -> egui::Response {
     ui.label(label).on_hover_text(tip);
-    add(ui).accessible_name(label.trim()).on_hover_text(tip);
+    let r = add(ui).accessible_name(label.trim()).on_hover_text(tip);
     ui.end_row();
+    r
+}
+
+/// A tooltip and what changing the control does to a training run.
+fn live(tip: &str) -> String {
+    format!("{tip}\n\n{}", help::LIVE)
+}
+
+fn restarts(tip: &str) -> String {
+    format!("{tip}\n\n{}", help::RESTARTS)
 }
 
 impl RunSettingsPanel {
     pub fn ui(&mut self, ui: &mut Ui, lab: &Lab, i: usize, out: &mut Vec<Command>) {
         let Some(before) = lab.state.runs.get(i) else { return };
-        let mut s: RunSpec = before.clone();
-        ui.label("Optimizer");
+        let mut s: RunSpec = match &self.draft {
+            Some((j, d)) if *j == i => d.clone(),
+            _ => before.clone(),
+        };
+        let mut drag = false;
+        ui.label("Optimizer").on_hover_text(help::RESTARTS);
         ui.horizontal_wrapped(|ui| {
             for k in OptimizerKind::ALL {
-                if ui.selectable_label(s.optimizer.kind == k, k.label()).on_hover_text(k.describe()).clicked() {
+                if ui.selectable_label(s.optimizer.kind == k, k.label()).on_hover_text(restarts(k.describe())).clicked() {
                     s.optimizer.kind = k;
                 }
             }
@@ -119,10 +140,13 @@ impl RunSettingsPanel {
         ui.add_space(4.0);
         egui::Grid::new(("run_grid", i)).num_columns(2).spacing([8.0, 4.0]).show(ui, |ui| {
             let o = &mut s.optimizer;
-            row(ui, "Learning rate η", help::LR, |ui| ui.add(Slider::new(&mut o.lr, 1e-4..=1.0).logarithmic(true)));
-            row(ui, "Momentum μ", help::MOMENTUM, |ui| ui.add(Slider::new(&mut o.momentum, 0.0..=0.99)));
-            row(ui, "Weight decay", help::WEIGHT_DECAY, |ui| ui.add(Slider::new(&mut o.weight_decay, 0.0..=1e-2).logarithmic(true).smallest_positive(1e-6)));
-            row(ui, "Schedule", help::SCHEDULE, |ui| {
+            drag |= row(ui, "Learning rate η", &live(help::LR), |ui| ui.add(Slider::new(&mut o.lr, 1e-4..=1.0).logarithmic(true))).dragged();
+            drag |= row(ui, "Momentum μ", &live(help::MOMENTUM), |ui| ui.add(Slider::new(&mut o.momentum, 0.0..=0.99))).dragged();
+            drag |= row(ui, "Weight decay", &live(help::WEIGHT_DECAY), |ui| {
+                ui.add(Slider::new(&mut o.weight_decay, 0.0..=1e-2).logarithmic(true).smallest_positive(1e-6))
+            })
+            .dragged();
+            drag |= row(ui, "Schedule", &live(help::SCHEDULE), |ui| {
                 egui::ComboBox::from_id_salt(("schedule", i))
                     .selected_text(format!("{:?}", o.schedule).to_lowercase())
                     .show_ui(ui, |ui| {
@@ -130,13 +154,15 @@ impl RunSettingsPanel {
                         ui.selectable_value(&mut o.schedule, Schedule::Cosine, "cosine");
                     })
                     .response
-            });
+            })
+            .dragged();
             if o.kind.uses_rho() {
-                row(ui, "Radius ρ", help::RHO, |ui| ui.add(Slider::new(&mut o.rho, 0.0..=2.0).logarithmic(true).smallest_positive(1e-4)));
+                drag |=
+                    row(ui, "Radius ρ", &live(help::RHO), |ui| ui.add(Slider::new(&mut o.rho, 0.0..=2.0).logarithmic(true).smallest_positive(1e-4))).dragged();
             }
             if o.kind.uses_m() {
                 let batch = s.batch;
-                row(ui, "Micro-batch m", help::M, |ui| {
+                drag |= row(ui, "Micro-batch m", &restarts(help::M), |ui| {
                     egui::ComboBox::from_id_salt(("m", i))
                         .selected_text(o.m.to_string())
                         .show_ui(ui, |ui| {
@@ -145,25 +171,29 @@ impl RunSettingsPanel {
                             }
                         })
                         .response
-                });
+                })
+                .dragged();
             }
             if o.kind == OptimizerKind::Asam {
-                row(ui, "ξ", help::XI, |ui| ui.add(Slider::new(&mut o.xi, 1e-4..=1.0).logarithmic(true)));
+                drag |= row(ui, "ξ", &live(help::XI), |ui| ui.add(Slider::new(&mut o.xi, 1e-4..=1.0).logarithmic(true))).dragged();
             }
             if o.kind == OptimizerKind::Rwsam {
                 let r = &mut o.rwsam;
                 let mut target = r.target_ess.is_some();
-                row(ui, "Target ESS", help::TARGET_ESS, |ui| ui.checkbox(&mut target, "solve λ for ESS = r·B"));
+                drag |= row(ui, "Target ESS", &live(help::TARGET_ESS), |ui| ui.checkbox(&mut target, "solve λ for ESS = r·B")).dragged();
                 if target {
                     let mut ratio = r.target_ess.unwrap_or(0.25);
-                    row(ui, "  r", help::TARGET_ESS, |ui| ui.add(Slider::new(&mut ratio, 0.01..=1.0).logarithmic(true)));
+                    drag |= row(ui, "  r", &live(help::TARGET_ESS), |ui| ui.add(Slider::new(&mut ratio, 0.01..=1.0).logarithmic(true))).dragged();
                     r.target_ess = Some(ratio);
                 } else {
                     r.target_ess = None;
-                    row(ui, "Temperature λ", help::LAMBDA, |ui| ui.add(Slider::new(&mut r.lambda, -100.0..=100.0).logarithmic(true).smallest_positive(0.01)));
+                    drag |= row(ui, "Temperature λ", &live(help::LAMBDA), |ui| {
+                        ui.add(Slider::new(&mut r.lambda, -100.0..=100.0).logarithmic(true).smallest_positive(0.01))
+                    })
+                    .dragged();
                 }
-                row(ui, "Scores", help::NORMALIZE, |ui| ui.checkbox(&mut r.normalize, "divide by batch mean"));
-                row(ui, "Norm estimator", help::ESTIMATOR, |ui| {
+                drag |= row(ui, "Scores", &live(help::NORMALIZE), |ui| ui.checkbox(&mut r.normalize, "divide by batch mean")).dragged();
+                drag |= row(ui, "Norm estimator", &restarts(help::ESTIMATOR), |ui| {
                     egui::ComboBox::from_id_salt(("estimator", i))
                         .selected_text(r.estimator.as_str())
                         .show_ui(ui, |ui| {
@@ -171,11 +201,12 @@ impl RunSettingsPanel {
                             ui.selectable_value(&mut r.estimator, NormEstimator::FiniteDifference, "finite-difference");
                         })
                         .response
-                });
+                })
+                .dragged();
                 if r.estimator == NormEstimator::FiniteDifference {
-                    row(ui, "  δ", help::DELTA, |ui| ui.add(Slider::new(&mut r.delta, 1e-5..=1e-1).logarithmic(true)));
+                    drag |= row(ui, "  δ", &live(help::DELTA), |ui| ui.add(Slider::new(&mut r.delta, 1e-5..=1e-1).logarithmic(true))).dragged();
                 }
-                row(ui, "Descent", help::DESCENT, |ui| {
+                drag |= row(ui, "Descent", &live(help::DESCENT), |ui| {
                     egui::ComboBox::from_id_salt(("descent", i))
                         .selected_text(format!("{:?}", r.descent).to_lowercase())
                         .show_ui(ui, |ui| {
@@ -183,10 +214,11 @@ impl RunSettingsPanel {
                             ui.selectable_value(&mut r.descent, RwDescent::Weighted, "weighted");
                         })
                         .response
-                });
+                })
+                .dragged();
             }
             let max_batch = lab.state.max_batch().max(1);
-            row(ui, "Batch B", help::BATCH, |ui| {
+            drag |= row(ui, "Batch B", &restarts(help::BATCH), |ui| {
                 let mut choices: Vec<usize> = (0..13).map(|k| 1usize << k).filter(|&b| b <= max_batch).collect();
                 if !choices.contains(&s.batch) {
                     choices.push(s.batch);
@@ -200,28 +232,34 @@ impl RunSettingsPanel {
                         }
                     })
                     .response
-            });
+            })
+            .dragged();
             match s.steps {
                 Some(mut steps) => {
-                    row(ui, "Steps", "Length of the run in steps (from a loaded config).", |ui| ui.add(egui::DragValue::new(&mut steps).range(1..=10_000_000)));
+                    drag |= row(ui, "Steps", &restarts("Length of the run in steps (from a loaded config)."), |ui| {
+                        ui.add(egui::DragValue::new(&mut steps).range(1..=10_000_000))
+                    })
+                    .dragged();
                     s.steps = Some(steps);
                 }
-                None => row(ui, "Epochs", help::EPOCHS, |ui| ui.add(Slider::new(&mut s.epochs, 1..=1000).logarithmic(true))),
+                None => drag |= row(ui, "Epochs", &restarts(help::EPOCHS), |ui| ui.add(Slider::new(&mut s.epochs, 1..=1000).logarithmic(true))).dragged(),
             }
-            row(ui, "Evaluate every", help::EVAL_EVERY, |ui| {
+            drag |= row(ui, "Evaluate every", &restarts(help::EVAL_EVERY), |ui| {
                 ui.add(
                     Slider::new(&mut s.eval_every, 0..=1000)
                         .logarithmic(true)
                         .custom_formatter(|v, _| if v < 0.5 { "epoch".into() } else { format!("{v:.0} steps") }),
                 )
-            });
-            row(ui, "Measure every", help::MEASURE_EVERY, |ui| {
+            })
+            .dragged();
+            drag |= row(ui, "Measure every", &restarts(help::MEASURE_EVERY), |ui| {
                 ui.add(
                     Slider::new(&mut s.measure_every, 0..=2000)
                         .logarithmic(true)
                         .custom_formatter(|v, _| if v < 0.5 { "never".into() } else { format!("{v:.0} steps") }),
                 )
-            });
+            })
+            .dragged();
         });
         if let Some(m) = lab.runs.get(i).and_then(|r| r.measuring.as_ref()) {
             ui.label(egui::RichText::new(format!("measured on {} training samples, off the UI thread where the platform allows", m.eval_samples)).weak())
@@ -236,8 +274,25 @@ impl RunSettingsPanel {
         {
             ui.label(format!("ESS at the last step: {ess:.1} of B = {}", s.batch)).on_hover_text(help::ESS);
         }
-        if s != *before {
-            out.push(Command::SetSpec(i, s));
+        let run = lab.runs.get(i).and_then(|r| r.run.as_ref());
+        ui.label(egui::RichText::new("η, μ, weight decay, schedule, ρ, ξ and RW-SAM's λ, r, δ, scores, descent apply to a training run from its next step; the other settings restart it.").weak());
+        if let Some(run) = run.filter(|r| !r.history.changes.is_empty()) {
+            let changes = &run.history.changes;
+            ui.label(egui::RichText::new("Changed while training (Reset returns to the settings of the start):").strong()).on_hover_text(help::LIVE_CHANGES);
+            for c in changes.iter().rev().take(8) {
+                ui.label(format!("step {}: {} {} → {}", c.step, c.field.trim_start_matches("optimizer."), c.old, c.new));
+            }
+            if changes.len() > 8 {
+                ui.label(egui::RichText::new(format!("… and {} earlier (all in the metrics JSON)", changes.len() - 8)).weak());
+            }
+        }
+        if drag {
+            self.draft = Some((i, s));
+        } else {
+            self.draft = None;
+            if s != *before {
+                out.push(Command::SetSpec(i, s));
+            }
         }
     }
 }

@@ -383,6 +383,14 @@ impl Engine for GpuEngine {
         Ok(())
     }
 
+    /// The step program writes its uniforms when it records a step, so the steps submitted
+    /// already (recorded, maybe still running) keep their settings; the next submit uses these.
+    fn set_hyperparameters(&mut self, opt: &crate::config::OptimizerConfig) -> Result<()> {
+        crate::hyper::check_structure(&self.program.opt, opt)?;
+        self.program.opt = opt.clone();
+        Ok(())
+    }
+
     fn finish(&mut self) -> Result<Vec<Response>> {
         let mut out = Vec::new();
         while !self.readback.is_empty() {
