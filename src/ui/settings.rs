@@ -213,6 +213,9 @@ impl RunSettingsPanel {
                         .custom_formatter(|v, _| if v < 0.5 { "never".into() } else { format!("{v:.0} steps") }),
                 )
             });
+            if s.measure_every > 0 {
+                row(ui, "Hessian spectrum", help::SPECTRUM, |ui| ui.checkbox(&mut s.spectrum, "eigenvalue density"));
+            }
         });
         if let Some(m) = lab.runs.get(i).and_then(|r| r.measuring.as_ref()) {
             ui.label(egui::RichText::new(format!("measured on {} training samples, off the UI thread where the platform allows", m.eval_samples)).weak())
