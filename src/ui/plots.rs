@@ -241,10 +241,14 @@ fn measurement_cards<'a>(lab: &'a Lab, cards: &mut Vec<Card<'a>>) {
     cards.push(Box::new(move |ui, out| plot_card(ui, "plot_trv", "Gradient-noise trace tr V", help::TRACE_V, "step", &trv, out)));
     cards.push(Box::new(move |ui, out| plot_card(ui, "plot_reg", "m-USAM regulariser R_m", help::REGULARIZER, "step", &reg, out)));
     cards.push(Box::new(move |ui, out| plot_card(ui, "plot_mcurve", "m-sharpness curve (latest)", help::M_CURVE, "log₂ m", &curve, out)));
-    let density = density_series(lab);
-    if !density.is_empty() {
-        cards.push(Box::new(move |ui, out| plot_card(ui, "plot_density", "Hessian eigenvalue density (latest, log₁₀)", help::DENSITY, "eigenvalue λ", &density, out)));
+    if !density_series(lab).is_empty() {
+        cards.push(Box::new(move |ui, out| density_card(ui, lab, out)));
     }
+}
+
+/// The card of the runs' latest Hessian eigenvalue densities (runs that ask for the spectrum).
+pub fn density_card(ui: &mut Ui, lab: &Lab, out: &mut Vec<Command>) {
+    plot_card(ui, "plot_density", "Hessian eigenvalue density (latest, log₁₀)", help::DENSITY, "eigenvalue λ", &density_series(lab), out);
 }
 
 /// Decades below the highest peak at which the log-density is clamped.
