@@ -147,7 +147,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         curve_groups: a.curve_groups,
         rw_batch: a.rw_batch,
         seed: a.seed,
-        density: a.density.then(|| metrics::DensityConfig { starts: a.density_starts, steps: a.density_steps, grid: a.density_grid, sigma: a.density_sigma, seed: a.seed }),
+        density: a.density.then_some(metrics::DensityConfig { starts: a.density_starts, steps: a.density_steps, grid: a.density_grid, sigma: a.density_sigma, seed: a.seed }),
         ..MeasureConfig::default()
     };
     cfg.rwsam.lambda = a.lambda;
