@@ -21,6 +21,7 @@ pub enum Stream {
     Landscape = 8,
     Hutchinson = 9,
     Power = 10,
+    Lanczos = 11,
 }
 
 /// SplitMix64 generator.

@@ -134,6 +134,34 @@ fn measure_on_a_batch_agrees_with_first_principles() {
 }
 
 #[test]
+fn measure_with_density_adds_the_hessian_spectrum() {
+    let (params, batch, out, plain) = (tmp("p.json"), tmp("b.json"), tmp("d.json"), tmp("plain.json"));
+    std::fs::write(&params, PARAMS).unwrap();
+    std::fs::write(&batch, BATCH).unwrap();
+    let base = ["measure", "--params", s(&params), "--batch", s(&batch), "--activation", "tanh", "--power-tol", "1e-10", "--power-iters", "5000", "--quiet"];
+    ok(&[&base[..], &["--out", s(&plain)]].concat());
+    assert!(read_json(&plain)["density"].is_null(), "no density unless asked for");
+    // 17 parameters: 17 Lanczos steps span the whole space, so the top Ritz value is λ_max.
+    let o = ok(&[&base[..], &["--density", "--density-starts", "3", "--density-steps", "40", "--density-grid", "300", "--out", s(&out)]].concat());
+    let doc = read_json(&out);
+    let d = &doc["density"];
+    assert_eq!(doc["settings"]["density"]["steps"], 40);
+    assert_eq!(d["n_params"], 17);
+    assert!(d["steps"].as_u64().unwrap() <= 17, "at most the parameter count: {}", d["steps"]);
+    assert!(d["hvps"].as_u64().unwrap() <= 3 * 17);
+    let (x, y) = (floats(&d["x"]), floats(&d["y"]));
+    assert_eq!((x.len(), y.len()), (300, 300));
+    let mass: f64 = y.iter().sum::<f64>() * (x[1] - x[0]);
+    assert!((mass - 1.0).abs() < 1e-3, "∫ density = {mass}");
+    assert!((floats(&d["weights"]).iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    let top = d["support"][1].as_f64().unwrap();
+    let lmax = doc["measurement"]["lambda_max"].as_f64().unwrap();
+    assert!((top - lmax).abs() <= 1e-6 * lmax.abs(), "top Ritz value {top} vs power iteration {lmax}");
+    assert!(doc["measurement"].get("density").is_none(), "the density is reported once, at the top level");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Hessian spectrum in ["));
+}
+
+#[test]
 fn measure_on_a_dataset_uses_its_seeded_evaluation_subset() {
     let (params, t, out) = (tmp("xor-p.json"), tmp("xor-t.json"), tmp("xor-m.json"));
     ok(&["train", "--quiet", "--dataset", "xor", "--hidden", "8", "--epochs", "2", "--out", s(&t), "--save-params", s(&params)]);
@@ -242,6 +270,11 @@ fn bad_input_exits_with_status_2_naming_what_does_not_fit() {
         (vec!["measure", "--params", s(&params), "--batch", s(&batch), "--rho", "-1", "--out", o], "rho"),
         (vec!["measure", "--params", s(&params), "--batch", s(&batch), "--activation", "swish", "--out", o], "activation"),
         (vec!["measure", "--params", s(&params), "--out", o], "--batch"),
+        (vec!["measure", "--params", s(&params), "--batch", s(&batch), "--density", "--density-starts", "0", "--out", o], "density_starts"),
+        (vec!["measure", "--params", s(&params), "--batch", s(&batch), "--density", "--density-steps", "1", "--out", o], "density_steps"),
+        (vec!["measure", "--params", s(&params), "--batch", s(&batch), "--density", "--density-grid", "10", "--out", o], "density_grid"),
+        (vec!["measure", "--params", s(&params), "--batch", s(&batch), "--density", "--density-sigma", "0", "--out", o], "density_sigma"),
+        (vec!["measure", "--params", s(&params), "--batch", s(&batch), "--density-steps", "x", "--out", o], "density-steps"),
         (vec!["landscape", "--dataset", "xor", "--grid", "0", "--out", o], "grid"),
         (vec!["landscape", "--dataset", "xor", "--range", "0", "--out", o], "range"),
         (vec!["landscape", "--dataset", "moons", "--params", s(&digits_params), "--out", o], "64 inputs"),

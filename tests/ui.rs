@@ -285,3 +285,39 @@ fn a_diverging_run_is_stopped_with_a_message_and_the_other_goes_on() {
     assert_eq!(h.state().lab.runs[0].completed(), stopped);
     assert!(h.state().lab.runs[1].completed() > other, "the other run stopped too");
 }
+
+#[test]
+fn the_hessian_spectrum_checkbox_adds_a_density_card_after_a_measurement() {
+    // The lab ticks (measurements are collected each frame) with its runs paused.
+    let mut app = app_with(MemoryPlatform::default());
+    app.train = true;
+    app.lab.set_all_playing(false);
+    let mut h = harness(app);
+    h.run_steps(1);
+    let spec = samlab::lab::RunSpec { measure_every: 5, ..h.state().lab.state.runs[0].clone() };
+    h.state_mut().lab.set_spec(0, spec).unwrap();
+    h.run_steps(1);
+    assert!(h.query_all_by_label("Hessian eigenvalue density (latest, log₁₀)").next().is_none(), "no card before the spectrum is asked for");
+    h.get_by_role_and_label(Role::CheckBox, "Hessian spectrum").click();
+    h.run_steps(1);
+    assert!(h.state().lab.state.runs[0].spectrum, "the checkbox sets the run's spectrum");
+    h.get_all_by_label("Step").next().expect("a Step button").click();
+    let start = std::time::Instant::now();
+    let has_density = |app: &SamLabApp| app.lab.runs[0].run.as_ref().is_some_and(|r| r.history.measurements.iter().any(|m| m.density.is_some()));
+    while !has_density(h.state()) {
+        if start.elapsed().as_secs() >= 30 {
+            let r = &h.state().lab.runs[0];
+            let ms = r.run.as_ref().map(|r| r.history.measurements.len());
+            panic!("no measurement with a density arrived: {ms:?} measurements, {} steps, error {:?}", r.completed(), r.measuring.as_ref().map(|m| m.error.clone()));
+        }
+        h.run_steps(1);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    h.run_steps(2);
+    let m = h.state().lab.runs[0].run.as_ref().unwrap().history.measurements.iter().find(|m| m.density.is_some()).unwrap().clone();
+    let d = m.density.as_ref().unwrap();
+    assert_eq!((d.starts, d.x.len()), (4, 256), "the desktop's settings (samlab::lab::measuring::app_density)");
+    assert!((d.support[1] - m.lambda_max).abs() <= 0.05 * m.lambda_max.abs(), "top Ritz value {} vs λ_max {}", d.support[1], m.lambda_max);
+    h.get_by_label("Hessian eigenvalue density (latest, log₁₀)");
+    assert!(h.query_all_by_label_contains("1. SGD @").count() >= 1, "the run's line is in the legend");
+}

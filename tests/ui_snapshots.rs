@@ -204,3 +204,41 @@ fn experiments_panel_from_fixed_results() {
     let mut panel = ExperimentsPanel { selected: Experiment::MSweep, seeds: 2, quick: true };
     render("experiments_panel", [1200.0, 940.0], move |ui, out| panel.ui(ui, Some(&job), "CPU (f32) engine", out));
 }
+
+/// The density card after real training: SGD and SAM on the moons preset for 1500 steps each
+/// (the CPU engine, deterministic), then the desktop's measurement with the spectrum at the
+/// final weights. The image is also the README's (docs/screenshots/hessian_density.png): with
+/// `UPDATE_SNAPSHOTS=1` the test copies it there, otherwise it checks that the two agree.
+#[test]
+fn hessian_density_card_of_trained_sgd_and_sam() {
+    use samlab::lab::measuring::{app_density, app_measurer};
+    let mut state = Preset::MoonsSgdVsSam.state();
+    for r in &mut state.runs {
+        r.steps = Some(1500);
+    }
+    let mut lab = Lab::new(state, EngineChoice::cpu("snapshot fixture"));
+    lab.set_all_playing(false);
+    let data = lab.data.clone().unwrap();
+    let shared = lab.state.shared.clone();
+    let mut outliers = Vec::new();
+    for r in &mut lab.runs {
+        let cfg = r.spec.config(&shared);
+        let run = r.run.as_mut().unwrap();
+        run.run_to_end(64, |_| {}).unwrap();
+        let params = run.params_blocking().unwrap();
+        let mut measurer = app_measurer(&cfg, &data, false).unwrap();
+        measurer.config.density = Some(app_density(&cfg, false));
+        let m = measurer.measure(run.completed_steps(), &params).unwrap();
+        let d = m.density.as_ref().unwrap();
+        eprintln!("{}: λ_max {:.3}, support {:?}, bulk {:?}, {} outliers {:?}", r.spec.label(), m.lambda_max, d.support, d.bulk, d.outliers.len(), d.outliers);
+        outliers.push(d.support[1]);
+        run.history.measurements = vec![m];
+    }
+    assert!(outliers[0] > outliers[1], "SGD ends sharper than SAM: top Ritz values {outliers:?}");
+    render("hessian_density", [640.0, 330.0], move |ui, out| samlab::ui::plots::density_card(ui, &lab, out));
+    let (made, readme) = ("tests/snapshots/hessian_density.png", "docs/screenshots/hessian_density.png");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::copy(made, readme).unwrap();
+    }
+    assert!(std::fs::read(made).unwrap() == std::fs::read(readme).unwrap_or_default(), "{readme} differs from {made}: UPDATE_SNAPSHOTS=1 copies it");
+}

@@ -83,7 +83,25 @@ pub struct MeasureArgs {
     /// Divide the RW-SAM scores by their batch mean.
     #[arg(long)]
     pub normalize_scores: bool,
-    /// Seeds the subset (with --dataset), the probes, the power iteration and the curve.
+    /// Also the Hessian's eigenvalue density by stochastic Lanczos quadrature (a `density` object
+    /// in the JSON).
+    #[arg(long)]
+    pub density: bool,
+    /// Rademacher starts of the density, 1 to 64.
+    #[arg(long, default_value_t = 4, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
+    pub density_starts: usize,
+    /// Lanczos steps (Hessian-vector products) per start, 2 to 200 (at most the parameter count
+    /// is used).
+    #[arg(long, default_value_t = 60, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
+    pub density_steps: usize,
+    /// Points of the grid the density is evaluated on, 32 to 20000.
+    #[arg(long, default_value_t = 512, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
+    pub density_grid: usize,
+    /// Gaussian broadening of the density relative to the spread of the Ritz values, 0 < σ ≤ 1.
+    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true, value_parser = values::number)]
+    pub density_sigma: f64,
+    /// Seeds the subset (with --dataset), the probes, the power iteration, the curve and the
+    /// density's starts.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = values::int::<0, { u64::MAX }>)]
     pub seed: u64,
     /// Keys the RW-SAM finite-difference probe, as the step with this index would draw it.
@@ -130,6 +148,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         curve_groups: a.curve_groups,
         rw_batch: a.rw_batch,
         seed: a.seed,
+        density: a.density.then_some(metrics::DensityConfig { starts: a.density_starts, steps: a.density_steps, grid: a.density_grid, sigma: a.density_sigma, seed: a.seed }),
         ..MeasureConfig::default()
     };
     cfg.rwsam.lambda = a.lambda;
@@ -163,7 +182,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         ));
     }
     let bar = spinner(a.quiet, "measure");
-    let (report, engine) = match a.backend {
+    let (mut report, engine) = match a.backend {
         crate::config::Backend::Gpu => {
             // f32 on the GPU; Hessian-vector products by central differences of gradients.
             let ctx = crate::engine::gpu::GpuContext::request_blocking()?;
@@ -182,6 +201,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         }
     };
     bar.finish_and_clear();
+    let density = report.measurement.density.take();
     let doc = document(
         "measure",
         json!({
@@ -192,6 +212,7 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
             "settings": cfg,
             "measurement": report.measurement,
             "rwsam": report.rwsam,
+            "density": density,
             "wall_time_s": start.elapsed().as_secs_f64(),
         }),
     );
@@ -201,6 +222,12 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         "loss {:.4}, ‖∇f‖ {:.4}, S_ρ {:.4e}, λ_max {:.4}, tr H {:.3} ± {:.3}, tr V {:.4} on {} samples",
         m.loss, m.grad_norm, m.sharpness, m.lambda_max, m.trace_h, m.trace_h_stderr, m.trace_v, m.n_eval
     );
+    if let Some(d) = &density {
+        eprintln!(
+            "Hessian spectrum in [{:.4}, {:.4}], bulk up to {:.4}, {} outliers, tr H ≈ {:.3} ({} products)",
+            d.support[0], d.support[1], d.bulk[1], d.outliers.len(), d.trace_estimate, d.hvps
+        );
+    }
     Ok(())
 }
 

@@ -1,13 +1,14 @@
 //! Sharpness measurements in the app, away from the UI: on a worker thread on the desktop, and
 //! lighter (fewer samples and probes) inline in the browser, where the "worker" runs when a job
 //! is sent. The lab's runs measure every `measure_every` steps (`Measuring`); the experiments'
-//! trials measure once at the end (`app_measurer`): both set up their measurer here.
+//! trials measure once at the end (`app_measurer`): both set up their measurer here. A run may
+//! also ask for the Hessian's eigenvalue density (`app_density`), lighter in the browser.
 
 use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::engine::ParamsTag;
 use crate::error::Result;
-use crate::metrics::{MeasureConfig, Measurement, RunMeasurer};
+use crate::metrics::{DensityConfig, MeasureConfig, Measurement, RunMeasurer};
 use crate::platform::{BACKGROUND_WORKERS, Worker};
 use crate::run::Run;
 
@@ -26,6 +27,14 @@ pub fn app_measurer(cfg: &RunConfig, data: &Dataset, light: bool) -> Result<RunM
     mcfg.power_iters = 20;
     mcfg.curve_groups = 8;
     RunMeasurer::with(cfg, data, LIGHT_EVAL_SIZE, mcfg)
+}
+
+/// The eigenvalue density a run's measurements add when asked for: 4 Rademacher starts of 40
+/// Lanczos steps on a worker thread (160 Hessian-vector products); with `light` (the browser,
+/// between frames, on the 256-sample subset) 2 starts of 12 steps. 256 grid points either way.
+pub fn app_density(cfg: &RunConfig, light: bool) -> DensityConfig {
+    let (starts, steps) = if light { (2, 12) } else { (4, 40) };
+    DensityConfig { starts, steps, grid: 256, sigma: 0.01, seed: cfg.seed }
 }
 
 /// Most measurements waiting for the worker per run.
@@ -55,8 +64,10 @@ pub struct Measuring {
 }
 
 impl Measuring {
-    pub fn new(cfg: &RunConfig, data: &Dataset) -> Result<Self> {
+    /// With `spectrum`, each measurement also estimates the Hessian's eigenvalue density.
+    pub fn new(cfg: &RunConfig, data: &Dataset, spectrum: bool) -> Result<Self> {
         let mut measurer = app_measurer(cfg, data, !BACKGROUND_WORKERS)?;
+        measurer.config.density = spectrum.then(|| app_density(cfg, !BACKGROUND_WORKERS));
         let eval_samples = measurer.eval_size();
         let worker = Worker::new("samlab measurements", move |(generation, step, params): MeasureJob| {
             (generation, measurer.measure(step, &params).map_err(|e| e.to_string()))

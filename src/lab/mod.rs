@@ -207,7 +207,7 @@ impl Lab {
             None => (None, false, None),
         };
         let measuring = match (&run, &self.data) {
-            (Some(_), Some(data)) if spec.measure_every > 0 => match Measuring::new(&spec.config(&self.state.shared), data) {
+            (Some(_), Some(data)) if spec.measure_every > 0 => match Measuring::new(&spec.config(&self.state.shared), data, spec.spectrum) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     note = Some(format!("measurements off: {e}"));

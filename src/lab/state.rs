@@ -53,6 +53,9 @@ pub struct RunSpec {
     pub steps: Option<u64>,
     pub eval_every: u64,
     pub measure_every: u64,
+    /// Measurements also estimate the Hessian's eigenvalue density (stochastic Lanczos quadrature).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spectrum: bool,
     /// Index into the UI palette.
     pub color: usize,
 }
@@ -60,7 +63,7 @@ pub struct RunSpec {
 impl Default for RunSpec {
     fn default() -> Self {
         let c = RunConfig::default();
-        Self { optimizer: c.optimizer, batch: c.batch, epochs: c.epochs, steps: c.steps, eval_every: c.eval_every, measure_every: c.measure_every, color: 0 }
+        Self { optimizer: c.optimizer, batch: c.batch, epochs: c.epochs, steps: c.steps, eval_every: c.eval_every, measure_every: c.measure_every, spectrum: false, color: 0 }
     }
 }
 
@@ -314,6 +317,7 @@ impl LabState {
             steps: cfg.steps,
             eval_every: cfg.eval_every,
             measure_every: cfg.measure_every,
+            spectrum: false,
             color: 0,
         };
         let shared = Shared { dataset: cfg.dataset.clone(), model: cfg.model.clone(), seed: cfg.seed, split_seed: cfg.split_seed, backend: cfg.backend };

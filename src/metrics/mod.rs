@@ -1,7 +1,8 @@
 //! Measurements that explain SAM (docs/ALGORITHMS.md#metrics): SAM sharpness, the top Hessian
 //! eigenvalues (power iteration on exact R-op Hessian-vector products), tr H (Hutchinson),
 //! tr V (the per-sample norm identity), the m-sharpness curve with its bound, the m-USAM
-//! regulariser, RW-SAM diagnostics, loss landscapes and decision surfaces.
+//! regulariser, RW-SAM diagnostics, the Hessian's eigenvalue density (stochastic Lanczos
+//! quadrature), loss landscapes and decision surfaces.
 //!
 //! Everything here runs on the CPU reference model on a fixed evaluation subset of the training
 //! set. The metric functions are generic over `Objective` (so a quadratic with closed-form
@@ -11,6 +12,7 @@
 //! Architecture invariant: `metrics` knows nothing of engines, wgpu or egui; it reads models and
 //! datasets and returns plain serde records.
 
+pub mod density;
 pub mod hessian;
 pub mod hvp;
 pub mod landscape;
@@ -20,6 +22,7 @@ pub mod png;
 pub mod sharpness;
 pub mod surface;
 
+pub use density::{Density, DensityConfig};
 pub use landscape::{CpuEvaluator, Grid, Landscape, LandscapeConfig, LossAcc, LossEvaluator, Slice, TrajectoryPoint};
 pub use noise::{NoiseStats, RwDiagnostics};
 pub use objective::{MlpObjective, Objective};
@@ -95,6 +98,9 @@ pub struct MeasureConfig {
     pub rwsam: RwSamConfig,
     /// Seeds the probes, the power-iteration start and the curve's micro-batches.
     pub seed: u64,
+    /// The Hessian's eigenvalue density by stochastic Lanczos quadrature (None: skip).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub density: Option<DensityConfig>,
 }
 
 impl Default for MeasureConfig {
@@ -110,6 +116,7 @@ impl Default for MeasureConfig {
             rw_batch: 128,
             rwsam: RwSamConfig::default(),
             seed: 0,
+            density: None,
         }
     }
 }
@@ -129,6 +136,7 @@ impl MeasureConfig {
             rw_batch: cfg.batch,
             rwsam: cfg.optimizer.rwsam.clone(),
             seed: cfg.seed,
+            density: None,
         }
     }
 
@@ -162,6 +170,9 @@ impl MeasureConfig {
             && !(r > 0.0 && r <= 1.0)
         {
             return Err(Error::invalid("target_ess", r, "0 < r ≤ 1 (ESS = r·B)"));
+        }
+        if let Some(d) = &self.density {
+            d.validate()?;
         }
         Ok(())
     }
@@ -213,6 +224,9 @@ pub struct Measurement {
     /// E‖∇f_I‖ for m = 1, 2, 4, …, with the bound √(‖∇f‖² + tr V/m) and R_m.
     pub m_curve: Vec<MPoint>,
     pub rwsam: Option<RwSummary>,
+    /// The Hessian's eigenvalue density, when asked for (`MeasureConfig::density`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub density: Option<Density>,
 }
 
 /// A measurement and the per-sample details behind it.
@@ -239,6 +253,7 @@ pub fn measure<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &MeasureConfi
     let sharp = sharpness::sam_sharpness(obj, w, loss, &grad, cfg.rho);
     let eig = hessian::top_eigenvalues(obj, w, cfg.top_k, cfg.power_iters, cfg.power_tol, cfg.seed);
     let (trace_h, trace_h_stderr) = hessian::hutchinson_trace(obj, w, cfg.probes, cfg.seed);
+    let density = cfg.density.as_ref().map(|d| density::density(obj, w, d)).transpose()?;
     let curve_max = if cfg.curve_max == 0 { n } else { cfg.curve_max.min(n) };
     let mut curve_rng = Rng::stream(cfg.seed ^ 0x006d_2d63_7572_7665, Stream::Eval); // "m-curve"
     let m_curve =
@@ -267,6 +282,7 @@ pub fn measure<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &MeasureConfi
         n_usam_regularizer: 0.5 * cfg.rho * noise.grad_sq_norm,
         m_curve,
         rwsam: rwsam.as_ref().map(|d| RwSummary { batch: d.batch, lambda: d.lambda, ess: d.ess, correlation: d.correlation }),
+        density,
     };
     Ok(MeasureReport { measurement, rwsam })
 }

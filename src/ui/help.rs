@@ -42,6 +42,8 @@ pub const SHARPNESS: &str =
 pub const LAMBDA_MAX: &str = "λ_max, the top Hessian eigenvalue of f on the evaluation subset: power iteration on exact Hessian-vector products (R-op).";
 pub const TRACE_H: &str = "tr H by Hutchinson: the mean of z^T·H·z over Rademacher vectors z.";
 pub const TRACE_V: &str = "tr V, the trace of the gradient-noise covariance: mean_i ‖∇f_i‖² − ‖∇f‖² on the evaluation subset (exact, with the per-sample norm identity). The SAM family ends where it is smaller.";
+pub const SPECTRUM: &str = "Each measurement also estimates the whole eigenvalue density of the Hessian by stochastic Lanczos quadrature: a few random ±1 start vectors, Lanczos steps of Hessian-vector products, Gaussian-smoothed Ritz values. About as costly again as the other measurements (on the desktop 4 starts × 40 steps; in the browser 2 × 12, lighter and coarser).";
+pub const DENSITY: &str = "Eigenvalue density of the Hessian at each run's latest measurement (stochastic Lanczos quadrature), on a log scale clamped at a floor. Most eigenvalues sit in a bulk near 0; the few outliers to the right are the sharp directions. SAM is expected to pull its outliers in, SGD to leave them further out. Outliers: Ritz values separated from the bulk by more than twice its interquartile range.";
 pub const M_CURVE: &str = "m-sharpness curve at the latest measurement: E‖∇f_I‖ over random micro-batches I of size m = 1, 2, 4, …, B, with the bound √(‖∇f‖² + tr V/m) beside it. The variance term grows as m shrinks.";
 pub const REGULARIZER: &str =
     "The implicit regulariser the SDE analysis assigns to m-USAM: R_m = (ρ/2)‖∇f‖² + (ρ/(2m))·tr V, at m = B (mini-batch) per measurement.";

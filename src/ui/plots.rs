@@ -1,6 +1,7 @@
 //! Metric plots from the runs' histories: full-set loss and accuracy (train and test), the
 //! label-noise views, per-step batch losses and norms, RW-SAM's ESS, and the sharpness
-//! measurements (S_ρ, λ_max, tr H, tr V, R_m, the m-sharpness curve) of runs that measure.
+//! measurements (S_ρ, λ_max, tr H, tr V, R_m, the m-sharpness curve, the Hessian's eigenvalue
+//! density) of runs that measure.
 //!
 //! How they draw follows the lab's `PlotSettings`: curves over steps or epochs smoothed by a
 //! debiased EMA (the raw curve faint behind), a log₁₀ y axis per plot, only the selected run
@@ -433,6 +434,36 @@ fn measurement_cards<'a>(lab: &'a Lab, cards: &mut Vec<Card<'a>>) {
     cards.push(Box::new(move |ui, out| plot_card(ui, "plot_trv", "Gradient-noise trace tr V", help::TRACE_V, "step", &trv, out)));
     cards.push(Box::new(move |ui, out| plot_card(ui, "plot_reg", "m-USAM regulariser R_m", help::REGULARIZER, "step", &reg, out)));
     cards.push(Box::new(move |ui, out| plot_card(ui, "plot_mcurve", "m-sharpness curve (latest)", help::M_CURVE, "log₂ m", &curve, out)));
+    if !density_series(lab).is_empty() {
+        cards.push(Box::new(move |ui, out| density_card(ui, lab, out)));
+    }
+}
+
+/// The card of the runs' latest Hessian eigenvalue densities (runs that ask for the spectrum).
+pub fn density_card(ui: &mut Ui, lab: &Lab, out: &mut Vec<Command>) {
+    plot_card(ui, "plot_density", "Hessian eigenvalue density (latest, log₁₀)", help::DENSITY, "eigenvalue λ", &density_series(lab), out);
+}
+
+/// Decades below the highest peak at which the log-density is clamped.
+const DENSITY_DECADES: f64 = 8.0;
+
+/// log₁₀ of each run's latest eigenvalue density (runs that ask for the spectrum), clamped
+/// `DENSITY_DECADES` below the highest peak of them all.
+fn density_series(lab: &Lab) -> Vec<Series> {
+    fn latest(h: &History) -> Option<(u64, &crate::metrics::Density)> {
+        h.measurements.iter().rev().find_map(|m| Some((m.step, m.density.as_ref()?)))
+    }
+    let peak = lab.runs.iter().filter_map(|r| latest(&r.run.as_ref()?.history)).flat_map(|(_, d)| d.y.iter().copied()).filter(|y| y.is_finite()).fold(0.0, f64::max);
+    if peak <= 0.0 {
+        return Vec::new();
+    }
+    let floor = peak * 10f64.powf(-DENSITY_DECADES);
+    per_run(lab, |h, add| {
+        if let Some((step, d)) = latest(h) {
+            let name = format!("@{step}, {} outlier{}", d.outliers.len(), if d.outliers.len() == 1 { "" } else { "s" });
+            add(&name, LineStyle::Solid, thin(d.x.iter().zip(&d.y).map(|(&x, &y)| [x, y.max(floor).log10()])));
+        }
+    })
 }
 
 /// Lays cards out in `cols` columns.

@@ -260,6 +260,9 @@ impl RunSettingsPanel {
                 )
             })
             .dragged();
+            if s.measure_every > 0 {
+                row(ui, "Hessian spectrum", &restarts(help::SPECTRUM), |ui| ui.checkbox(&mut s.spectrum, "eigenvalue density"));
+            }
         });
         if let Some(m) = lab.runs.get(i).and_then(|r| r.measuring.as_ref()) {
             ui.label(egui::RichText::new(format!("measured on {} training samples, off the UI thread where the platform allows", m.eval_samples)).weak())
