@@ -1,7 +1,8 @@
 //! Measurements that explain SAM (docs/ALGORITHMS.md#metrics): SAM sharpness, the top Hessian
 //! eigenvalues (power iteration on exact R-op Hessian-vector products), tr H (Hutchinson),
 //! tr V (the per-sample norm identity), the m-sharpness curve with its bound, the m-USAM
-//! regulariser, RW-SAM diagnostics, loss landscapes and decision surfaces.
+//! regulariser, RW-SAM diagnostics, loss landscapes (random, PCA or Hessian directions) and decision
+//! surfaces.
 //!
 //! Everything here runs on the CPU reference model on a fixed evaluation subset of the training
 //! set. The metric functions are generic over `Objective` (so a quadratic with closed-form
@@ -11,6 +12,7 @@
 //! Architecture invariant: `metrics` knows nothing of engines, wgpu or egui; it reads models and
 //! datasets and returns plain serde records.
 
+pub mod directions;
 pub mod hessian;
 pub mod hvp;
 pub mod landscape;
