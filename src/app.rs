@@ -435,6 +435,7 @@ impl SamLabApp {
             }
             Command::SetPlots(plots) => lab.state.plots = plots,
             Command::Landscape(i, to) => lab.start_landscape(i, to),
+            Command::SetLandscape(settings) => lab.set_landscape_settings(settings),
             Command::SetBudgetMs(ms) => {
                 self.settings.budget_ms = ms.clamp(1.0, 30.0);
                 lab.budget = Duration::from_secs_f32(self.settings.budget_ms / 1e3);

@@ -254,6 +254,90 @@ fn landscape_around_given_params_with_the_line_to_other_params() {
 }
 
 #[test]
+fn landscape_along_the_trajectory_pca_reports_explained_variance_and_off_plane_share() {
+    let out = tmp("pca.json");
+    let o = ok(&[
+        "landscape",
+        "--quiet",
+        "--dataset",
+        "xor",
+        "--hidden",
+        "8",
+        "--batch",
+        "40",
+        "--epochs",
+        "5",
+        "--grid",
+        "9",
+        "--snapshots",
+        "10",
+        "--directions",
+        "pca",
+        "--out",
+        s(&out),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("along pca directions") && err.contains("PC1"), "{err}");
+    let doc = read_json(&out);
+    let land = &doc["landscape"];
+    assert_eq!(doc["directions"]["kind"], "pca");
+    assert_eq!(land["directions"], doc["directions"]);
+    let ev = floats(&doc["directions"]["explained_variance"]);
+    assert!(ev[0] >= ev[1] && ev[1] > 0.0 && ev[0] + ev[1] <= 1.0 + 1e-9, "{ev:?}");
+    // The share off the plane is what the two components leave of the path.
+    let share = doc["off_plane_share"].as_f64().unwrap();
+    assert!((share - (1.0 - ev[0] - ev[1]).max(0.0).sqrt()).abs() < 1e-3, "{share} vs {ev:?}");
+    // The default range is the one suggested for the path, and covers it.
+    let range = doc["directions"]["suggested_range"].as_f64().unwrap();
+    let alphas = floats(&land["grid"]["alphas"]);
+    assert!((alphas[8] - range).abs() < 1e-12 && (doc["landscape_settings"]["range"].as_f64().unwrap() - range).abs() < 1e-12);
+    for t in land["trajectory"].as_array().unwrap() {
+        assert!(t["alpha"].as_f64().unwrap().abs() <= range && t["beta"].as_f64().unwrap().abs() <= range, "{t}");
+    }
+    let centre = land["centre"]["loss"].as_f64().unwrap();
+    assert!((land["grid"]["loss"][4][4].as_f64().unwrap() - centre).abs() < 1e-12, "the grid's middle is the centre");
+    // The same run along random directions: more of the path is off their plane.
+    let rnd = tmp("random.json");
+    ok(&["landscape", "--quiet", "--dataset", "xor", "--hidden", "8", "--batch", "40", "--epochs", "5", "--grid", "3", "--snapshots", "10", "--out", s(&rnd)]);
+    let random = read_json(&rnd);
+    assert_eq!(random["directions"]["kind"], "random");
+    assert!(random["off_plane_share"].as_f64().unwrap() > share);
+    assert_eq!(floats(&random["landscape"]["grid"]["alphas"]), vec![-1.0, 0.0, 1.0], "random directions keep ±1");
+}
+
+#[test]
+fn landscape_along_hessian_eigenvectors_reports_the_eigenvalues() {
+    let (p, t, out) = (tmp("h-p.json"), tmp("h-t.json"), tmp("h-out.json"));
+    ok(&["train", "--quiet", "--dataset", "circles", "--hidden", "6", "--epochs", "2", "--out", s(&t), "--save-params", s(&p)]);
+    let o = ok(&["landscape", "--dataset", "circles", "--params", s(&p), "--directions", "hessian", "--grid", "5", "--eval-size", "200", "--out", s(&out)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("λ₁"));
+    let doc = read_json(&out);
+    let d = &doc["directions"];
+    assert_eq!(d["kind"], "hessian");
+    let l = floats(&d["eigenvalues"]);
+    assert!(l[0] >= l[1] && l[0] > 0.0, "{l:?}");
+    assert!(floats(&d["eigen_residuals"]).iter().all(|&r| r < 0.05), "{d}");
+    assert!(d["hessian_products"].as_u64().unwrap() >= 4);
+    // The default range: where the quadratic model along v₁ has risen by 2 nats.
+    let alphas = floats(&doc["landscape"]["grid"]["alphas"]);
+    assert!((alphas[4] - 2.0 / l[0].sqrt()).abs() < 1e-9, "{alphas:?} vs λ₁ {}", l[0]);
+    // Along a unit eigenvector the loss curves upwards like ½λα² near the centre.
+    let slice = floats(&doc["landscape"]["slice_d1"]["loss"]);
+    assert!(slice[0] > slice[2] && slice[4] > slice[2], "{slice:?}");
+    assert!(doc["off_plane_share"].is_null(), "no trajectory with --params");
+    // An explicit range wins over the suggested one.
+    ok(&["landscape", "--dataset", "circles", "--params", s(&p), "--directions", "hessian", "--range", "0.3", "--grid", "3", "--out", s(&out)]);
+    assert_eq!(floats(&read_json(&out)["landscape"]["grid"]["alphas"]), vec![-0.3, 0.0, 0.3]);
+}
+
+#[test]
+fn landscape_help_lists_the_directions() {
+    let o = ok(&["landscape", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("--directions") && help.contains("random") && help.contains("pca") && help.contains("hessian"), "{help}");
+}
+
+#[test]
 fn bad_input_exits_with_status_2_naming_what_does_not_fit() {
     let (params, batch, empty, digits_params, t) = (tmp("bp.json"), tmp("bb.json"), tmp("be.json"), tmp("bd.json"), tmp("bt.json"));
     std::fs::write(&params, PARAMS).unwrap();
@@ -280,6 +364,10 @@ fn bad_input_exits_with_status_2_naming_what_does_not_fit() {
         (vec!["landscape", "--dataset", "moons", "--params", s(&digits_params), "--out", o], "64 inputs"),
         (vec!["landscape", "--dataset", "xor", "--params", s(&params), "--line-to", s(&digits_params), "--out", o], "line-to"),
         (vec!["landscape", "--dataset", "digits", "--params", s(&digits_params), "--surface-png", o, "--out", o], "surface-png"),
+        (vec!["landscape", "--dataset", "digits", "--params", s(&digits_params), "--directions", "pca", "--out", o], "--directions pca needs the trajectory"),
+        (vec!["landscape", "--dataset", "xor", "--directions", "pca", "--snapshots", "1", "--out", o], "snapshots"),
+        (vec!["landscape", "--dataset", "xor", "--directions", "eigen", "--out", o], "directions"),
+        (vec!["landscape", "--dataset", "xor", "--directions", "hessian", "--power-iters", "0", "--out", o], "power-iters"),
     ];
     for (args, needle) in cases {
         let out = samlab(&args);
@@ -287,6 +375,7 @@ fn bad_input_exits_with_status_2_naming_what_does_not_fit() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
         assert!(err.contains(needle), "{args:?}: '{err}' does not mention {needle}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
     }
     assert!(!std::path::Path::new(o).exists(), "no output is written for refused input");
 }

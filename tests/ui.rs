@@ -184,6 +184,75 @@ fn a_plot_exports_as_png() {
     assert!(saved.iter().any(|t| t.starts_with("saved the plot: memory:samlab-") && t.ends_with(".png")), "{saved:?}");
 }
 
+/// The app in a window tall enough for the landscape panel at the bottom of the scroll area.
+fn tall_harness(app: SamLabApp) -> Harness<'static, SamLabApp> {
+    Harness::builder().with_size([1400.0, 3200.0]).with_context_setup(samlab::ui::install_fonts).build_ui_state(|ui, app: &mut SamLabApp| app.show(ui), app)
+}
+
+#[test]
+fn the_landscape_controls_set_directions_grid_and_range_in_the_linked_state() {
+    use samlab::lab::landscape::LandscapeSettings;
+    use samlab::metrics::directions::Directions;
+    let mut h = tall_harness(app_with(MemoryPlatform::default()));
+    h.run_steps(2);
+    assert_eq!(h.state().lab.state.landscape, LandscapeSettings::default());
+    h.get_by_role_and_label(Role::ComboBox, "Landscape directions").click();
+    h.run_steps(2);
+    h.get_all_by_label("Hessian").last().expect("the Hessian choice").click();
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Slider, "Grid points per side").set_value_accesskit(51.0);
+    h.run_steps(2);
+    // The range slider is off while the range follows the directions.
+    h.get_by_label("auto range").click();
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Slider, "Landscape range").set_value_accesskit(2.5);
+    h.run_steps(2);
+    let want = LandscapeSettings { directions: Directions::Hessian, grid: 51, range: Some(2.5) };
+    assert_eq!(h.state().lab.state.landscape, want);
+    // The settings travel in the link and come back.
+    let (back, _) = LabState::from_hash(&h.state().lab.state.to_hash()).unwrap().unwrap();
+    assert_eq!(back.landscape, want);
+    h.get_by_label("auto range").click();
+    h.run_steps(2);
+    assert_eq!(h.state().lab.state.landscape.range, None);
+}
+
+#[test]
+fn a_pca_landscape_computed_from_the_panel_shows_explained_variance_and_off_plane_share() {
+    let mut h = tall_harness(app_with(MemoryPlatform::default()));
+    h.run_steps(1);
+    for _ in 0..150 {
+        h.state_mut().lab.step_once(1);
+    }
+    h.state_mut().lab.tick();
+    h.get_by_role_and_label(Role::ComboBox, "Landscape directions").click();
+    h.run_steps(2);
+    h.get_all_by_label("PCA").last().expect("the PCA choice").click();
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Slider, "Grid points per side").set_value_accesskit(21.0);
+    h.run_steps(1);
+    h.get_by_role_and_label(Role::ComboBox, "Landscape run").click();
+    h.run_steps(2);
+    h.get_all_by_label("2. SAM").last().expect("run 2 in the list").click();
+    h.run_steps(2);
+    h.get_by_label("Compute grid").click();
+    h.run_steps(1);
+    for _ in 0..10_000 {
+        if h.state().lab.landscape.as_ref().is_some_and(|j| j.view.is_complete()) {
+            break;
+        }
+        h.state_mut().lab.tick();
+    }
+    h.run_steps(2);
+    let v = &h.state().lab.landscape.as_ref().expect("a landscape").view;
+    assert!(v.is_complete() && v.side() == 21 && v.label == "2. SAM", "{}×{} around {}", v.side(), v.side(), v.label);
+    let [e1, _] = v.directions.as_ref().unwrap().explained_variance.unwrap();
+    let share = v.off_plane_share.unwrap();
+    h.get_by_label_contains(&format!("PC1 explains {:.1} %", 100.0 * e1));
+    h.get_by_label_contains(&format!("{:.1} % of the path off the plane", 100.0 * share));
+    h.get_by_label_contains("441/441 points");
+}
+
 #[test]
 fn an_experiment_runs_live_from_its_panel_and_fills_its_table() {
     let mut h = harness(app_with(MemoryPlatform::default()));

@@ -168,6 +168,37 @@ fn measurement_plots_from_a_fixed_history() {
     render("metrics_measurements", [1000.0, 1650.0], move |ui, out| panel.ui(ui, &lab, XAxis::Step, out));
 }
 
+/// A PCA landscape around run 2 of the moons preset after 200 single steps (deterministic: no
+/// clock), with its trajectory; also the README's screenshot of the panel
+/// (docs/screenshots/landscape-pca.png, rewritten with the snapshot).
+#[test]
+fn landscape_panel_with_a_pca_grid_and_the_trajectory() {
+    use samlab::lab::landscape::LandscapeSettings;
+    use samlab::metrics::directions::Directions;
+    use samlab::ui::landscape::LandscapePanel;
+    let mut lab = Lab::new(Preset::MoonsSgdVsSam.state(), EngineChoice::cpu("snapshot fixture"));
+    lab.set_all_playing(false);
+    for _ in 0..200 {
+        lab.step_once(1);
+    }
+    lab.set_landscape_settings(LandscapeSettings { directions: Directions::Pca, grid: 41, range: None });
+    lab.start_landscape(1, None);
+    for _ in 0..100_000 {
+        if lab.landscape.as_ref().is_some_and(|j| j.view.is_complete()) {
+            break;
+        }
+        lab.tick();
+    }
+    let v = &lab.landscape.as_ref().expect("a landscape").view;
+    assert!(v.is_complete() && v.trajectory.len() > 3, "{} snapshots", v.trajectory.len());
+    let mut panel = LandscapePanel::default();
+    render("landscape_pca", [900.0, 600.0], move |ui, out| panel.ui(ui, &lab, out));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(root.join("tests/snapshots/landscape_pca.png"), root.join("docs/screenshots/landscape-pca.png")).expect("README screenshot");
+    }
+}
+
 /// The m-sweep with two seeds from made-up results: smaller m generalises better and ends with
 /// less gradient noise; SGD and n-SAM are the dashed reference lines.
 #[test]

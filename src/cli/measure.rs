@@ -9,6 +9,7 @@ use crate::data::Dataset;
 use crate::engine::choice::open_engine;
 use crate::error::{Error, Result};
 use crate::formats::{BatchJson, ParamsJson};
+use crate::metrics::directions::{self, Directions};
 use crate::metrics::landscape::{self, CpuEvaluator, LandscapeConfig, Snapshots};
 use crate::metrics::{self, EvalSet, MeasureConfig, png, surface};
 use crate::model::{Activation, Mlp, MlpSpec};
@@ -266,9 +267,18 @@ pub struct LandscapeArgs {
     /// Points per side of the 2D grid.
     #[arg(long, default_value_t = 51, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub grid: usize,
-    /// α, β ∈ [−range, range] along the filter-normalised directions.
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true, value_parser = values::number)]
-    pub range: f64,
+    /// The two directions: filter-normalised random ones, the first two principal components of
+    /// the training trajectory, or the top two Hessian eigenvectors at the centre.
+    #[arg(long, value_enum, default_value_t = Directions::Random)]
+    pub directions: Directions,
+    /// α, β ∈ [−range, range], 0 < range ≤ 100 (default: 1 for random directions, 1.25 × the
+    /// trajectory's extent for pca, 2/√λ₁ for hessian).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::number)]
+    pub range: Option<f64>,
+    /// Hessian directions: most Hessian-vector products of the power iteration per eigenvector,
+    /// 1 to 10000.
+    #[arg(long, default_value_t = 200, allow_hyphen_values = true, value_parser = values::size::<1, 10_000>)]
+    pub power_iters: usize,
     /// Points of each 1D slice (default: as the grid).
     #[arg(long, allow_hyphen_values = true, value_parser = values::size::<0, { usize::MAX }>)]
     pub slice_points: Option<usize>,
@@ -335,7 +345,7 @@ pub fn train_with_snapshots(cfg: RunConfig, data: Arc<Dataset>, init: Arc<Vec<f3
 pub fn landscape(a: &LandscapeArgs) -> Result<()> {
     let start = Instant::now();
     let cfg = a.cfg.resolve()?;
-    let lc = LandscapeConfig { grid: a.grid, range: a.range, slice_points: a.slice_points.unwrap_or(a.grid), seed: cfg.seed };
+    let mut lc = LandscapeConfig { grid: a.grid, range: a.range.unwrap_or(1.0), slice_points: a.slice_points.unwrap_or(a.grid), seed: cfg.seed };
     lc.validate()?;
     if !(2..=10_001).contains(&a.line_points) {
         return Err(Error::invalid("line-points", a.line_points, "2 to 10001"));
@@ -344,6 +354,18 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
         return Err(Error::invalid("contours", a.contours, "0 to 1000"));
     }
     let data = Arc::new(Dataset::load_split(&cfg.dataset, cfg.data_split_seed(), cfg.seed)?);
+    if a.directions == Directions::Pca {
+        if a.params.is_some() {
+            return Err(Error::invalid(
+                "directions",
+                "pca",
+                "random or hessian with --params (--directions pca needs the trajectory of a training run: drop --params)",
+            ));
+        }
+        if a.snapshots < 2 {
+            return Err(Error::invalid("snapshots", a.snapshots, "2 to 1000 with --directions pca (two displacements from the centre at least)"));
+        }
+    }
     if a.surface_png.is_some() && !data.is_points() {
         return Err(Error::invalid("surface-png", cfg.dataset.title(), "a 2D dataset (moons, circles, spirals, xor, blobs, or a CSV file of points)"));
     }
@@ -392,8 +414,18 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
     let ev = ev.as_mut();
     let land_start = Instant::now();
     let bar = spinner(a.quiet, "landscape");
+    let pair = match a.directions {
+        Directions::Random => directions::random_pair(&spec, &center, cfg.seed),
+        Directions::Pca => directions::pca_pair(&center, &snapshots)?,
+        Directions::Hessian => {
+            bar.set_message(format!("top two Hessian eigenvectors on {} samples", set.len()));
+            let mut obj = set.objective::<f64>(&spec)?;
+            directions::hessian_pair(&mut obj, &center, a.power_iters, HESSIAN_TOL, cfg.seed)?
+        }
+    };
+    lc.range = a.range.unwrap_or(pair.info.suggested_range);
     bar.set_message(format!("{0}×{0} grid on {1} samples", lc.grid, set.len()));
-    let land = landscape::landscape(ev, &spec, &center, &snapshots, &lc)?;
+    let land = landscape::landscape(ev, &center, &pair, &snapshots, &lc)?;
     bar.finish_and_clear();
     let landscape_s = land_start.elapsed().as_secs_f64();
     let line = match &line_end {
@@ -430,6 +462,8 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
             "trained": trained,
             "eval_size": set.len(),
             "landscape_settings": lc,
+            "directions": land.directions,
+            "off_plane_share": land.off_plane_share,
             "landscape": land,
             "line": line,
             "surface": surface,
@@ -441,16 +475,33 @@ pub fn landscape(a: &LandscapeArgs) -> Result<()> {
     write(&a.out, &serde_json::to_string(&doc).expect("JSON values serialise"))?;
     let tr = land.trajectory.last();
     eprintln!(
-        "{}×{} landscape on {} samples in {:.2} s; centre loss {:.4}{}",
+        "{}×{} landscape along {} directions (range {:.3}{}) on {} samples in {:.2} s; centre loss {:.4}{}",
         lc.grid,
         lc.grid,
+        a.directions.name(),
+        lc.range,
+        directions_note(&land.directions),
         set.len(),
         landscape_s,
         land.centre.loss,
         tr.map_or(String::new(), |_| {
             let worst = land.trajectory.iter().map(|t| t.relative_residual).fold(0.0, f64::max);
-            format!("; trajectory of {} snapshots, largest relative projection residual {:.3}", land.trajectory.len(), worst)
+            let share = land.off_plane_share.map_or(String::new(), |s| format!(", {:.1} % of it off the plane", 100.0 * s));
+            format!("; trajectory of {} snapshots, largest relative projection residual {:.3}{share}", land.trajectory.len(), worst)
         })
     );
     Ok(())
+}
+
+/// Relative tolerance of the power iteration behind Hessian directions (tighter than a
+/// measurement's: the vectors themselves are used, not only the eigenvalues).
+const HESSIAN_TOL: f64 = 1e-6;
+
+/// ", PC1 63 %, PC2 21 % of the variance" or ", λ₁ 12.3, λ₂ 4.5" (nothing for random directions).
+fn directions_note(d: &directions::DirectionsInfo) -> String {
+    match (d.explained_variance, d.eigenvalues) {
+        (Some([a, b]), _) => format!("; PC1 {:.1} %, PC2 {:.1} % of the trajectory's variance", 100.0 * a, 100.0 * b),
+        (_, Some([a, b])) => format!("; λ₁ {a:.4}, λ₂ {b:.4}"),
+        _ => String::new(),
+    }
 }

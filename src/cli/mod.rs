@@ -168,7 +168,8 @@ pub enum Command {
     /// the m-sharpness curve with its bound, R_m, RW-SAM weights/ESS/estimator correlation.
     Measure(measure::MeasureArgs),
     /// Train (or load --params), then the loss landscape around the weights: a 2D grid along two
-    /// filter-normalised directions, 1D slices, the training trajectory projected onto the grid
+    /// directions (filter-normalised random ones, the trajectory's principal components or the
+    /// top Hessian eigenvectors), 1D slices, the training trajectory projected onto the grid
     /// with residuals, optionally the line to other weights and a PNG heat map.
     Landscape(measure::LandscapeArgs),
     /// The app's settings from the command line.

@@ -5,6 +5,7 @@
 
 use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RwDescent, Schedule};
 use crate::error::{Error, Result, one_line, quoted};
+use crate::metrics::directions::Directions;
 use crate::model::Activation;
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
@@ -66,6 +67,7 @@ value_enum!(Schedule { Schedule::Constant => "constant", Schedule::Cosine => "co
 value_enum!(Backend { Backend::Cpu => "cpu", Backend::Gpu => "gpu", Backend::Auto => "auto" });
 value_enum!(Activation { Activation::Relu => "relu", Activation::Tanh => "tanh", Activation::Gelu => "gelu" });
 
+value_enum!(Directions { Directions::Random => "random", Directions::Pca => "pca", Directions::Hessian => "hessian" });
 /// Where `bench` runs, and `experiment`'s backends (`both`: cost on the CPU and the GPU).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backends {

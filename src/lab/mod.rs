@@ -441,7 +441,7 @@ impl Lab {
         let (li, lj) = (label(i, &self.runs), to.map(|j| label(j, &self.runs)));
         let job = match to {
             None => match self.runs.get_mut(i).and_then(|r| r.run.as_mut()) {
-                Some(run) => landscape::LandscapeJob::grid(i, li, run),
+                Some(run) => landscape::LandscapeJob::grid(i, li, run, &self.state.landscape),
                 None => return self.landscape_error = Some("that run has no weights".into()),
             },
             Some(j) if j != i && j < self.runs.len() && i < self.runs.len() => {

@@ -6,6 +6,7 @@
 
 use crate::config::{Backend, DataConfig, DatasetName, ModelConfig, OptimizerConfig, OptimizerKind, RunConfig, divisors};
 use crate::error::{Error, Result};
+use crate::lab::landscape::LandscapeSettings;
 use serde::{Deserialize, Serialize};
 
 /// At most this many runs side by side.
@@ -108,6 +109,9 @@ pub struct LabState {
     /// How the plots draw; absent from older files and links, which load with the defaults.
     #[serde(skip_serializing_if = "PlotSettings::is_default")]
     pub plots: PlotSettings,
+    /// The landscape panel's directions, grid and range (absent from older files: the defaults).
+    #[serde(skip_serializing_if = "LandscapeSettings::is_default")]
+    pub landscape: LandscapeSettings,
 }
 
 /// Most EMA smoothing of the plots (TensorBoard's slider also ends just below 1).
@@ -166,6 +170,10 @@ impl LabState {
         if !(w.is_finite() && (0.0..=MAX_SMOOTHING).contains(&w)) {
             self.plots.smoothing = if w.is_finite() { w.clamp(0.0, MAX_SMOOTHING) } else { 0.0 };
             notes.push(format!("plots.smoothing = {w} outside 0 ≤ smoothing ≤ {MAX_SMOOTHING}: set to {}", self.plots.smoothing));
+        }
+        if let Err(e) = self.landscape.validate() {
+            notes.push(format!("ignored the landscape settings: {e}"));
+            self.landscape = LandscapeSettings::default();
         }
         let probe = RunSpec::default().config(&self.shared);
         // The shared part is checked with a batch that fits any dataset.
@@ -321,7 +329,7 @@ impl LabState {
             color: 0,
         };
         let shared = Shared { dataset: cfg.dataset.clone(), model: cfg.model.clone(), seed: cfg.seed, split_seed: cfg.split_seed, backend: cfg.backend };
-        LabState { version: LAB_VERSION, preset: None, shared, runs: vec![spec], plots: PlotSettings::default() }
+        LabState { version: LAB_VERSION, preset: None, shared, runs: vec![spec], plots: PlotSettings::default(), landscape: LandscapeSettings::default() }
     }
 }
 
@@ -467,7 +475,7 @@ impl Preset {
                 (digits(0.2), runs)
             }
         };
-        LabState { version: LAB_VERSION, preset: Some(self), shared, runs, plots: PlotSettings::default() }
+        LabState { version: LAB_VERSION, preset: Some(self), shared, runs, plots: PlotSettings::default(), landscape: LandscapeSettings::default() }
     }
 }
 

@@ -1,12 +1,14 @@
-//! Loss landscapes (Li et al., NeurIPS 2018): filter-normalised random directions, 1D slices,
-//! 2D grids, the straight line between two weight vectors, and a training trajectory projected
-//! onto the grid's plane with the projection residual.
+//! Loss landscapes (Li et al., NeurIPS 2018): filter-normalised random directions (the other
+//! pairs, PCA and Hessian, are in `directions`), 1D slices, 2D grids, the straight line between
+//! two weight vectors, and a training trajectory projected onto the grid's plane with the
+//! projection residual.
 //!
 //! Every point is an independent evaluation of the loss on the evaluation set, so evaluation sits
 //! behind `LossEvaluator` ("evaluate many weight vectors"): the CPU evaluates them one by one,
 //! a GPU engine can evaluate a whole chunk in one pass.
 
 use super::EvalSet;
+use super::directions::{DirectionPair, DirectionsInfo, off_plane_share};
 use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -304,7 +306,10 @@ pub struct Landscape {
     pub n_params: usize,
     pub seed: u64,
     pub centre: LossAcc,
-    /// The 2D grid (filter-normalised d₁, d₂).
+    /// Which directions d₁, d₂ are, and what was learnt finding them.
+    #[serde(default)]
+    pub directions: DirectionsInfo,
+    /// The 2D grid along d₁, d₂.
     pub grid: Grid,
     /// f(w + α·d₁).
     pub slice_d1: Slice,
@@ -312,14 +317,18 @@ pub struct Landscape {
     pub slice_d2: Slice,
     /// Snapshots projected onto (d₁, d₂), with residuals.
     pub trajectory: Vec<TrajectoryPoint>,
+    /// The share of the whole trajectory off the plane (`directions::off_plane_share`); None
+    /// without snapshots away from the centre.
+    #[serde(default)]
+    pub off_plane_share: Option<f64>,
 }
 
-/// The grid, both slices and the trajectory projection around `center`.
-pub fn landscape(ev: &mut dyn LossEvaluator, spec: &MlpSpec, center: &[f32], snapshots: &[(u64, Vec<f32>)], cfg: &LandscapeConfig) -> Result<Landscape> {
+/// The grid, both slices and the trajectory projection around `center`, along `pair`
+/// (`directions::random_pair`, `pca_pair` or `hessian_pair`).
+pub fn landscape(ev: &mut dyn LossEvaluator, center: &[f32], pair: &DirectionPair, snapshots: &[(u64, Vec<f32>)], cfg: &LandscapeConfig) -> Result<Landscape> {
     cfg.validate()?;
     check_len("the centre", center, ev.n_params())?;
-    check_len("the centre", center, spec.n_params())?;
-    let (d1, d2) = directions(spec, center, cfg.seed);
+    let (d1, d2) = (&pair.d1, &pair.d2);
     let axis = linspace(-cfg.range, cfg.range, cfg.grid);
     let slice_axis = linspace(-cfg.range, cfg.range, cfg.slice_points);
     let centre = ev.evaluate(&[center.to_vec()])?[0];
@@ -327,10 +336,12 @@ pub fn landscape(ev: &mut dyn LossEvaluator, spec: &MlpSpec, center: &[f32], sna
         n_params: center.len(),
         seed: cfg.seed,
         centre,
-        grid: loss_grid(ev, center, &d1, &d2, &axis, &axis)?,
-        slice_d1: slice_1d(ev, center, &d1, &slice_axis)?,
-        slice_d2: slice_1d(ev, center, &d2, &slice_axis)?,
-        trajectory: project_trajectory(ev, center, &d1, &d2, snapshots)?,
+        directions: pair.info.clone(),
+        grid: loss_grid(ev, center, d1, d2, &axis, &axis)?,
+        slice_d1: slice_1d(ev, center, d1, &slice_axis)?,
+        slice_d2: slice_1d(ev, center, d2, &slice_axis)?,
+        trajectory: project_trajectory(ev, center, d1, d2, snapshots)?,
+        off_plane_share: off_plane_share(center, d1, d2, snapshots),
     })
 }
 

@@ -2,7 +2,7 @@
 //! eigenvalues (power iteration on exact R-op Hessian-vector products), tr H (Hutchinson),
 //! tr V (the per-sample norm identity), the m-sharpness curve with its bound, the m-USAM
 //! regulariser, RW-SAM diagnostics, the Hessian's eigenvalue density (stochastic Lanczos
-//! quadrature), loss landscapes and decision surfaces.
+//! quadrature), loss landscapes (random, PCA or Hessian directions) and decision surfaces.
 //!
 //! Everything here runs on the CPU reference model on a fixed evaluation subset of the training
 //! set. The metric functions are generic over `Objective` (so a quadratic with closed-form
@@ -13,6 +13,7 @@
 //! datasets and returns plain serde records.
 
 pub mod density;
+pub mod directions;
 pub mod hessian;
 pub mod hvp;
 pub mod landscape;

@@ -55,6 +55,8 @@ pub enum Command {
     SetPlots(crate::lab::state::PlotSettings),
     /// Compute the loss landscape around run i (grid), or on the line from run i to run j.
     Landscape(usize, Option<usize>),
+    /// The landscape panel's directions, grid and range.
+    SetLandscape(crate::lab::landscape::LandscapeSettings),
     SaveConfig,
     /// Load the settings from the file path field (desktop) or the pasted text (browser).
     LoadConfig,
