@@ -366,7 +366,7 @@ fn the_hessian_spectrum_checkbox_adds_a_density_card_after_a_measurement() {
     let spec = samlab::lab::RunSpec { measure_every: 5, ..h.state().lab.state.runs[0].clone() };
     h.state_mut().lab.set_spec(0, spec).unwrap();
     h.run_steps(1);
-    assert!(h.query_all_by_label("Hessian eigenvalue density (latest, log₁₀)").next().is_none(), "no card before the spectrum is asked for");
+    assert!(h.query_all_by_label("Hessian eigenvalue density (latest)").next().is_none(), "no card before the spectrum is asked for");
     h.get_by_role_and_label(Role::CheckBox, "Hessian spectrum").click();
     h.run_steps(1);
     assert!(h.state().lab.state.runs[0].spectrum, "the checkbox sets the run's spectrum");
@@ -387,6 +387,6 @@ fn the_hessian_spectrum_checkbox_adds_a_density_card_after_a_measurement() {
     let d = m.density.as_ref().unwrap();
     assert_eq!((d.starts, d.x.len()), (4, 256), "the desktop's settings (samlab::lab::measuring::app_density)");
     assert!((d.support[1] - m.lambda_max).abs() <= 0.05 * m.lambda_max.abs(), "top Ritz value {} vs λ_max {}", d.support[1], m.lambda_max);
-    h.get_by_label("Hessian eigenvalue density (latest, log₁₀)");
+    h.get_by_label("Hessian eigenvalue density (latest)");
     assert!(h.query_all_by_label_contains("1. SGD @").count() >= 1, "the run's line is in the legend");
 }

@@ -160,7 +160,8 @@ pub fn thin(points: impl Iterator<Item = [f64; 2]>) -> Vec<[f64; 2]> {
 pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, series: &[Series], out: &mut Vec<Command>) {
     let view: PlotView = ui.ctx().data(|d| d.get_temp::<Arc<PlotView>>(view_id())).map(|v| (*v).clone()).unwrap_or_default();
     let settings = &view.settings;
-    let (log_y, only) = (settings.log_y.contains(id), settings.only_selected.contains(id));
+    // Plots that start on a log axis (densities spanning decades): the toggle makes them linear.
+    let (log_y, only) = (settings.log_y.contains(id) != LOG_BY_DEFAULT.contains(&id), settings.only_selected.contains(id));
     let over_time = matches!(x_label, "epoch" | "step");
     let w = if over_time { settings.smoothing.clamp(0.0, MAX_SMOOTHING) } else { 0.0 };
     let shown = |run: Option<usize>| !only || run.is_none_or(|r| r == view.selected);
@@ -441,14 +442,17 @@ fn measurement_cards<'a>(lab: &'a Lab, cards: &mut Vec<Card<'a>>) {
 
 /// The card of the runs' latest Hessian eigenvalue densities (runs that ask for the spectrum).
 pub fn density_card(ui: &mut Ui, lab: &Lab, out: &mut Vec<Command>) {
-    plot_card(ui, "plot_density", "Hessian eigenvalue density (latest, log₁₀)", help::DENSITY, "eigenvalue λ", &density_series(lab), out);
+    plot_card(ui, "plot_density", "Hessian eigenvalue density (latest)", help::DENSITY, "eigenvalue λ", &density_series(lab), out);
 }
+
+/// Plots drawn on a log y axis unless toggled (their id in `log_y` then means linear).
+const LOG_BY_DEFAULT: [&str; 1] = ["plot_density"];
 
 /// Decades below the highest peak at which the log-density is clamped.
 const DENSITY_DECADES: f64 = 8.0;
 
-/// log₁₀ of each run's latest eigenvalue density (runs that ask for the spectrum), clamped
-/// `DENSITY_DECADES` below the highest peak of them all.
+/// Each run's latest eigenvalue density (runs that ask for the spectrum), clamped
+/// `DENSITY_DECADES` below the highest peak of them all (drawn on a log axis by default).
 fn density_series(lab: &Lab) -> Vec<Series> {
     fn latest(h: &History) -> Option<(u64, &crate::metrics::Density)> {
         h.measurements.iter().rev().find_map(|m| Some((m.step, m.density.as_ref()?)))
@@ -461,7 +465,7 @@ fn density_series(lab: &Lab) -> Vec<Series> {
     per_run(lab, |h, add| {
         if let Some((step, d)) = latest(h) {
             let name = format!("@{step}, {} outlier{}", d.outliers.len(), if d.outliers.len() == 1 { "" } else { "s" });
-            add(&name, LineStyle::Solid, thin(d.x.iter().zip(&d.y).map(|(&x, &y)| [x, y.max(floor).log10()])));
+            add(&name, LineStyle::Solid, thin(d.x.iter().zip(&d.y).map(|(&x, &y)| [x, y.max(floor)])));
         }
     })
 }
