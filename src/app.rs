@@ -603,6 +603,7 @@ impl SamLabApp {
             view: self.layout().view.name().to_string(),
             hidden: self.layout().hidden_names(),
             worst_frame_ms: self.frame_times.worst_ms,
+            densities: self.lab.runs.iter().filter_map(|r| r.run.as_ref()).filter(|r| r.history.measurements.last().is_some_and(|m| m.density.is_some())).count(),
         };
         self.platform.report_status(&status);
     }

@@ -46,6 +46,8 @@ pub struct StatusReport {
     pub hidden: String,
     /// The longest a frame has spent in SAM lab's own code, in milliseconds.
     pub worst_frame_ms: f64,
+    /// Runs whose latest measurement holds a Hessian eigenvalue density.
+    pub densities: usize,
 }
 
 /// A file the user opened (picked or dropped), as it arrives.

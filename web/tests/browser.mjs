@@ -6,7 +6,10 @@
 // 3. No WebGPU flag: eframe falls back to WebGL2, the app announces the CPU fallback and trains.
 // 4. A link with a config in its hash reproduces that config (read back from the page's URL,
 //    which the app rewrites from its own state).
-// 5. A malformed link opens the defaults and says what was ignored.
+// 5. A malformed link opens the defaults and says what was ignored. The user's CSV through the
+//    file input trains, a bad one is named by line and column; a link with plot smoothing, PCA
+//    landscape settings and a run measuring the Hessian's density keeps them and measures
+//    (data-densities).
 // 6. The size of samlab_bg.wasm (gzip -9, measured here) is within the limit xtask states.
 // 7. The bench page runs the CPU engine's bench and publishes finite numbers.
 // 8. A teacher's link opens its preset with panels hidden (data-preset, data-view,
@@ -196,7 +199,8 @@ await check('bad-link', () => withPage('web-bad-link', [], `${URL}#v1:bm90IGpzb2
 // clicks it): a CSV of 2D points selects the dataset and trains; a bad file says where, in one line.
 await check('own-csv', () => withPage('web-own-csv', [], URL, async (page) => {
   const rows = ['x1,x2,label'];
-  for (let i = 0; i < 60; i++) {
+  // 2,000 rows: enough steps per epoch that the runs are still training when the check looks.
+  for (let i = 0; i < 2000; i++) {
     const c = i % 2, a = i * 0.7, r = 0.5 + c;
     rows.push(`${(r * Math.cos(a)).toFixed(3)},${(r * Math.sin(a)).toFixed(3)},${c}`);
   }
@@ -212,6 +216,24 @@ await check('own-csv', () => withPage('web-own-csv', [], URL, async (page) => {
   await page.waitForFunction(() => document.querySelector('#samlab_canvas').dataset.messages.includes('bad.csv line 3 column 2'), null, { timeout: 30_000 });
   const after = decodeHash(await page.evaluate(() => location.hash));
   if (after.shared.dataset.csv?.name !== 'rings.csv') throw new Error('a bad file changed the dataset');
+}));
+
+// A lab link with the newer settings: smoothing and a log axis, PCA landscape directions on a
+// 21-point grid, and a run measuring the Hessian's eigenvalue density in the browser.
+await check('lab-features', () => withPage('web-lab-features', [], `${URL}#v1:${b64url(JSON.stringify(labJson({
+  shared: { dataset: { name: 'moons', samples: 400, input_noise: 0.1, label_noise: 0.0 }, model: { hidden: [16], activation: 'tanh' }, seed: 3, backend: 'cpu' },
+  runs: [{ optimizer: { kind: 'sam', lr: 0.1, momentum: 0.9, weight_decay: 0.0, rho: 0.05, m: 8 }, batch: 32, epochs: 5000, measure_every: 20, spectrum: true, color: 0 }],
+  plots: { smoothing: 0.8, log_y: ['plot_loss'], only_selected: [] },
+  landscape: { directions: 'pca', grid: 21, range: null },
+})))}`, async (page) => {
+  await page.waitForFunction(() => Number(document.querySelector('#samlab_canvas').dataset.densities) >= 1, null, { timeout: 60_000 });
+  const state = decodeHash(await page.evaluate(() => location.hash));
+  const got = { smoothing: state.plots?.smoothing, log_y: state.plots?.log_y, directions: state.landscape?.directions, grid: state.landscape?.grid, spectrum: state.runs[0].spectrum };
+  const want = { smoothing: 0.8, log_y: ['plot_loss'], directions: 'pca', grid: 21, spectrum: true };
+  if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`the link's plot, landscape or spectrum settings were not kept:\n got ${JSON.stringify(got)}\nwant ${JSON.stringify(want)}`);
+  const messages = await attr(page, 'data-messages');
+  if (/fail|ignored/i.test(messages)) throw new Error(`unexpected messages: "${messages}"`);
+  await trainingAdvances(page, 2000);
 }));
 
 // --- The web build: size, bench page, teaching links, phone, frames, loading failures ---
