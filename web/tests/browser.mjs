@@ -9,7 +9,7 @@
 // 5. A malformed link opens the defaults and says what was ignored. The user's CSV through the
 //    file input trains, a bad one is named by line and column; a link with plot smoothing, PCA
 //    landscape settings and a run measuring the Hessian's density keeps them and measures
-//    (data-densities).
+//    (data-densities); weights of the run's shape load through the file input, others are refused.
 // 6. The size of samlab_bg.wasm (gzip -9, measured here) is within the limit xtask states.
 // 7. The bench page runs the CPU engine's bench and publishes finite numbers.
 // 8. A teacher's link opens its preset with panels hidden (data-preset, data-view,
@@ -216,6 +216,21 @@ await check('own-csv', () => withPage('web-own-csv', [], URL, async (page) => {
   await page.waitForFunction(() => document.querySelector('#samlab_canvas').dataset.messages.includes('bad.csv line 3 column 2'), null, { timeout: 30_000 });
   const after = decodeHash(await page.evaluate(() => location.hash));
   if (after.shared.dataset.csv?.name !== 'rings.csv') throw new Error('a bad file changed the dataset');
+}));
+
+// Trained weights through the same file input (the params format of `samlab train
+// --save-params`): a file of the selected run's shape loads into it, another shape is refused in
+// one line naming both shapes, and the run keeps training.
+await check('weights', () => withPage('web-weights', [], `${URL}#v1:${b64url(JSON.stringify(labJson()))}`, async (page) => {
+  const sizes = [2, ...labJson().shared.model.hidden, 2];
+  const layers = (sz) => sz.slice(1).map((out, l) => ({ w: Array.from({ length: out }, (_, r) => Array.from({ length: sz[l] }, (_, c) => 0.01 * ((r + 2 * c) % 5 - 2))), b: Array(out).fill(0) }));
+  await page.setInputFiles('#samlab_file_input', { name: 'w.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ layers: layers(sizes) })) });
+  await page.waitForFunction(() => /loaded .* into run 1 from w\.json/.test(document.querySelector('#samlab_canvas').dataset.messages), null, { timeout: 30_000 });
+  await page.setInputFiles('#samlab_file_input', { name: 'wrong.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ layers: layers([3, 4, 2]) })) });
+  await page.waitForFunction(() => document.querySelector('#samlab_canvas').dataset.messages.includes('ignored the weights'), null, { timeout: 30_000 });
+  const messages = await attr(page, 'data-messages');
+  if (!messages.includes('3-4-2')) throw new Error(`the refusal does not name the file's shape: "${messages}"`);
+  await trainingAdvances(page, 2000);
 }));
 
 // A lab link with the newer settings: smoothing and a log axis, PCA landscape directions on a
