@@ -145,6 +145,10 @@ fn measure_flags() -> Vec<Flag> {
         flag("--dataset", &["cifar"], &[], &["--dataset"]),
         flag("--activation", &["swish"], &[], &["--activation"]),
         flag("--eval-size", NOT_AN_INTEGER, &[], &["--eval-size"]),
+        flag("--density-starts", NOT_AN_INTEGER, &[], &["--density-starts"]),
+        flag("--density-steps", NOT_AN_INTEGER, &[], &["--density-steps"]),
+        flag("--density-grid", NOT_AN_INTEGER, &[], &["--density-grid"]),
+        flag("--density-sigma", NOT_A_NUMBER, &[], &["--density-sigma"]),
     ]
 }
 
