@@ -249,6 +249,7 @@ await check('lab-features', () => withPage('web-lab-features', [], `${URL}#v1:${
   const messages = await attr(page, 'data-messages');
   if (/fail|ignored/i.test(messages)) throw new Error(`unexpected messages: "${messages}"`);
   await trainingAdvances(page, 2000);
+  console.log(`  density measured in the page; worst frame so far ${await attr(page, 'data-worst-frame-ms')} ms in SAM lab's code`);
 }));
 
 // --- The web build: size, bench page, teaching links, phone, frames, loading failures ---
