@@ -154,7 +154,7 @@ fn measure_flags() -> Vec<Flag> {
 
 #[test]
 fn hundreds_of_bad_invocations_exit_2_with_one_line_naming_the_field() {
-    let mut rng = Rng(0x5A4D_1AB);
+    let mut rng = Rng(0x05A4_D1AB);
     let (config, bench, experiment, measure) = (config_flags(), bench_flags(), experiment_flags(), measure_flags());
     let start = Instant::now();
     let mut count = 0;
@@ -169,7 +169,7 @@ fn hundreds_of_bad_invocations_exit_2_with_one_line_naming_the_field() {
             _ => (vec!["measure".into(), "--params".into(), "/nonexistent/p.json".into(), "--dataset".into(), "moons".into()], &measure),
         };
         // Some good flags first, then the bad one (the first refusal is the one named).
-        if i % 6 < 3 && rng.next() % 2 == 0 {
+        if i % 6 < 3 && rng.next().is_multiple_of(2) {
             args.extend(["--dataset".into(), "moons".into(), "--hidden".into(), "8".into()]);
         }
         let f = rng.pick(flags);
