@@ -257,9 +257,9 @@ impl SamLabApp {
             self.platform.receive_dropped(f);
         }
         self.poll_files();
-        let mut commands = Vec::new();
         self.settings.selected = self.settings.selected.min(self.lab.runs.len().saturating_sub(1));
         let selected = self.settings.selected;
+        let mut commands = crate::ui::shortcuts::commands(ui.ctx(), &self.lab, selected);
 
         let narrow = ui.available_width() < NARROW;
         let side = !(self.hidden.contains(&Panel::Runs) && self.hidden.contains(&Panel::Settings));
@@ -288,6 +288,7 @@ impl SamLabApp {
                 })
                 .response
                 .on_hover_text("Save, load, share, export");
+                ui.label(egui::RichText::new("keys").weak()).on_hover_text(crate::ui::shortcuts::HELP);
                 ui.separator();
                 crate::ui::presets_ui(ui, self.lab.state.preset, narrow, &mut commands);
                 ui.separator();
@@ -604,6 +605,8 @@ impl SamLabApp {
             hidden: self.layout().hidden_names(),
             worst_frame_ms: self.frame_times.worst_ms,
             densities: self.lab.runs.iter().filter_map(|r| r.run.as_ref()).filter(|r| r.history.measurements.last().is_some_and(|m| m.density.is_some())).count(),
+            changes: self.lab.runs.iter().filter_map(|r| r.run.as_ref()).map(|r| r.history.changes.len()).sum(),
+            landscape: self.lab.landscape.as_ref().map_or(String::new(), |j| format!("{} {}/{}", j.view.kind.name(), j.view.done, j.view.total())),
         };
         self.platform.report_status(&status);
     }

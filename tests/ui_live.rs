@@ -196,3 +196,42 @@ fn plot_controls_screenshot_for_the_readme() {
     }
     assert!(std::fs::read(shot).unwrap() == std::fs::read(docs).unwrap(), "{docs} is not the snapshot: rerun with UPDATE_SNAPSHOTS=1");
 }
+
+/// The lecture-hall keys: S steps the selected run, ] doubles and [ halves its η as live changes,
+/// Space pauses and plays every run, L starts the landscape around the selected run, R resets;
+/// while a text field has the keyboard the keys type instead.
+#[test]
+fn keyboard_shortcuts_step_change_the_rate_pause_and_start_a_landscape() {
+    let mut h = harness(app());
+    h.run_steps(1);
+    for _ in 0..3 {
+        h.key_press(egui::Key::S);
+        h.run_steps(1);
+    }
+    assert_eq!(h.state().lab.runs[0].completed(), 3, "S steps the selected run");
+    let lr = h.state().lab.state.runs[0].optimizer.lr;
+    h.key_press(egui::Key::CloseBracket);
+    h.run_steps(1);
+    h.key_press(egui::Key::CloseBracket);
+    h.run_steps(1);
+    h.key_press(egui::Key::OpenBracket);
+    h.run_steps(1);
+    let lab = &h.state().lab;
+    assert_eq!(lab.state.runs[0].optimizer.lr, 2.0 * lr);
+    let changes = &lab.runs[0].run.as_ref().unwrap().history.changes;
+    // Changes before the same step are one record: the net change.
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!((changes[0].step, changes[0].field.as_str(), changes[0].new.clone()), (3, "optimizer.lr", (2.0 * lr).to_string()));
+    assert_eq!(lab.runs[0].completed(), 3, "a live change does not restart the run");
+    let playing = h.state().lab.runs.iter().any(|r| r.playing);
+    h.key_press(egui::Key::Space);
+    h.run_steps(1);
+    assert_eq!(h.state().lab.runs.iter().any(|r| r.playing), !playing, "Space toggles every run");
+    h.key_press(egui::Key::L);
+    h.run_steps(1);
+    assert!(h.state().lab.landscape.is_some(), "L starts a landscape");
+    h.key_press(egui::Key::R);
+    h.run_steps(1);
+    assert_eq!(h.state().lab.runs[0].completed(), 0, "R resets every run");
+    assert_eq!(h.state().lab.state.runs[0].optimizer.lr, lr, "reset returns to the settings of the start");
+}

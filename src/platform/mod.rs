@@ -48,6 +48,10 @@ pub struct StatusReport {
     pub worst_frame_ms: f64,
     /// Runs whose latest measurement holds a Hessian eigenvalue density.
     pub densities: usize,
+    /// Live changes of settings recorded in the runs' histories, all runs together.
+    pub changes: usize,
+    /// The landscape shown or in progress: "pca 120/441" (directions, points done of all), or empty.
+    pub landscape: String,
 }
 
 /// A file the user opened (picked or dropped), as it arrives.

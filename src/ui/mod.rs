@@ -12,6 +12,7 @@ pub mod landscape;
 pub mod plots;
 pub mod runs;
 pub mod settings;
+pub mod shortcuts;
 pub mod status;
 
 use crate::config::OptimizerKind;

@@ -9,7 +9,9 @@
 // 5. A malformed link opens the defaults and says what was ignored. The user's CSV through the
 //    file input trains, a bad one is named by line and column; a link with plot smoothing, PCA
 //    landscape settings and a run measuring the Hessian's density keeps them and measures
-//    (data-densities); weights of the run's shape load through the file input, others are refused.
+//    (data-densities), then takes a live η change and a PCA landscape from the keyboard
+//    (data-changes, data-landscape); weights of the run's shape load through the file input,
+//    others are refused.
 // 6. The size of samlab_bg.wasm (gzip -9, measured here) is within the limit xtask states.
 // 7. The bench page runs the CPU engine's bench and publishes finite numbers.
 // 8. A teacher's link opens its preset with panels hidden (data-preset, data-view,
@@ -250,6 +252,17 @@ await check('lab-features', () => withPage('web-lab-features', [], `${URL}#v1:${
   if (/fail|ignored/i.test(messages)) throw new Error(`unexpected messages: "${messages}"`);
   await trainingAdvances(page, 2000);
   console.log(`  density measured in the page; worst frame so far ${await attr(page, 'data-worst-frame-ms')} ms in SAM lab's code`);
+  // The lecture-hall keys: ] doubles the selected run's η while it trains (a live change), L
+  // computes the landscape along the trajectory's principal components.
+  await page.locator('#samlab_canvas').focus();
+  await page.keyboard.press(']');
+  await page.waitForFunction(() => Number(document.querySelector('#samlab_canvas').dataset.changes) >= 1, null, { timeout: 30_000 });
+  const lr = decodeHash(await page.evaluate(() => location.hash)).runs[0].optimizer.lr;
+  if (lr !== 0.2) throw new Error(`] did not double η: ${lr}`);
+  await page.keyboard.press('l');
+  await page.waitForFunction(() => /^pca (\d+)\/\1$/.test(document.querySelector('#samlab_canvas').dataset.landscape), null, { timeout: 90_000 });
+  console.log(`  live η change and a PCA landscape (${await attr(page, 'data-landscape')}) from the keyboard; worst frame ${await attr(page, 'data-worst-frame-ms')} ms`);
+  await trainingAdvances(page, 2000);
 }));
 
 // --- The web build: size, bench page, teaching links, phone, frames, loading failures ---
