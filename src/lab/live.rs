@@ -16,8 +16,8 @@ impl Lab {
         let Some(r) = self.runs.get_mut(i) else { return false };
         let Some(run) = &mut r.run else { return false };
         let old = &r.spec;
-        let same_shape = (spec.batch, spec.epochs, spec.steps, spec.eval_every, spec.measure_every, spec.color)
-            == (old.batch, old.epochs, old.steps, old.eval_every, old.measure_every, old.color);
+        // Everything but the optimizer's settings as before (batch, length, cadence, spectrum…).
+        let same_shape = RunSpec { optimizer: old.optimizer.clone(), ..spec.clone() } == *old;
         let started = run.completed_steps() > 0 || run.is_busy();
         if !same_shape || !crate::hyper::is_live(&old.optimizer, &spec.optimizer) || !started || run.is_done() {
             return false;
@@ -106,5 +106,17 @@ mod tests {
         lab.set_spec(1, spec).unwrap();
         assert_eq!(lab.runs[1].completed(), 0);
         assert_eq!(lab.runs[1].run.as_ref().unwrap().config.optimizer.kind, OptimizerKind::Asam);
+        // Any other setting of the run rebuilds it too, even with the optimizer's unchanged: the
+        // Hessian spectrum switch needs a new measurer.
+        let mut spec = lab.state.runs[1].clone();
+        spec.measure_every = 50;
+        lab.set_spec(1, spec.clone()).unwrap();
+        for _ in 0..3 {
+            lab.step_once(1);
+        }
+        spec.spectrum = true;
+        lab.set_spec(1, spec).unwrap();
+        assert_eq!(lab.runs[1].completed(), 0, "the spectrum switch must rebuild the run");
+        assert!(lab.runs[1].measuring.is_some());
     }
 }
