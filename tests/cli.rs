@@ -2,26 +2,11 @@
 //! seed gives the same metrics JSON, the `step` oracle writes the documented format, and bad
 //! input exits with status 2 and one line, never a panic.
 
+mod common;
+
+use common::cli::{read_json, samlab, tmp};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn samlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_samlab")).args(args).output().expect("the samlab binary runs")
-}
-
-/// A path in a directory of the calling test's own (test threads are named after their test),
-/// so tests running in parallel never share a file.
-fn tmp(name: &str) -> PathBuf {
-    let test = std::thread::current().name().unwrap_or("test").replace("::", "-");
-    let dir = std::env::temp_dir().join(format!("samlab-cli-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn read_json(path: &PathBuf) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 fn train(args: &[&str], out: &PathBuf) -> Value {
     let mut all = vec!["train", "--quiet", "--out", out.to_str().unwrap()];

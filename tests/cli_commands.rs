@@ -1,31 +1,9 @@
 //! `bench`, `experiment` and a diverging `train` through the built binary: what each writes, in
 //! the shape the README documents.
 
-use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn samlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_samlab")).args(args).output().expect("the samlab binary runs")
-}
-
-/// A path in a directory of the calling test's own (test threads are named after their test).
-fn tmp(name: &str) -> PathBuf {
-    let test = std::thread::current().name().unwrap_or("test").replace("::", "-");
-    let dir = std::env::temp_dir().join(format!("samlab-cmd-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn ok(args: &[&str]) -> Output {
-    let o = samlab(args);
-    assert!(o.status.success(), "samlab {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-fn read_json(path: &PathBuf) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use common::cli::{ok, read_json, tmp};
 
 #[test]
 fn bench_times_each_optimizer_and_its_ratio_to_sgd() {

@@ -3,36 +3,13 @@
 
 mod common;
 
+use common::cli::{ok, read_json, samlab, tmp};
 use common::jacobi_eigenvalues;
 use samlab::model::{Activation, Mlp, Tape};
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn samlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_samlab")).args(args).output().expect("the samlab binary runs")
-}
-
-/// A path in a directory of the calling test's own (test threads are named after their test).
-fn tmp(name: &str) -> PathBuf {
-    let test = std::thread::current().name().unwrap_or("test").replace("::", "-");
-    let dir = std::env::temp_dir().join(format!("samlab-cli-metrics-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn ok(args: &[&str]) -> Output {
-    let o = samlab(args);
-    assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-fn read_json(path: &PathBuf) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn floats(v: &Value) -> Vec<f64> {

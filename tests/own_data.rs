@@ -3,6 +3,9 @@
 //! app (a dropped CSV selects the dataset and trains; a bad one changes nothing; a run's saved
 //! weights load into another run bit for bit; a lab without its data says which file to load).
 
+mod common;
+
+use common::cli::{samlab, tmp};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use samlab::app::SamLabApp;
@@ -10,7 +13,6 @@ use samlab::config::DatasetName;
 use samlab::engine::EngineChoice;
 use samlab::platform::{IncomingFile, MemoryPlatform};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 /// Three rings of 2D points (labels 0, 1, 2), 60 each, seeded: a file a user could have made.
@@ -35,17 +37,6 @@ fn images_csv() -> String {
         s += &format!("{c},{}\n", px.join(","));
     }
     s
-}
-
-fn samlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_samlab")).args(args).output().expect("the samlab binary runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let test = std::thread::current().name().unwrap_or("test").replace("::", "-");
-    let dir = std::env::temp_dir().join(format!("samlab-own-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 fn write(name: &str, text: &str) -> String {

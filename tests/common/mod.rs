@@ -1,6 +1,8 @@
 //! Shared fixtures of the integration tests: small seeded networks and batches.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use samlab::config::DatasetName;
 use samlab::data::Dataset;
 use samlab::model::{Activation, MlpSpec};
