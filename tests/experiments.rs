@@ -131,6 +131,29 @@ fn rwsam_grid_quick_hits_every_target_ess() {
     }
 }
 
+/// The MNIST grid is the digits grid, arm for arm and seed for seed, on mnist5k; its quick
+/// version runs end to end like the others.
+#[test]
+fn rwsam_grid_mnist_is_the_digits_grid_on_mnist5k() {
+    for quick in [false, true] {
+        let opts = Options { seeds: 2, quick, ..Options::default() };
+        let (digits, mnist) = (trials(Experiment::RwsamGrid, &opts), trials(Experiment::RwsamGridMnist, &opts));
+        assert_eq!(digits.len(), mnist.len());
+        for (d, m) in digits.iter().zip(&mnist) {
+            assert_eq!(m.config.dataset.name, samlab::config::DatasetName::Mnist5k);
+            let mut same = m.config.clone();
+            same.dataset.name = d.config.dataset.name;
+            same.epochs = d.config.epochs;
+            assert_eq!((&same, &m.series, m.x, m.seed), (&d.config, &d.series, d.x, d.seed));
+        }
+    }
+    assert!(Experiment::RwsamGridMnist.is_long() && !Experiment::RwsamGridMnist.in_app());
+    let (json, md) = run(Experiment::RwsamGridMnist);
+    let r = results(&json);
+    check_table(&md, &r);
+    assert!(r.iter().all(|t| t.engine.starts_with("CPU")));
+}
+
 #[test]
 fn rwsam_drift_quick_reports_every_arm_at_every_ess() {
     let (json, md) = run(Experiment::RwsamDrift);

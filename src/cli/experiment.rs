@@ -257,8 +257,9 @@ pub(crate) fn write_report(exp: Experiment, opts: &Options, out_dir: &str, parts
 
 /// Runs every experiment into `out_dir` and writes one summary (`summary`, e.g. docs/RESULTS.md)
 /// holding each generated section, its figure and its verdicts. Returns every experiment's
-/// verdicts and how many trials failed.
-pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse: bool) -> Result<(Vec<(Experiment, Vec<Verdict>)>, usize)> {
+/// verdicts and how many trials failed. A long experiment (`Experiment::is_long`) runs only with
+/// `long`; otherwise its section is rebuilt from its recorded run in `out_dir`, if any.
+pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse: bool, long: bool) -> Result<(Vec<(Experiment, Vec<Verdict>)>, usize)> {
     let start = Instant::now();
     let mut all = Vec::new();
     let summary_dir = std::path::Path::new(summary).parent().map(|p| p.to_path_buf()).unwrap_or_default();
@@ -297,7 +298,25 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse:
         if !quiet {
             eprintln!("experiment {}/{}: {}", i + 1, Experiment::ALL.len(), exp.name());
         }
-        let written = run_or_reuse(exp, opts, out_dir, quiet, reuse)?;
+        let mut reuse_this = reuse;
+        if exp.is_long() && !long && !reuse {
+            if std::path::Path::new(&format!("{}/{}.json", out_dir.trim_end_matches('/'), exp.name())).exists() {
+                reuse_this = true;
+                sections.push_str(&format!(
+                    "*{} is long: this run did not train it (`--long` does); its section is rebuilt from its recorded run, whose own header gives its wall time and completeness.*\n\n",
+                    exp.name()
+                ));
+            } else {
+                sections.push_str(&format!(
+                    "## {0}\n\n{1}\n\nNot run: long (hours on a CPU). Run it with `samlab experiment {0}`, on a cluster with `--plan`, or in `samlab experiment all --long`.\n\n",
+                    exp.name(),
+                    exp.describe()
+                ));
+                all.push((exp, Vec::new()));
+                continue;
+            }
+        }
+        let written = run_or_reuse(exp, opts, out_dir, quiet, reuse_this)?;
         failed += written.failed;
         let section = std::fs::read_to_string(&written.markdown).map_err(|e| crate::error::Error::io(&written.markdown, e))?;
         sections.push_str(&section.replace(&format!("]({}.png)", exp.name()), &format!("]({prefix}{}.png)", exp.name())));
@@ -395,11 +414,12 @@ fn rwsam_question(all: &[(Experiment, Vec<Verdict>)]) -> String {
     if !held.is_empty() {
         s.push_str(&format!(" Supported: {}.", held.join("; ")));
     }
-    for (e, v) in all.iter().filter(|(e, _)| matches!(e, Experiment::RwsamGrid | Experiment::RwsamDrift | Experiment::Cost)) {
+    for (e, v) in all.iter().filter(|(e, _)| matches!(e, Experiment::RwsamGrid | Experiment::RwsamGridMnist | Experiment::RwsamDrift | Experiment::Cost)) {
         for v in v.iter().filter(|v| *e == Experiment::RwsamDrift || v.claim.contains("RW-SAM")) {
             let what = match e {
                 Experiment::Cost => "Cost",
                 Experiment::RwsamGrid => "Grid",
+                Experiment::RwsamGridMnist => "Grid (mnist5k)",
                 _ => "Mechanism",
             };
             s.push_str(&format!(" {what}: {}", v.text.replace("**", "")));

@@ -149,7 +149,13 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
         curve_groups: a.curve_groups,
         rw_batch: a.rw_batch,
         seed: a.seed,
-        density: a.density.then_some(metrics::DensityConfig { starts: a.density_starts, steps: a.density_steps, grid: a.density_grid, sigma: a.density_sigma, seed: a.seed }),
+        density: a.density.then_some(metrics::DensityConfig {
+            starts: a.density_starts,
+            steps: a.density_steps,
+            grid: a.density_grid,
+            sigma: a.density_sigma,
+            seed: a.seed,
+        }),
         ..MeasureConfig::default()
     };
     cfg.rwsam.lambda = a.lambda;
@@ -226,7 +232,12 @@ pub fn measure(a: &MeasureArgs) -> Result<()> {
     if let Some(d) = &density {
         eprintln!(
             "Hessian spectrum in [{:.4}, {:.4}], bulk up to {:.4}, {} outliers, tr H ≈ {:.3} ({} products)",
-            d.support[0], d.support[1], d.bulk[1], d.outliers.len(), d.trace_estimate, d.hvps
+            d.support[0],
+            d.support[1],
+            d.bulk[1],
+            d.outliers.len(),
+            d.trace_estimate,
+            d.hvps
         );
     }
     Ok(())

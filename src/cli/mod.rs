@@ -120,6 +120,10 @@ pub enum Command {
         /// Rebuild tables, figures and verdicts from OUT/<name>.json without training.
         #[arg(long)]
         reuse: bool,
+        /// With `all`: also run the long experiments (rwsam-grid-mnist: hours on a CPU). Without
+        /// it their sections are rebuilt from OUT/<name>.json when a recorded run is there.
+        #[arg(long)]
+        long: bool,
         /// Train nothing: write DIR/manifest.json and one trial file per trial (DIR/trials/0007.json,
         /// run each with `samlab trial`), and print the ids without a result as an array spec
         /// ("0-4,7"). Planning again into the same DIR keeps its results (resume); drift-check
@@ -209,8 +213,9 @@ pub fn main_with(cli: Cli) -> i32 {
         return 0;
     };
     let result = match command {
-        Command::Experiment { name, seeds, quick, backend, out, summary, reuse, plan, run_missing, collect, partial, check, record, quiet } => {
-            let how = Sweep { plan: plan.as_deref(), run_missing, collect: collect.as_deref(), partial, check: check.as_deref(), record: record.as_deref() };
+        Command::Experiment { name, seeds, quick, backend, out, summary, reuse, long, plan, run_missing, collect, partial, check, record, quiet } => {
+            let how =
+                Sweep { plan: plan.as_deref(), run_missing, long, collect: collect.as_deref(), partial, check: check.as_deref(), record: record.as_deref() };
             let seeds = seeds.unwrap_or(if quick { crate::experiments::QUICK_SEEDS } else { crate::experiments::FULL_SEEDS });
             return status(experiment(&name, seeds, quick, backend, out.as_deref(), summary.as_deref(), reuse, how, quiet));
         }
@@ -460,6 +465,8 @@ fn step(params_path: &str, batch_path: &str, activation: Activation, opt: &Optim
 struct Sweep<'a> {
     plan: Option<&'a str>,
     run_missing: bool,
+    /// `all` runs the long experiments too.
+    long: bool,
     collect: Option<&'a str>,
     partial: bool,
     check: Option<&'a str>,
@@ -488,7 +495,7 @@ fn experiment(
         }
         let out = out.unwrap_or("results");
         let summary = summary.map(str::to_string).unwrap_or_else(|| format!("{}/RESULTS.md", out.trim_end_matches('/')));
-        let (found, failed) = experiment::run_all(&opts, out, &summary, quiet, reuse)?;
+        let (found, failed) = experiment::run_all(&opts, out, &summary, quiet, reuse, how.long)?;
         eprintln!("wrote {out}/ and {summary}");
         let code = check_and_record(&how, &found)?;
         return Ok(if failed > 0 { 1 } else { code });

@@ -38,25 +38,33 @@ pub enum Experiment {
     Cost,
     DriftCheck,
     RwsamGrid,
+    RwsamGridMnist,
     RwsamDrift,
 }
 
 impl Experiment {
-    pub const ALL: [Experiment; 8] = [
+    pub const ALL: [Experiment; 9] = [
         Experiment::MSweep,
         Experiment::LabelNoise,
         Experiment::NoiseTrace,
         Experiment::RwsamLambda,
         Experiment::RwsamGrid,
+        Experiment::RwsamGridMnist,
         Experiment::Cost,
         Experiment::DriftCheck,
         Experiment::RwsamDrift,
     ];
 
     /// Whether the app runs it live (the RW-SAM drift check is the command line's: one
-    /// computation of seconds that would hold up a browser frame).
+    /// computation of seconds that would hold up a browser frame; the MNIST grid takes hours).
     pub fn in_app(self) -> bool {
-        self != Experiment::RwsamDrift
+        !matches!(self, Experiment::RwsamDrift | Experiment::RwsamGridMnist)
+    }
+
+    /// Hours rather than minutes on a laptop's CPU: `experiment all` runs it only when asked
+    /// (`--long`), and otherwise rebuilds its section from a recorded run if there is one.
+    pub fn is_long(self) -> bool {
+        self == Experiment::RwsamGridMnist
     }
 
     /// Not training experiments: computations of seconds, without trials.
@@ -73,6 +81,7 @@ impl Experiment {
             Experiment::Cost => "cost",
             Experiment::DriftCheck => "drift-check",
             Experiment::RwsamGrid => "rwsam-grid",
+            Experiment::RwsamGridMnist => "rwsam-grid-mnist",
             Experiment::RwsamDrift => "rwsam-drift",
         }
     }
@@ -94,6 +103,9 @@ impl Experiment {
             }
             Experiment::RwsamGrid => {
                 "RW-SAM with λ solved each step for a target ESS ∈ {B/2, B/4, B/16} × norm estimator × descent × sign of λ, at ρ ∈ {0.05, 0.2} and label noise ∈ {0, 0.4}, against SAM and m-SAM (m = 64, 8), paired by seed"
+            }
+            Experiment::RwsamGridMnist => {
+                "rwsam-grid on mnist5k (4000 train / 1000 test, 784 inputs, 32 steps an epoch): the same arms, blocks and seeds on a larger input; long (hours on a 2-core CPU: run it on a cluster with --plan)"
             }
             Experiment::RwsamDrift => {
                 "a quadratic with per-sample Hessians, exact expectations: the expected RW-SAM step (uniform and weighted descent, λ solved so that ESS = m) against m-SAM at the same m and ∇f + ∇R_m: does any λ put a (ρ/2m)·tr V-like term into RW-SAM's drift?"
@@ -299,7 +311,15 @@ pub fn trials(exp: Experiment, opts: &Options) -> Vec<Trial> {
                 }
             }
         }
-        Experiment::RwsamGrid => {
+        Experiment::RwsamGrid | Experiment::RwsamGridMnist => {
+            if exp == Experiment::RwsamGridMnist {
+                base.dataset.name = DatasetName::Mnist5k;
+                if quick {
+                    // A quarter of mnist5k is 20 steps an epoch: a third of the digits epochs
+                    // gives about as many steps as the digits quick grid.
+                    base.epochs = QUICK_EPOCHS / 3;
+                }
+            }
             // Per (ρ, noise): the references, then every RW-SAM arm along target ESS (x).
             let blocks: &[(f64, f64)] = if quick { &[(0.05, 0.4)] } else { &[(0.05, 0.4), (0.05, 0.0), (0.2, 0.4), (0.2, 0.0)] };
             let ratios: &[f64] = if quick { &[0.25] } else { &[0.5, 0.25, 1.0 / 16.0] };
@@ -508,7 +528,7 @@ pub fn metrics(exp: Experiment) -> Vec<(&'static str, Metric, bool)> {
         Experiment::NoiseTrace => vec![("tr V", trv, false), ("λ_max", lmax, false), ("test acc", test, true)],
         Experiment::RwsamLambda => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false), ("ms/step", ms, false)],
         Experiment::Cost => vec![("ms/step", ms, false), ("steps to target", sts, false), ("s to target", tts, false), ("test acc", test, true)],
-        Experiment::RwsamGrid => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false)],
+        Experiment::RwsamGrid | Experiment::RwsamGridMnist => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false)],
         Experiment::DriftCheck | Experiment::RwsamDrift => vec![],
     }
 }
@@ -528,7 +548,7 @@ pub fn markdown_table(exp: Experiment, results: &[TrialResult]) -> String {
         Experiment::MSweep => "m",
         Experiment::LabelNoise => "label noise",
         Experiment::RwsamLambda => "λ (or target ESS)",
-        Experiment::RwsamGrid => "target ESS",
+        Experiment::RwsamGrid | Experiment::RwsamGridMnist => "target ESS",
         _ => "x",
     };
     let mut s = format!("| series | {x_name} |");
@@ -584,7 +604,7 @@ pub fn paper_reference(exp: Experiment) -> &'static str {
         Experiment::NoiseTrace => "Paper (Table 6, tr of the gradient covariance at convergence): SGD 572.39 ± 24.15, SAM 198.40 ± 6.20, RW-SAM 177.79 ± 5.10.",
         Experiment::RwsamLambda => "Paper: RW-SAM ≥ SAM at the same ρ, close to m-SAM with small m, at ≈ 7/6 of SAM's cost.",
         Experiment::Cost => "Paper: m-SAM with m = 64 took about 2× SAM's wall time; RW-SAM about 7/6 of SAM's.",
-        Experiment::RwsamGrid => "Paper: RW-SAM ≥ SAM at the same ρ and close to m-SAM with small m (its comparison: m = 64).",
+        Experiment::RwsamGrid | Experiment::RwsamGridMnist => "Paper: RW-SAM ≥ SAM at the same ρ and close to m-SAM with small m (its comparison: m = 64).",
         Experiment::RwsamDrift => "Paper: RW-SAM imitates m-SAM's implicit regulariser (ρ/2m)·tr V by reweighting one batch instead of splitting it.",
         Experiment::DriftCheck => {
             "Theory (docs/ALGORITHMS.md#drift-check): on least squares the SDE drift of m-USAM is exact up to sampling noise: E[step] = ∇f + ∇R_m, R_m = (ρ/2)‖∇f‖² + (ρ/2m)·tr V."

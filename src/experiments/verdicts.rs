@@ -18,7 +18,7 @@ pub fn verdicts(exp: Experiment, results: &[TrialResult], quick: bool) -> Vec<Ve
         Experiment::NoiseTrace => noise_trace(results),
         Experiment::RwsamLambda => rwsam_lambda(results, &acc),
         Experiment::Cost => return cost(results),
-        Experiment::RwsamGrid => rwsam_grid(results, &acc),
+        Experiment::RwsamGrid | Experiment::RwsamGridMnist => rwsam_grid(results, &acc),
         Experiment::DriftCheck | Experiment::RwsamDrift => Vec::new(),
     };
     finish(claims, quick.then_some(QUICK_REASON))
