@@ -7,6 +7,7 @@
 //! trials to the end and drawing PNGs is native-only (`runner`, `figure`).
 
 pub mod drift;
+pub mod escape;
 pub mod panels;
 pub mod rwsam_drift;
 pub mod stats;
@@ -39,13 +40,15 @@ pub enum Experiment {
     DriftCheck,
     RwsamGrid,
     RwsamDrift,
+    Escape,
 }
 
 impl Experiment {
-    pub const ALL: [Experiment; 8] = [
+    pub const ALL: [Experiment; 9] = [
         Experiment::MSweep,
         Experiment::LabelNoise,
         Experiment::NoiseTrace,
+        Experiment::Escape,
         Experiment::RwsamLambda,
         Experiment::RwsamGrid,
         Experiment::Cost,
@@ -53,15 +56,24 @@ impl Experiment {
         Experiment::RwsamDrift,
     ];
 
-    /// Whether the app runs it live (the RW-SAM drift check is the command line's: one
-    /// computation of seconds that would hold up a browser frame).
+    /// Whether the app runs it live. The RW-SAM drift check is the command line's: one
+    /// computation of seconds that would hold up a browser frame. So is escape: each seed
+    /// chains a second phase onto the end weights of a first, which the app's list of
+    /// independent trials does not express.
     pub fn in_app(self) -> bool {
-        self != Experiment::RwsamDrift
+        !matches!(self, Experiment::RwsamDrift | Experiment::Escape)
     }
 
-    /// Not training experiments: computations of seconds, without trials.
+    /// Not training experiments: computations of seconds, without trials (and one seed).
     pub fn is_computation(self) -> bool {
         matches!(self, Experiment::DriftCheck | Experiment::RwsamDrift)
+    }
+
+    /// Whether it is a list of independent trials, which can be planned into files, run
+    /// anywhere and collected. The computations are not, nor is escape, whose second phase
+    /// starts from the first one's end weights.
+    pub fn has_trials(self) -> bool {
+        !self.is_computation() && self != Experiment::Escape
     }
 
     pub fn name(self) -> &'static str {
@@ -74,6 +86,7 @@ impl Experiment {
             Experiment::DriftCheck => "drift-check",
             Experiment::RwsamGrid => "rwsam-grid",
             Experiment::RwsamDrift => "rwsam-drift",
+            Experiment::Escape => "escape",
         }
     }
 
@@ -94,6 +107,9 @@ impl Experiment {
             }
             Experiment::RwsamGrid => {
                 "RW-SAM with λ solved each step for a target ESS ∈ {B/2, B/4, B/16} × norm estimator × descent × sign of λ, at ρ ∈ {0.05, 0.2} and label noise ∈ {0, 0.4}, against SAM and m-SAM (m = 64, 8), paired by seed"
+            }
+            Experiment::Escape => {
+                "escape from a sharp minimum: SGD trained to its end point w_SGD at 40 % label noise, then continued from w_SGD by SGD and by m-SAM with m = B, 8 and 1 (same batch order): λ_max, tr V, the distance from w_SGD and the loss barrier on the line back to w_SGD along the way"
             }
             Experiment::RwsamDrift => {
                 "a quadratic with per-sample Hessians, exact expectations: the expected RW-SAM step (uniform and weighted descent, λ solved so that ESS = m) against m-SAM at the same m and ∇f + ∇R_m: does any λ put a (ρ/2m)·tr V-like term into RW-SAM's drift?"
@@ -337,7 +353,7 @@ pub fn trials(exp: Experiment, opts: &Options) -> Vec<Trial> {
                 }
             }
         }
-        Experiment::DriftCheck | Experiment::RwsamDrift => {}
+        Experiment::DriftCheck | Experiment::RwsamDrift | Experiment::Escape => {}
     }
     out
 }
@@ -509,7 +525,7 @@ pub fn metrics(exp: Experiment) -> Vec<(&'static str, Metric, bool)> {
         Experiment::RwsamLambda => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false), ("ms/step", ms, false)],
         Experiment::Cost => vec![("ms/step", ms, false), ("steps to target", sts, false), ("s to target", tts, false), ("test acc", test, true)],
         Experiment::RwsamGrid => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false)],
-        Experiment::DriftCheck | Experiment::RwsamDrift => vec![],
+        Experiment::DriftCheck | Experiment::RwsamDrift | Experiment::Escape => vec![],
     }
 }
 
@@ -568,6 +584,9 @@ pub fn split_note(exp: Experiment) -> String {
     match exp {
         Experiment::DriftCheck => "one least-squares problem (seed 0); the error is Monte-Carlo".into(),
         Experiment::RwsamDrift => "one quadratic (seed 0); the error is Monte-Carlo over batches".into(),
+        Experiment::Escape => format!(
+            "one train/test split (split_seed {SPLIT_SEED}) for every seed; a seed sets the initialisation, label-noise draw and batch order of phase 1, and every arm of phase 2 starts from that seed's w_SGD with the same batch order, so differences are paired by seed"
+        ),
         _ => format!(
             "one train/test split (split_seed {SPLIT_SEED}) for every seed; a seed sets the initialisation, label-noise draw and batch order, the same for every optimizer, so differences are paired by seed"
         ),
@@ -585,6 +604,9 @@ pub fn paper_reference(exp: Experiment) -> &'static str {
         Experiment::RwsamLambda => "Paper: RW-SAM ≥ SAM at the same ρ, close to m-SAM with small m, at ≈ 7/6 of SAM's cost.",
         Experiment::Cost => "Paper: m-SAM with m = 64 took about 2× SAM's wall time; RW-SAM about 7/6 of SAM's.",
         Experiment::RwsamGrid => "Paper: RW-SAM ≥ SAM at the same ρ and close to m-SAM with small m (its comparison: m = 64).",
+        Experiment::Escape => {
+            "Paper: SAM's perturbation noise adds an implicit variance-based sharpness regulariser, (ρ/2m)·tr V to first order, stronger as m decreases; started in SGD's sharper minimum, small-m m-SAM should be driven to flatter regions (lower λ_max and tr V) more than mini-batch SAM, and SGD not at all. (Our reading of its SDE analysis; the paper reports no such experiment.)"
+        }
         Experiment::RwsamDrift => "Paper: RW-SAM imitates m-SAM's implicit regulariser (ρ/2m)·tr V by reweighting one batch instead of splitting it.",
         Experiment::DriftCheck => {
             "Theory (docs/ALGORITHMS.md#drift-check): on least squares the SDE drift of m-USAM is exact up to sampling noise: E[step] = ∇f + ∇R_m, R_m = (ρ/2)‖∇f‖² + (ρ/2m)·tr V."
@@ -611,7 +633,7 @@ mod tests {
         for exp in Experiment::ALL {
             for quick in [false, true] {
                 let t = trials(exp, &Options { seeds: 2, quick, ..Default::default() });
-                assert_eq!(t.is_empty(), exp.is_computation(), "{exp:?}");
+                assert_eq!(t.is_empty(), !exp.has_trials(), "{exp:?}");
                 for trial in &t {
                     trial.config.validate().unwrap_or_else(|e| panic!("{exp:?}: {e}"));
                     assert_eq!(trial.config.seed, trial.seed);
