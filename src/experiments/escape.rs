@@ -20,9 +20,9 @@ use crate::metrics::landscape::{LossEvaluator, Slice, line_between, linspace};
 use serde::{Deserialize, Serialize};
 
 /// The training loss (nats, mean cross-entropy on the labels trained on) that the line from
-/// w_SGD to w_t must rise above its higher end for w_t to count as outside SGD's basin. 0.05
-/// nats is ~1/20 of a typical end loss at 40 % noise (so the line's own curvature between
-/// two points of one basin stays below it), and ~2 % of ln 10, the loss of a uniform guess.
+/// w_SGD to w_t must rise above its higher end for w_t to count as outside SGD's basin: about
+/// 2 % of ln 10, the loss of a uniform guess over the ten classes, and far above the f32
+/// rounding of a mean loss, so that a flat stretch of the line never counts as a ridge.
 pub const BARRIER_THRESHOLD: f64 = 0.05;
 /// The label noise of the base setting (as in m-sweep).
 pub const NOISE: f64 = 0.4;
@@ -315,8 +315,11 @@ pub fn panels(r: &EscapeReport) -> Vec<Panel> {
                 let points = steps
                     .iter()
                     .filter_map(|&step| {
-                        let v: Vec<f64> =
-                            runs.iter().filter_map(|a| Some(f(a.points.first()?, a.points.iter().find(|p| p.step == step)?))).filter(|v| v.is_finite()).collect();
+                        let v: Vec<f64> = runs
+                            .iter()
+                            .filter_map(|a| Some(f(a.points.first()?, a.points.iter().find(|p| p.step == step)?)))
+                            .filter(|v| v.is_finite())
+                            .collect();
                         let (m, sd) = mean_std(&v);
                         (!v.is_empty()).then_some((step as f64, m, sd))
                     })
@@ -393,7 +396,10 @@ mod tests {
                 let p2 = c.phase2(arm, 1);
                 p2.validate().unwrap();
                 assert_eq!((&p2.dataset, &p2.model, p2.batch, p2.seed, p2.split_seed), (&p1.dataset, &p1.model, p1.batch, 1, p1.split_seed));
-                assert_eq!((p2.optimizer.lr, p2.optimizer.momentum, p2.optimizer.weight_decay), (p1.optimizer.lr, p1.optimizer.momentum, p1.optimizer.weight_decay));
+                assert_eq!(
+                    (p2.optimizer.lr, p2.optimizer.momentum, p2.optimizer.weight_decay),
+                    (p1.optimizer.lr, p1.optimizer.momentum, p1.optimizer.weight_decay)
+                );
                 assert_eq!(p2.total_steps(), c.steps);
                 assert!(c.steps.is_multiple_of(p2.measure_every) && p2.measure_every == p2.eval_every);
             }
