@@ -92,3 +92,52 @@ fn a_run_that_diverges_at_an_evaluation_stops_and_says_so() {
     assert!(evals.last().unwrap()["train_loss"].is_null(), "a non-finite loss is written as null");
     assert!(String::from_utf8_lossy(&o.stderr).contains("diverged"), "no warning on stderr");
 }
+
+/// The quick escape experiment through the binary: its report (JSON with the structured
+/// verdicts, table, figure), the verdicts recorded in tests/expected/quick-verdicts.json, and
+/// records that show every arm starting from the same w_SGD: at distance 0 with the same
+/// λ_max and tr V at step 0, then recorded every K steps to the end.
+#[test]
+fn escape_quick_writes_its_report_and_every_arm_starts_at_sgds_end_point() {
+    let dir = tmp("escape");
+    let expected = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/expected/quick-verdicts.json");
+    let o = ok(&["experiment", "escape", "--quick", "--out", dir.to_str().unwrap(), "--quiet", "--check", expected]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("every verdict is as recorded"), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc = read_json(&dir.join("escape.json"));
+    assert!(doc["schema"].as_str().unwrap().starts_with("samlab.experiment/"), "{}", doc["schema"]);
+    assert_eq!(doc["samlab_version"], env!("CARGO_PKG_VERSION"));
+    let report = &doc["report"];
+    let (steps, every) = (report["config"]["steps"].as_u64().unwrap(), report["config"]["every"].as_u64().unwrap());
+    let arms: Vec<&str> = report["config"]["arms"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(arms, ["SGD", "m-SAM m=64", "m-SAM m=8", "m-SAM m=1"]);
+    let seeds = report["seeds"].as_array().unwrap();
+    assert_eq!(seeds.len(), 3, "--quick runs 3 seeds");
+    for s in seeds {
+        let runs = s["arms"].as_array().unwrap();
+        assert_eq!(runs.len(), arms.len());
+        let at0 = |r: &serde_json::Value, key: &str| r["points"][0][key].as_f64().unwrap();
+        for r in runs {
+            assert_eq!(r["starts_at_w_sgd"], true, "{}", r["arm"]);
+            let recorded: Vec<u64> = r["points"].as_array().unwrap().iter().map(|p| p["step"].as_u64().unwrap()).collect();
+            assert_eq!(recorded, (0..=steps).step_by(every as usize).collect::<Vec<_>>(), "{}", r["arm"]);
+            assert_eq!((at0(r, "distance"), at0(r, "barrier")), (0.0, 0.0));
+            assert_eq!((at0(r, "lambda_max"), at0(r, "trace_v")), (at0(&runs[0], "lambda_max"), at0(&runs[0], "trace_v")), "{}", r["arm"]);
+            let end = r["points"].as_array().unwrap().last().unwrap();
+            assert!(end["distance"].as_f64().unwrap() > 0.0 && end["barrier"].as_f64().unwrap() >= 0.0, "{end}");
+            assert_eq!(r["end_line_loss"].as_array().unwrap().len(), report["config"]["line_points"].as_u64().unwrap() as usize);
+        }
+    }
+    let verdicts = doc["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 4);
+    // Three seeds cannot reach p < 0.05 and a quick run refutes nothing: every claim says why.
+    assert!(verdicts.iter().all(|v| v["verdict"] == "inconclusive" && v["reason"].as_str().is_some()), "{verdicts:?}");
+    let md = std::fs::read_to_string(dir.join("escape.md")).unwrap();
+    assert!(md.starts_with("## escape") && md.contains("Seeds: 3 (quick)"), "{md}");
+    for arm in &arms {
+        assert!(md.contains(&format!("| {arm} |")), "{md}");
+    }
+    let png = std::fs::read(dir.join("escape.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // The report rebuilds from its JSON without training, to the same verdicts.
+    ok(&["experiment", "escape", "--quick", "--reuse", "--out", dir.to_str().unwrap(), "--quiet", "--check", expected]);
+}

@@ -205,3 +205,33 @@ fn check_exits_1_when_a_verdict_differs_from_the_record() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("verdict changed"));
 }
+
+/// escape: phase 2 of every arm starts from phase 1's end weights bit for bit, and those are
+/// the end weights of SGD trained alone on the phase-1 config (the same seed gives the same
+/// run), so the arms differ only in what they do from there.
+#[test]
+fn escape_phase_two_starts_from_phase_ones_end_weights_bit_for_bit() {
+    use samlab::cli::escape::run_seed;
+    use samlab::experiments::escape::EscapeConfig;
+    let mut cfg = EscapeConfig::new(&Options { seeds: 1, quick: true, ..Options::default() });
+    // Two records are enough for the start (the end's records come with the CLI test).
+    cfg.steps = cfg.every;
+    let seed = 2;
+    let out = run_seed(&cfg, seed, |_| {}).unwrap();
+    let bits = |w: &[f32]| w.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let c1 = cfg.phase1(seed);
+    let (data, init) = samlab::setup::prepare(&c1).unwrap();
+    let engine = samlab::engine::choice::open_engine(&c1, data.clone(), &init).unwrap();
+    let mut alone = samlab::run::Run::new(c1, data, init.clone(), engine).unwrap();
+    alone.run_to_end(64, |_| {}).unwrap();
+    let end = alone.params_blocking().unwrap();
+    assert_eq!(bits(&out.w_sgd), bits(&end));
+    assert_ne!(bits(&end), bits(&init), "phase 1 trained");
+    assert_eq!(out.arm_starts.len(), cfg.arms.len());
+    for (arm, start) in out.run.arms.iter().zip(&out.arm_starts) {
+        assert_eq!(bits(start), bits(&out.w_sgd), "{}", arm.arm);
+        assert!(arm.starts_at_w_sgd && arm.diverged.is_none(), "{}", arm.arm);
+        assert_eq!(arm.points.iter().map(|p| p.step).collect::<Vec<_>>(), vec![0, cfg.steps]);
+        assert!(arm.points[1].distance > 0.0, "{} moved", arm.arm);
+    }
+}

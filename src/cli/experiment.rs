@@ -95,6 +95,16 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         let panels = crate::experiments::panels::rwsam_drift_panels(&report);
         let verdicts = rd::verdicts(&report);
         Parts { doc: json!({ "report": report }), table, panels, verdicts, note: String::new() }
+    } else if exp == Experiment::Escape {
+        use crate::experiments::escape as es;
+        let report: es::EscapeReport = match &earlier {
+            Some(doc) => serde_json::from_value(doc["report"].clone()).map_err(|e| crate::error::Error::json("escape report", e))?,
+            None => super::escape::run_escape(&es::EscapeConfig::new(opts), quiet)?,
+        };
+        let off: Vec<String> =
+            report.seeds.iter().flat_map(|s| s.arms.iter().filter(|a| !a.starts_at_w_sgd).map(move |a| format!("{} seed {}", a.arm, s.seed))).collect();
+        let note = if off.is_empty() { String::new() } else { format!("**Phase 2 did not start at w_SGD** for {}.\n\n", off.join(", ")) };
+        Parts { doc: json!({ "report": report }), table: es::markdown(&report), panels: es::panels(&report), verdicts: es::verdicts(&report), note }
     } else {
         let mut failed: Vec<serde_json::Value> = Vec::new();
         let (list, results): (Vec<Trial>, Vec<TrialResult>) = match &earlier {

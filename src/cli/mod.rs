@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod escape;
 pub mod experiment;
 pub mod figure;
 pub mod lab;

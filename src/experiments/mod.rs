@@ -7,6 +7,7 @@
 //! trials to the end and drawing PNGs is native-only (`runner`, `figure`).
 
 pub mod drift;
+pub mod escape;
 pub mod panels;
 pub mod rwsam_drift;
 pub mod stats;
@@ -40,13 +41,15 @@ pub enum Experiment {
     RwsamGrid,
     RwsamGridMnist,
     RwsamDrift,
+    Escape,
 }
 
 impl Experiment {
-    pub const ALL: [Experiment; 9] = [
+    pub const ALL: [Experiment; 10] = [
         Experiment::MSweep,
         Experiment::LabelNoise,
         Experiment::NoiseTrace,
+        Experiment::Escape,
         Experiment::RwsamLambda,
         Experiment::RwsamGrid,
         Experiment::RwsamGridMnist,
@@ -55,10 +58,12 @@ impl Experiment {
         Experiment::RwsamDrift,
     ];
 
-    /// Whether the app runs it live (the RW-SAM drift check is the command line's: one
-    /// computation of seconds that would hold up a browser frame; the MNIST grid takes hours).
+    /// Whether the app runs it live. The RW-SAM drift check is the command line's: one
+    /// computation of seconds that would hold up a browser frame. So is escape: each seed
+    /// chains a second phase onto the end weights of a first, which the app's list of
+    /// independent trials does not express. The MNIST grid takes hours.
     pub fn in_app(self) -> bool {
-        !matches!(self, Experiment::RwsamDrift | Experiment::RwsamGridMnist)
+        !matches!(self, Experiment::RwsamDrift | Experiment::Escape | Experiment::RwsamGridMnist)
     }
 
     /// Hours rather than minutes on a laptop's CPU: `experiment all` runs it only when asked
@@ -67,9 +72,16 @@ impl Experiment {
         self == Experiment::RwsamGridMnist
     }
 
-    /// Not training experiments: computations of seconds, without trials.
+    /// Not training experiments: computations of seconds, without trials (and one seed).
     pub fn is_computation(self) -> bool {
         matches!(self, Experiment::DriftCheck | Experiment::RwsamDrift)
+    }
+
+    /// Whether it is a list of independent trials, which can be planned into files, run
+    /// anywhere and collected. The computations are not, nor is escape, whose second phase
+    /// starts from the first one's end weights.
+    pub fn has_trials(self) -> bool {
+        !self.is_computation() && self != Experiment::Escape
     }
 
     pub fn name(self) -> &'static str {
@@ -83,6 +95,7 @@ impl Experiment {
             Experiment::RwsamGrid => "rwsam-grid",
             Experiment::RwsamGridMnist => "rwsam-grid-mnist",
             Experiment::RwsamDrift => "rwsam-drift",
+            Experiment::Escape => "escape",
         }
     }
 
@@ -106,6 +119,9 @@ impl Experiment {
             }
             Experiment::RwsamGridMnist => {
                 "rwsam-grid on mnist5k (4000 train / 1000 test, 784 inputs, 32 steps an epoch): the same arms, blocks and seeds on a larger input; long (hours on a 2-core CPU: run it on a cluster with --plan)"
+            }
+            Experiment::Escape => {
+                "escape from a sharp minimum: SGD trained to its end point w_SGD at 40 % label noise, then continued from w_SGD by SGD and by m-SAM with m = B, 8 and 1 (same batch order): λ_max, tr V, the distance from w_SGD and the loss barrier on the line back to w_SGD along the way"
             }
             Experiment::RwsamDrift => {
                 "a quadratic with per-sample Hessians, exact expectations: the expected RW-SAM step (uniform and weighted descent, λ solved so that ESS = m) against m-SAM at the same m and ∇f + ∇R_m: does any λ put a (ρ/2m)·tr V-like term into RW-SAM's drift?"
@@ -357,7 +373,7 @@ pub fn trials(exp: Experiment, opts: &Options) -> Vec<Trial> {
                 }
             }
         }
-        Experiment::DriftCheck | Experiment::RwsamDrift => {}
+        Experiment::DriftCheck | Experiment::RwsamDrift | Experiment::Escape => {}
     }
     out
 }
@@ -529,7 +545,7 @@ pub fn metrics(exp: Experiment) -> Vec<(&'static str, Metric, bool)> {
         Experiment::RwsamLambda => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false), ("ms/step", ms, false)],
         Experiment::Cost => vec![("ms/step", ms, false), ("steps to target", sts, false), ("s to target", tts, false), ("test acc", test, true)],
         Experiment::RwsamGrid | Experiment::RwsamGridMnist => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false)],
-        Experiment::DriftCheck | Experiment::RwsamDrift => vec![],
+        Experiment::DriftCheck | Experiment::RwsamDrift | Experiment::Escape => vec![],
     }
 }
 
@@ -588,6 +604,9 @@ pub fn split_note(exp: Experiment) -> String {
     match exp {
         Experiment::DriftCheck => "one least-squares problem (seed 0); the error is Monte-Carlo".into(),
         Experiment::RwsamDrift => "one quadratic (seed 0); the error is Monte-Carlo over batches".into(),
+        Experiment::Escape => format!(
+            "one train/test split (split_seed {SPLIT_SEED}) for every seed; a seed sets the initialisation, label-noise draw and batch order of phase 1, and every arm of phase 2 starts from that seed's w_SGD with the same batch order, so differences are paired by seed"
+        ),
         _ => format!(
             "one train/test split (split_seed {SPLIT_SEED}) for every seed; a seed sets the initialisation, label-noise draw and batch order, the same for every optimizer, so differences are paired by seed"
         ),
@@ -605,6 +624,9 @@ pub fn paper_reference(exp: Experiment) -> &'static str {
         Experiment::RwsamLambda => "Paper: RW-SAM ≥ SAM at the same ρ, close to m-SAM with small m, at ≈ 7/6 of SAM's cost.",
         Experiment::Cost => "Paper: m-SAM with m = 64 took about 2× SAM's wall time; RW-SAM about 7/6 of SAM's.",
         Experiment::RwsamGrid | Experiment::RwsamGridMnist => "Paper: RW-SAM ≥ SAM at the same ρ and close to m-SAM with small m (its comparison: m = 64).",
+        Experiment::Escape => {
+            "Paper: SAM's perturbation noise adds an implicit variance-based sharpness regulariser, (ρ/2m)·tr V to first order, stronger as m decreases; started in SGD's sharper minimum, small-m m-SAM should be driven to flatter regions (lower λ_max and tr V) more than mini-batch SAM, and SGD not at all. (Our reading of its SDE analysis; the paper reports no such experiment.)"
+        }
         Experiment::RwsamDrift => "Paper: RW-SAM imitates m-SAM's implicit regulariser (ρ/2m)·tr V by reweighting one batch instead of splitting it.",
         Experiment::DriftCheck => {
             "Theory (docs/ALGORITHMS.md#drift-check): on least squares the SDE drift of m-USAM is exact up to sampling noise: E[step] = ∇f + ∇R_m, R_m = (ρ/2)‖∇f‖² + (ρ/2m)·tr V."
@@ -631,7 +653,7 @@ mod tests {
         for exp in Experiment::ALL {
             for quick in [false, true] {
                 let t = trials(exp, &Options { seeds: 2, quick, ..Default::default() });
-                assert_eq!(t.is_empty(), exp.is_computation(), "{exp:?}");
+                assert_eq!(t.is_empty(), !exp.has_trials(), "{exp:?}");
                 for trial in &t {
                     trial.config.validate().unwrap_or_else(|e| panic!("{exp:?}: {e}"));
                     assert_eq!(trial.config.seed, trial.seed);

@@ -65,11 +65,13 @@ pub struct ResultFile {
 /// The plan of an experiment: its manifest and one trial file per trial. `drift-check` is one
 /// Monte-Carlo computation of a few seconds, not a set of trials, and is refused.
 pub fn plan(exp: Experiment, opts: &Options) -> Result<(Manifest, Vec<TrialFile>)> {
-    if exp.is_computation() {
-        return Err(Error::Data(format!(
-            "{0} is one Monte-Carlo computation, not a set of trials: run it in one process with `samlab experiment {0}` (seconds)",
-            exp.name()
-        )));
+    if !exp.has_trials() {
+        let what = if exp.is_computation() {
+            "one Monte-Carlo computation"
+        } else {
+            "a chain of runs (each seed's second phase starts from its first phase's end weights)"
+        };
+        return Err(Error::Data(format!("{} is {what}, not a set of trials: run it in one process with `samlab experiment {}`", exp.name(), exp.name())));
     }
     let files: Vec<TrialFile> = super::trials(exp, opts)
         .into_iter()

@@ -19,7 +19,7 @@ pub fn verdicts(exp: Experiment, results: &[TrialResult], quick: bool) -> Vec<Ve
         Experiment::RwsamLambda => rwsam_lambda(results, &acc),
         Experiment::Cost => return cost(results),
         Experiment::RwsamGrid | Experiment::RwsamGridMnist => rwsam_grid(results, &acc),
-        Experiment::DriftCheck | Experiment::RwsamDrift => Vec::new(),
+        Experiment::DriftCheck | Experiment::RwsamDrift | Experiment::Escape => Vec::new(),
     };
     finish(claims, quick.then_some(QUICK_REASON))
 }
