@@ -160,6 +160,16 @@ fn rwsam_drift_quick_reports_every_arm_at_every_ess() {
     let rows = json["report"]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 5 * 8);
     assert!(md.contains("| 1 | exact λ>0 uniform |"), "{md}");
+    // The MLP section: every arm at every ESS, the target ESS met, and tr V's slope along u by a
+    // finite difference agreeing with the dense 2‖½∇tr V‖ it is the projection of (within 15 %:
+    // on a ReLU network both depend on the differencing scale, 8 % apart on the quick one).
+    let mlp = &json["report"]["mlp"];
+    let rows = mlp["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5 * 8);
+    assert!(rows.iter().all(|r| (r["mean_ess"].as_f64().unwrap() - r["m"].as_f64().unwrap()).abs() < 0.1), "{rows:?}");
+    let (slope, norm) = (mlp["trace_v_slope_fd"].as_f64().unwrap(), mlp["half_grad_trace_v_norm"].as_f64().unwrap());
+    assert!((slope - 2.0 * norm).abs() < 0.15 * slope.abs(), "{slope} vs {norm}");
+    assert!(md.contains("### MLP at fixed weights"), "{md}");
 }
 
 /// The quick m-sweep shows the full run's main effect (accuracy at m = 1 above m = B at 40 %

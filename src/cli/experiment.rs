@@ -89,7 +89,11 @@ pub fn run_or_reuse(exp: Experiment, opts: &Options, out_dir: &str, quiet: bool,
         use crate::experiments::rwsam_drift as rd;
         let report: rd::RwDriftReport = match &earlier {
             Some(doc) => serde_json::from_value(doc["report"].clone()).map_err(|e| crate::error::Error::json("rwsam-drift report", e))?,
-            None => rd::rwsam_drift(&rd::RwDriftConfig::new(opts.quick, 0)),
+            None => {
+                let mut report = rd::rwsam_drift(&rd::RwDriftConfig::new(opts.quick, 0));
+                report.mlp = Some(crate::experiments::rwsam_drift_mlp::mlp_drift(&crate::experiments::rwsam_drift_mlp::MlpDriftConfig::new(opts.quick, 0))?);
+                report
+            }
         };
         let table = rd::markdown(&report);
         let panels = crate::experiments::panels::rwsam_drift_panels(&report);

@@ -10,6 +10,7 @@ pub mod drift;
 pub mod escape;
 pub mod panels;
 pub mod rwsam_drift;
+pub mod rwsam_drift_mlp;
 pub mod stats;
 pub mod sweep;
 mod verdicts;

@@ -98,7 +98,8 @@ pub fn drift_panels(report: &DriftReport) -> Vec<Panel> {
     }]
 }
 
-/// The RW-SAM drift check's figure: m·c against the target ESS per arm (m-USAM: 1).
+/// The RW-SAM drift check's figure: m·c against the target ESS per arm (m-USAM: 1) on the
+/// quadratic; on the MLP c of the ρ-part per arm, and m-USAM's ratio to the SDE drift.
 pub fn rwsam_drift_panels(report: &super::rwsam_drift::RwDriftReport) -> Vec<Panel> {
     let mut series: Vec<Series> = Vec::new();
     for row in &report.rows {
@@ -109,12 +110,34 @@ pub fn rwsam_drift_panels(report: &super::rwsam_drift::RwDriftReport) -> Vec<Pan
         }
     }
     series.push(Series { name: "m-USAM (m·c = 1)".into(), points: Vec::new(), reference: Some((1.0, 0.0)) });
-    vec![Panel {
+    let mut panels = vec![Panel {
         title: "RW-SAM at ESS = m: the tr V term, in units of m-USAM's".into(),
         x_label: "target ESS = m".into(),
         y_label: "m·c".into(),
         log2_x: true,
         categories: None,
         series,
-    }]
+    }];
+    if let Some(mlp) = &report.mlp {
+        let mut series: Vec<Series> = Vec::new();
+        for row in &mlp.rows {
+            let point = (row.m as f64, row.rho_coefficient, row.rho_coefficient_stderr);
+            match series.iter_mut().find(|s| s.name == row.arm) {
+                Some(s) => s.points.push(point),
+                None => series.push(Series { name: row.arm.clone(), points: vec![point], reference: None }),
+            }
+        }
+        let sde = mlp.m_usam.iter().map(|m| (m.m as f64, m.sde_ratio, m.sde_ratio_stderr)).collect();
+        series.push(Series { name: "m-USAM ÷ SDE".into(), points: sde, reference: None });
+        series.push(Series { name: "m-USAM (c = 1)".into(), points: Vec::new(), reference: Some((1.0, 0.0)) });
+        panels.push(Panel {
+            title: "MLP at fixed weights: RW-SAM's extra drift (ρ-part) along ½∇tr V, in units of m-USAM's".into(),
+            x_label: "target ESS = m".into(),
+            y_label: "c".into(),
+            log2_x: true,
+            categories: None,
+            series,
+        });
+    }
+    panels
 }

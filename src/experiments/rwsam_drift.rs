@@ -11,12 +11,16 @@
 //!   λ < 0), e = ρ Σ p_i g_i, and the descent (1/B)Σ g_i(w + e) (uniform) or Σ p_i g_i(w + e)
 //!   (weighted). Its expected step is a Monte-Carlo mean over batches (exact per-sample terms).
 //!
+//! The same question on the MLP at fixed weights, by Monte Carlo through the engine's own steps,
+//! is `rwsam_drift_mlp` (the report's `mlp` section; its tables are drawn here).
+//!
 //! What is compared: the part of the expected step beyond ∇f + ρH∇f, projected on
 //! u = ½∇tr V/‖½∇tr V‖, as a coefficient c (step − ∇f − ρH∇f)·u = c·ρ‖½∇tr V‖. m-USAM has c = 1/m
 //! exactly; RW-SAM imitates m-SAM's regulariser if m·c ≈ 1 at ESS = m. Also reported: the
 //! cosine of that extra drift with ½∇tr V, and the largest |z| of RW-SAM's mean step against
 //! m-USAM's at the same m.
 
+use super::rwsam_drift_mlp::MlpDriftReport;
 use super::stats::{Outcome, Verdict};
 use crate::optim::{gibbs_weights, lambda_for_ess_signed};
 use crate::rng::{Rng, Stream};
@@ -65,6 +69,10 @@ pub struct RwDriftReport {
     pub trace_v: f64,
     pub half_grad_trace_v_norm: f64,
     pub rows: Vec<RwDriftRow>,
+    /// The same question on the MLP at fixed weights (`rwsam_drift_mlp`); absent in reports
+    /// recorded before it.
+    #[serde(default)]
+    pub mlp: Option<MlpDriftReport>,
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -176,14 +184,14 @@ pub fn rwsam_drift(cfg: &RwDriftConfig) -> RwDriftReport {
             });
         }
     }
-    RwDriftReport { config: cfg.clone(), trace_v, half_grad_trace_v_norm: tv_norm, rows }
+    RwDriftReport { config: cfg.clone(), trace_v, half_grad_trace_v_norm: tv_norm, rows, mlp: None }
 }
 
-/// The table: one row per (ESS, arm).
+/// The tables: one row per (ESS, arm) on the quadratic, then the MLP's section.
 pub fn markdown(r: &RwDriftReport) -> String {
     let c = &r.config;
     let mut s = format!(
-        "Quadratic with per-sample diagonal Hessians, n = {}, d = {}, B = {}, ρ = {} (unnormalised perturbations), {} batches per ESS; tr V = {:.4}, ‖½∇tr V‖ = {:.4}. c: the extra drift along ½∇tr V in units of ρ‖½∇tr V‖ (m-USAM at m: c = 1/m; SAM at B: 1/B = {:.4}).\n\n",
+        "### Quadratic\n\nQuadratic with per-sample diagonal Hessians, n = {}, d = {}, B = {}, ρ = {} (unnormalised perturbations), {} batches per ESS; tr V = {:.4}, ‖½∇tr V‖ = {:.4}. c: the extra drift along ½∇tr V in units of ρ‖½∇tr V‖ (m-USAM at m: c = 1/m; SAM at B: 1/B = {:.4}).\n\n",
         c.samples,
         c.dim,
         c.batch,
@@ -207,11 +215,78 @@ pub fn markdown(r: &RwDriftReport) -> String {
             row.max_z_vs_m_usam
         ));
     }
+    if let Some(mlp) = &r.mlp {
+        s.push('\n');
+        s.push_str(&mlp_markdown(mlp));
+    }
+    s
+}
+
+/// The MLP section of the report: its header, m-USAM against the SDE drift, then the arms.
+fn mlp_markdown(r: &MlpDriftReport) -> String {
+    let c = &r.config;
+    let t = &c.train;
+    let mut s = format!(
+        "### MLP at fixed weights\n\nw: the end point of one SGD run of the base config ({} samples, hidden {:?}, batch {}, {} epochs, lr {}, seed {}, split seed {}): one weight vector, {} parameters; at w the training loss is {:.4} and accuracy {:.3}, ‖∇f‖ = {}, tr V = {}, ‖½∇tr V‖ = {} (½∇tr V = mean_i H_i g_i − H∇f by central differences over ±{}·g_i and ±{}·∇f; ∂_u tr V by a central difference of tr V: {}, 2‖½∇tr V‖ = {}). {} draws of one batch of B = {} (with replacement, seed {}), shared by every arm; ρ = {} (unnormalised perturbations), δ = {}. Every step is the engine's. c: E[D·u]/E[D_m·u], the extra drift beyond USAM along u = ½∇tr V/‖½∇tr V‖ relative to m-USAM's at the same m on the same batches (m-USAM: 1); the ρ-part leaves out weighted descent's reweighted gradient g_p − g_B at w. ± are standard errors over draws.\n\n",
+        r.n_train,
+        t.model.hidden,
+        t.batch,
+        t.epochs,
+        t.optimizer.lr,
+        t.seed,
+        t.split_seed.map_or_else(|| "per seed".to_string(), |v| v.to_string()),
+        r.n_params,
+        r.train_loss,
+        r.train_accuracy,
+        super::sig(r.grad_norm),
+        super::sig(r.trace_v),
+        super::sig(r.half_grad_trace_v_norm),
+        c.fd_scale,
+        c.fd_scale,
+        super::sig(r.trace_v_slope_fd),
+        super::sig(2.0 * r.half_grad_trace_v_norm),
+        c.draws,
+        c.batch,
+        c.seed,
+        c.rho,
+        c.delta
+    );
+    s.push_str("| m | m-USAM E[D·u] | ± | ÷ ρ(1/m − 1/B)‖½∇tr V‖ (SDE: 1) | ± | cosine with ½∇tr V | z vs (∇f + ∇R_m)·u | z without the tr V term |\n|---|---|---|---|---|---|---|---|\n");
+    for m in &r.m_usam {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} |\n",
+            m.m,
+            super::sig(m.extra_along_u),
+            super::sig(m.extra_along_u_stderr),
+            m.sde_ratio,
+            m.sde_ratio_stderr,
+            m.cosine,
+            m.drift_z,
+            m.drift_z_without_trace_v
+        ));
+    }
+    s.push_str("\n| ESS = m | arm | mean λ | mean ESS | c (m-USAM: 1) | ± | c of the ρ-part | ± | cosine with ½∇tr V | with m-USAM's D | ρ-part's cosine |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for row in &r.rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+            row.m,
+            row.arm,
+            super::sig(row.mean_lambda),
+            row.mean_ess,
+            row.coefficient,
+            row.coefficient_stderr,
+            row.rho_coefficient,
+            row.rho_coefficient_stderr,
+            row.cosine,
+            row.cosine_vs_m_usam,
+            row.rho_cosine
+        ));
+    }
     s
 }
 
 /// Whether some arm has m-USAM's coefficient (m·c within 0.75–1.33 and cosine > 0.8) at every
-/// ESS below B/2.
+/// ESS below B/2; then the MLP's verdicts, when the report has its section.
 pub fn verdicts(r: &RwDriftReport) -> Vec<Verdict> {
     let mut arms: Vec<String> = r.rows.iter().map(|row| row.arm.clone()).collect();
     arms.dedup();
@@ -240,7 +315,7 @@ pub fn verdicts(r: &RwDriftReport) -> Vec<Verdict> {
         numbers.join(", "),
         at1.join(", ")
     );
-    vec![Verdict {
+    let mut out = vec![Verdict {
         claim,
         verdict,
         effect: Some(best.2.exp()),
@@ -252,7 +327,9 @@ pub fn verdicts(r: &RwDriftReport) -> Vec<Verdict> {
         unit: "worst m·c factor of the closest arm".into(),
         reason: None,
         text,
-    }]
+    }];
+    out.extend(r.mlp.iter().flat_map(super::rwsam_drift_mlp::verdicts));
+    out
 }
 
 #[cfg(test)]
