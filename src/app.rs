@@ -604,8 +604,15 @@ impl SamLabApp {
             view: self.layout().view.name().to_string(),
             hidden: self.layout().hidden_names(),
             worst_frame_ms: self.frame_times.worst_ms,
-            densities: self.lab.runs.iter().filter_map(|r| r.run.as_ref()).filter(|r| r.history.measurements.last().is_some_and(|m| m.density.is_some())).count(),
+            densities: self
+                .lab
+                .runs
+                .iter()
+                .filter_map(|r| r.run.as_ref())
+                .filter(|r| r.history.measurements.last().is_some_and(|m| m.density.is_some()))
+                .count(),
             changes: self.lab.runs.iter().filter_map(|r| r.run.as_ref()).map(|r| r.history.changes.len()).sum(),
+            measurements: self.lab.runs.iter().filter_map(|r| r.run.as_ref()).map(|r| r.history.measurements.len()).sum(),
             landscape: self.lab.landscape.as_ref().map_or(String::new(), |j| format!("{} {}/{}", j.view.kind.name(), j.view.done, j.view.total())),
         };
         self.platform.report_status(&status);

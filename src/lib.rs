@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod platform;
+pub mod resumable;
 pub mod rng;
 pub mod run;
 pub mod setup;

@@ -3,12 +3,13 @@
 //! directions (`metrics::directions`), and the straight line (1 − t)·w_a + t·w_b between two
 //! runs' weights. Every point is a full evaluation of the loss on a fixed subset of the training
 //! set. PCA and Hessian directions are found on a `Worker` (a background thread on the desktop;
-//! in the browser inline and lighter: fewer Hessian-vector products), with their progress shown.
+//! in the browser in pieces within the landscape's share of the frame, and lighter: fewer
+//! Hessian-vector products), with their progress shown.
 
 use crate::data::Dataset;
 use crate::engine::ParamsTag;
 use crate::error::{Error, Result};
-use crate::metrics::directions::{DirectionPair, Directions, DirectionsInfo, hessian_pair, off_plane_share, pca_pair, random_pair};
+use crate::metrics::directions::{DirectionPair, Directions, DirectionsInfo, hessian_pair_in_pieces, off_plane_share, pca_pair_in_pieces, random_pair};
 use crate::metrics::landscape::{linspace, project};
 use crate::metrics::{CpuEvaluator, EvalSet, LossEvaluator, Objective};
 use crate::model::MlpSpec;
@@ -195,14 +196,18 @@ impl<O: Objective> Objective for Counting<O> {
     }
 }
 
-fn find_directions(job: DirectionsJob) -> DirectionsDone {
+/// Finds the directions, pausing between pieces (a Gram row, a product: `resumable`).
+async fn find_directions(job: DirectionsJob) -> DirectionsDone {
     let found = match job.kind {
         Directions::Random => Ok(random_pair(&job.spec, &job.center, job.seed)),
-        Directions::Pca => pca_pair(&job.center, &job.snapshots),
-        Directions::Hessian => job.set.objective::<f64>(&job.spec).and_then(|inner| {
-            let mut obj = Counting { inner, products: job.products.clone(), cancel: job.cancel.clone() };
-            hessian_pair(&mut obj, &job.center, job.iters, HESSIAN_TOL, job.seed)
-        }),
+        Directions::Pca => pca_pair_in_pieces(&job.center, &job.snapshots).await,
+        Directions::Hessian => match job.set.objective::<f64>(&job.spec) {
+            Ok(inner) => {
+                let mut obj = Counting { inner, products: job.products.clone(), cancel: job.cancel.clone() };
+                hessian_pair_in_pieces(&mut obj, &job.center, job.iters, HESSIAN_TOL, job.seed).await
+            }
+            Err(e) => Err(e),
+        },
     };
     found.map_err(|e| e.to_string())
 }
@@ -365,7 +370,7 @@ impl LandscapeJob {
                     } else {
                         let iters = if BACKGROUND_WORKERS { HESSIAN_ITERS } else { HESSIAN_ITERS_LIGHT };
                         let (products, cancel) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-                        let mut worker = Worker::new("samlab landscape directions", find_directions);
+                        let mut worker = Worker::resumable("samlab landscape directions", find_directions);
                         let most = if self.view.kind == Directions::Hessian { 2 * iters + 2 } else { 0 };
                         self.view.products = (most > 0).then_some((0, most));
                         let snapshots = self.snapshots.clone();
@@ -395,6 +400,7 @@ impl LandscapeJob {
             }
         }
         if let Some(p) = &mut self.pending {
+            p.worker.work(until);
             match p.worker.try_recv() {
                 None => {
                     let done = p.products.load(Ordering::Relaxed).min(p.most);

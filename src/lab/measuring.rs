@@ -1,6 +1,6 @@
 //! Sharpness measurements in the app, away from the UI: on a worker thread on the desktop, and
-//! lighter (fewer samples and probes) inline in the browser, where the "worker" runs when a job
-//! is sent. The lab's runs measure every `measure_every` steps (`Measuring`); the experiments'
+//! lighter (fewer samples and probes) in the browser, where the "worker" is a job in pieces (one
+//! pass over the evaluation set each) that the lab advances a slice per frame (`work`). The lab's runs measure every `measure_every` steps (`Measuring`); the experiments'
 //! trials measure once at the end (`app_measurer`): both set up their measurer here. A run may
 //! also ask for the Hessian's eigenvalue density (`app_density`), lighter in the browser.
 
@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::metrics::{DensityConfig, MeasureConfig, Measurement, RunMeasurer};
 use crate::platform::{BACKGROUND_WORKERS, Worker};
 use crate::run::Run;
+use web_time::Instant;
 
 /// Evaluation samples of the browser's lighter measurement.
 const LIGHT_EVAL_SIZE: usize = 256;
@@ -69,8 +70,9 @@ impl Measuring {
         let mut measurer = app_measurer(cfg, data, !BACKGROUND_WORKERS)?;
         measurer.config.density = spectrum.then(|| app_density(cfg, !BACKGROUND_WORKERS));
         let eval_samples = measurer.eval_size();
-        let worker = Worker::new("samlab measurements", move |(generation, step, params): MeasureJob| {
-            (generation, measurer.measure(step, &params).map_err(|e| e.to_string()))
+        let worker = Worker::resumable("samlab measurements", move |(generation, step, params): MeasureJob| {
+            let mut measurer = measurer.clone();
+            async move { (generation, measurer.measure_in_pieces(step, &params).await.map_err(|e| e.to_string())) }
         });
         Ok(Self { every: cfg.measure_every.max(1), next: 0, last_asked: None, asked: None, in_flight: 0, generation: 0, worker, eval_samples, error: None })
     }
@@ -80,6 +82,17 @@ impl Measuring {
         self.next = 0;
         self.last_asked = None;
         self.asked = None;
+    }
+
+    /// Whether a measurement waits for `work` (the browser).
+    pub fn has_work(&self) -> bool {
+        self.worker.has_work()
+    }
+
+    /// In the browser: measures until `until` (at least one pass); on the desktop the worker
+    /// thread measures on its own.
+    pub fn work(&mut self, until: Instant) {
+        self.worker.work(until);
     }
 
     /// Collects finished measurements, forwards arrived weights, asks for the next weights.
@@ -117,5 +130,34 @@ impl Measuring {
             self.last_asked = Some(step);
             self.next = step + self.every;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resumable::Resumable;
+
+    /// The browser's measurement, advanced one pass at a time (every deadline already past),
+    /// equals the one made at once (the desktop's worker), bit for bit, in many pieces.
+    #[test]
+    fn a_measurement_in_pieces_equals_one_made_at_once() {
+        let cfg = RunConfig::default();
+        let data = Dataset::load(&cfg.dataset, 0).unwrap();
+        let params = crate::setup::spec_for(&cfg, &data).init(0);
+        let mut measurer = app_measurer(&cfg, &data, true).unwrap();
+        measurer.config.density = Some(app_density(&cfg, true));
+        let whole = measurer.clone().measure(5, &params).unwrap();
+        let mut job = Resumable::new(async move { measurer.measure_in_pieces(5, &params).await });
+        let mut pieces = 0;
+        let got = loop {
+            pieces += 1;
+            if let Some(m) = job.advance(Instant::now()) {
+                break m.unwrap();
+            }
+        };
+        // Debug text: equal NaNs (a constant correlation) compare equal too.
+        assert_eq!(format!("{got:?}"), format!("{whole:?}"));
+        assert!(pieces > 20, "{pieces} pieces");
     }
 }

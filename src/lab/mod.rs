@@ -135,6 +135,8 @@ pub struct Lab {
     pub budget: Duration,
     pub throughput: Throughput,
     cursor: usize,
+    /// The round robin of the measurements' slices.
+    measure_cursor: usize,
     /// Steps completed by all runs since the lab was built (a counter the browser test reads).
     pub total_steps: u64,
     /// The landscape being computed or shown, and why the last one stopped (if it failed).
@@ -154,6 +156,7 @@ impl Lab {
             budget: Duration::from_millis(8),
             throughput: Throughput::default(),
             cursor: 0,
+            measure_cursor: 0,
             total_steps: 0,
             landscape: None,
             landscape_error: None,
@@ -404,6 +407,15 @@ impl Lab {
                 r.fail(e);
             }
         }
+        // The browser's measurements in pieces (on the desktop their threads need none of this)
+        // share half the training budget on top, round robin.
+        let measuring: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].measuring.as_ref().is_some_and(Measuring::has_work)).collect();
+        let runs = &mut self.runs;
+        round_robin(&measuring, Instant::now(), self.budget / 2, &mut self.measure_cursor, |i, until| {
+            if let Some(m) = &mut runs[i].measuring {
+                m.work(until);
+            }
+        });
         // A landscape in progress gets half the training budget on top.
         self.advance_landscape(Instant::now() + self.budget / 2);
         let after: u64 = self.runs.iter().map(LabRun::completed).sum();

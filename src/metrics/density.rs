@@ -6,6 +6,7 @@
 
 use super::Objective;
 use crate::error::{Error, Result};
+use crate::resumable::{block_on, pause};
 use crate::rng::{Rng, Stream};
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +118,11 @@ pub struct Tridiagonal {
 /// carry no spurious copies). Stops early when the next residual is below 1e-10 of the largest
 /// coefficient so far: the Krylov space is invariant and T is exact on it.
 pub fn lanczos<O: Objective + ?Sized>(obj: &mut O, w: &[f64], start: &[f64], k: usize) -> Result<Tridiagonal> {
+    block_on(lanczos_in_pieces(obj, w, start, k))
+}
+
+/// `lanczos`, pausing after every step (a product and its reorthogonalisation).
+async fn lanczos_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &[f64], start: &[f64], k: usize) -> Result<Tridiagonal> {
     let norm = dot(start, start).sqrt();
     if !(norm.is_finite() && norm > 0.0) {
         return Err(Error::Data("density: the Lanczos start vector is zero or not finite".into()));
@@ -151,6 +157,7 @@ pub fn lanczos<O: Objective + ?Sized>(obj: &mut O, w: &[f64], start: &[f64], k: 
         }
         t.beta.push(b);
         basis.push(r.iter().map(|v| v / b).collect());
+        pause().await;
     }
     Ok(t)
 }
@@ -232,6 +239,11 @@ pub fn rademacher_start(seed: u64, s: usize, n: usize) -> Vec<f64> {
 
 /// The eigenvalue density of H(w) by stochastic Lanczos quadrature with `cfg`.
 pub fn density<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &DensityConfig) -> Result<Density> {
+    block_on(density_in_pieces(obj, w, cfg))
+}
+
+/// `density`, pausing after every Lanczos step.
+pub async fn density_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &DensityConfig) -> Result<Density> {
     cfg.validate()?;
     let n = obj.n_params();
     if n == 0 || w.len() != n {
@@ -241,7 +253,7 @@ pub fn density<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &DensityConfi
     let mut pooled: Vec<(f64, f64)> = Vec::new();
     let (mut hvps, mut steps) = (0, 0);
     for s in 0..cfg.starts {
-        let t = lanczos(obj, w, &rademacher_start(cfg.seed, s, n), k)?;
+        let t = lanczos_in_pieces(obj, w, &rademacher_start(cfg.seed, s, n), k).await?;
         hvps += t.hvps;
         steps = steps.max(t.alpha.len());
         let (theta, first) =

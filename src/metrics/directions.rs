@@ -8,10 +8,11 @@
 //! space. Each pair comes with the range that suits it when none is asked for.
 
 use super::Objective;
-use super::hessian::top_eigenvalues;
+use super::hessian::top_eigenvalues_in_pieces;
 use super::landscape::project;
 use crate::error::{Error, Result};
 use crate::model::MlpSpec;
+use crate::resumable::{block_on, pause};
 use serde::{Deserialize, Serialize};
 
 /// Which pair of directions a landscape is drawn along.
@@ -95,6 +96,11 @@ pub fn random_pair(spec: &MlpSpec, center: &[f32], seed: u64) -> DirectionPair {
 /// (unit length): k² dot products of length n instead of an n×n covariance. The explained
 /// variance of PC_j is μ_j / tr G. Signs put the first snapshot at α, β ≥ 0.
 pub fn pca_pair(center: &[f32], snapshots: &[(u64, Vec<f32>)]) -> Result<DirectionPair> {
+    block_on(pca_pair_in_pieces(center, snapshots))
+}
+
+/// `pca_pair`, pausing after each row of the Gram matrix, each Jacobi sweep and each component.
+pub async fn pca_pair_in_pieces(center: &[f32], snapshots: &[(u64, Vec<f32>)]) -> Result<DirectionPair> {
     let n = center.len();
     let rows: Vec<Vec<f64>> = snapshots
         .iter()
@@ -117,9 +123,10 @@ pub fn pca_pair(center: &[f32], snapshots: &[(u64, Vec<f32>)]) -> Result<Directi
             gram[i * k + j] = g;
             gram[j * k + i] = g;
         }
+        pause().await;
     }
     let trace: f64 = (0..k).map(|i| gram[i * k + i]).sum();
-    let (values, vectors) = symmetric_eigen(gram, k);
+    let (values, vectors) = symmetric_eigen_in_pieces(gram, k).await;
     // (A NaN from non-finite weights is refused too.)
     if values[1].partial_cmp(&(1e-12 * values[0])) != Some(std::cmp::Ordering::Greater) {
         return Err(refuse("all snapshots lie on one line".into()));
@@ -137,6 +144,7 @@ pub fn pca_pair(center: &[f32], snapshots: &[(u64, Vec<f32>)]) -> Result<Directi
         extent = extent.max(v.iter().map(|x| (x * s).abs()).fold(0.0, f64::max));
         let pc: Vec<f32> = (0..n).map(|p| (rows.iter().zip(&v).map(|(r, &c)| r[p] * c).sum::<f64>() / s) as f32).collect();
         pcs.push(pc);
+        pause().await;
     }
     let d2 = pcs.pop().expect("two components");
     let d1 = pcs.pop().expect("two components");
@@ -153,6 +161,11 @@ pub fn pca_pair(center: &[f32], snapshots: &[(u64, Vec<f32>)]) -> Result<Directi
 /// `top_eigenvalues` with at most `max_iters` products each and relative tolerance `tol`
 /// (power start seeded by `seed`); two more products check ‖H·v − λ·v‖.
 pub fn hessian_pair<O: Objective + ?Sized>(obj: &mut O, center: &[f32], max_iters: usize, tol: f64, seed: u64) -> Result<DirectionPair> {
+    block_on(hessian_pair_in_pieces(obj, center, max_iters, tol, seed))
+}
+
+/// `hessian_pair`, pausing after every Hessian-vector product.
+pub async fn hessian_pair_in_pieces<O: Objective + ?Sized>(obj: &mut O, center: &[f32], max_iters: usize, tol: f64, seed: u64) -> Result<DirectionPair> {
     if obj.n_params() != center.len() {
         return Err(Error::Data(format!("the centre has {} parameters, the model has {}", center.len(), obj.n_params())));
     }
@@ -160,13 +173,14 @@ pub fn hessian_pair<O: Objective + ?Sized>(obj: &mut O, center: &[f32], max_iter
         return Err(Error::invalid("directions", "hessian", "a model with at least 2 parameters"));
     }
     let w: Vec<f64> = center.iter().map(|&v| v as f64).collect();
-    let top = top_eigenvalues(obj, &w, 2, max_iters, tol, seed);
+    let top = top_eigenvalues_in_pieces(obj, &w, 2, max_iters, tol, seed).await;
     if top.values.len() < 2 || top.values.iter().any(|v| !v.is_finite()) {
         return Err(Error::invalid("directions", "hessian", "finite weights and a finite Hessian at the centre"));
     }
     let mut residuals = [0.0; 2];
     for (r, (v, &l)) in residuals.iter_mut().zip(top.vectors.iter().zip(&top.values)) {
         let hv = obj.hvp(&w, v);
+        pause().await;
         let off = hv.iter().zip(v).map(|(h, x)| (h - l * x).powi(2)).sum::<f64>().sqrt();
         *r = off / l.abs().max(f64::MIN_POSITIVE);
     }
@@ -199,7 +213,12 @@ pub fn off_plane_share(center: &[f32], d1: &[f32], d2: &[f32], snapshots: &[(u64
 /// Eigenvalues (descending) and eigenvectors (column j of the row-major k×k result) of a
 /// symmetric matrix, by cyclic Jacobi rotations: exact to rounding and ample for the Gram matrix
 /// of at most a thousand snapshots.
-pub fn symmetric_eigen(mut a: Vec<f64>, k: usize) -> (Vec<f64>, Vec<f64>) {
+pub fn symmetric_eigen(a: Vec<f64>, k: usize) -> (Vec<f64>, Vec<f64>) {
+    block_on(symmetric_eigen_in_pieces(a, k))
+}
+
+/// `symmetric_eigen`, pausing after every sweep.
+async fn symmetric_eigen_in_pieces(mut a: Vec<f64>, k: usize) -> (Vec<f64>, Vec<f64>) {
     let mut v = vec![0.0; k * k];
     (0..k).for_each(|i| v[i * k + i] = 1.0);
     let scale: f64 = a.iter().map(|x| x * x).sum::<f64>();
@@ -237,6 +256,7 @@ pub fn symmetric_eigen(mut a: Vec<f64>, k: usize) -> (Vec<f64>, Vec<f64>) {
                 }
             }
         }
+        pause().await;
     }
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&i, &j| a[j * k + j].total_cmp(&a[i * k + i]));

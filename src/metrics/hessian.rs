@@ -2,6 +2,7 @@
 //! deflation, and the trace by Hutchinson's estimator.
 
 use super::Objective;
+use crate::resumable::{block_on, pause};
 use crate::rng::{self, Rng, Stream};
 
 /// Power-iteration results, largest eigenvalue first.
@@ -42,6 +43,11 @@ fn project_out(v: &mut [f64], found: &[Vec<f64>]) {
 /// indefinite away from minima) it is used as a shift: iterating on H − μ·I, whose spectrum is
 /// ≥ 0, finds λ_max − μ.
 pub fn top_eigenvalues<O: Objective + ?Sized>(obj: &mut O, w: &[f64], k: usize, max_iters: usize, tol: f64, seed: u64) -> TopEigen {
+    block_on(top_eigenvalues_in_pieces(obj, w, k, max_iters, tol, seed))
+}
+
+/// `top_eigenvalues`, pausing after every Hessian-vector product (`resumable`).
+pub async fn top_eigenvalues_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &[f64], k: usize, max_iters: usize, tol: f64, seed: u64) -> TopEigen {
     let n = obj.n_params();
     let mut rng = Rng::stream(seed, Stream::Power);
     let mut out = TopEigen::default();
@@ -49,13 +55,13 @@ pub fn top_eigenvalues<O: Objective + ?Sized>(obj: &mut O, w: &[f64], k: usize, 
         let mut v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
         project_out(&mut v, &out.vectors);
         normalize(&mut v);
-        let (mut lambda, mut v, mut iters) = power(obj, w, v, &out.vectors, 0.0, max_iters, tol);
+        let (mut lambda, mut v, mut iters) = power(obj, w, v, &out.vectors, 0.0, max_iters, tol).await;
         if lambda < 0.0 {
             // A fresh start: the vector found so far is (nearly) in the null space of H − μ·I.
             let mut fresh: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
             project_out(&mut fresh, &out.vectors);
             normalize(&mut fresh);
-            let (l2, v2, i2) = power(obj, w, fresh, &out.vectors, lambda, max_iters, tol);
+            let (l2, v2, i2) = power(obj, w, fresh, &out.vectors, lambda, max_iters, tol).await;
             lambda = l2;
             v = v2;
             iters += i2;
@@ -69,12 +75,21 @@ pub fn top_eigenvalues<O: Objective + ?Sized>(obj: &mut O, w: &[f64], k: usize, 
 
 /// Power iteration on v ↦ P·(H − shift·I)·P·v. Returns (the Rayleigh quotient of H, unit v,
 /// products spent).
-fn power<O: Objective + ?Sized>(obj: &mut O, w: &[f64], mut v: Vec<f64>, found: &[Vec<f64>], shift: f64, max_iters: usize, tol: f64) -> (f64, Vec<f64>, usize) {
+async fn power<O: Objective + ?Sized>(
+    obj: &mut O,
+    w: &[f64],
+    mut v: Vec<f64>,
+    found: &[Vec<f64>],
+    shift: f64,
+    max_iters: usize,
+    tol: f64,
+) -> (f64, Vec<f64>, usize) {
     let mut rayleigh = f64::NAN;
     let mut iters = 0;
     for _ in 0..max_iters.max(1) {
         let mut hv = obj.hvp(w, &v);
         iters += 1;
+        pause().await;
         project_out(&mut hv, found);
         // Rayleigh quotient of H at the unit vector v (v is already orthogonal to `found`).
         let next = dot(&v, &hv);
@@ -103,14 +118,19 @@ pub fn hutchinson_key(seed: u64, k: u64) -> u32 {
 
 /// tr H ≈ (1/K)·Σ_k z_kᵀ H z_k over K Rademacher probes. Returns (mean, standard error of it).
 pub fn hutchinson_trace<O: Objective + ?Sized>(obj: &mut O, w: &[f64], probes: usize, seed: u64) -> (f64, f64) {
+    block_on(hutchinson_trace_in_pieces(obj, w, probes, seed))
+}
+
+/// `hutchinson_trace`, pausing after every probe.
+pub async fn hutchinson_trace_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &[f64], probes: usize, seed: u64) -> (f64, f64) {
     let n = obj.n_params();
-    let samples: Vec<f64> = (0..probes as u64)
-        .map(|k| {
-            let key = hutchinson_key(seed, k);
-            let z: Vec<f64> = (0..n as u32).map(|i| rng::rademacher(key, i) as f64).collect();
-            dot(&z, &obj.hvp(w, &z))
-        })
-        .collect();
+    let mut samples = Vec::with_capacity(probes);
+    for k in 0..probes as u64 {
+        let key = hutchinson_key(seed, k);
+        let z: Vec<f64> = (0..n as u32).map(|i| rng::rademacher(key, i) as f64).collect();
+        samples.push(dot(&z, &obj.hvp(w, &z)));
+        pause().await;
+    }
     mean_and_stderr(&samples)
 }
 

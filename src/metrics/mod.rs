@@ -34,6 +34,7 @@ use crate::config::{RunConfig, RwSamConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{MlpSpec, Real};
+use crate::resumable::{block_on, pause};
 use crate::rng::{self, Rng, Stream};
 use serde::{Deserialize, Serialize};
 
@@ -240,6 +241,12 @@ pub struct MeasureReport {
 /// Measures everything at `w` on the objective's evaluation set. `step` keys the RW-SAM probe
 /// (the one the step at that index draws: `rademacher(probe_key(seed, step), i)`).
 pub fn measure<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &MeasureConfig, step: u64) -> Result<MeasureReport> {
+    block_on(measure_in_pieces(obj, w, cfg, step))
+}
+
+/// `measure`, pausing between its passes over the evaluation set (each gradient, each
+/// Hessian-vector product, each draw of the m-curve): the browser spreads it over frames.
+pub async fn measure_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &MeasureConfig, step: u64) -> Result<MeasureReport> {
     cfg.validate()?;
     if w.len() != obj.n_params() {
         return Err(Error::Data(format!("measure: {} parameters given, the model has {}", w.len(), obj.n_params())));
@@ -250,15 +257,22 @@ pub fn measure<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &MeasureConfi
     }
     let (loss, grad) = obj.loss_grad(w);
     let accuracy = obj.accuracy(w);
+    pause().await;
     let noise = noise::gradient_noise(obj, w, &grad);
+    pause().await;
     let sharp = sharpness::sam_sharpness(obj, w, loss, &grad, cfg.rho);
-    let eig = hessian::top_eigenvalues(obj, w, cfg.top_k, cfg.power_iters, cfg.power_tol, cfg.seed);
-    let (trace_h, trace_h_stderr) = hessian::hutchinson_trace(obj, w, cfg.probes, cfg.seed);
-    let density = cfg.density.as_ref().map(|d| density::density(obj, w, d)).transpose()?;
+    pause().await;
+    let eig = hessian::top_eigenvalues_in_pieces(obj, w, cfg.top_k, cfg.power_iters, cfg.power_tol, cfg.seed).await;
+    let (trace_h, trace_h_stderr) = hessian::hutchinson_trace_in_pieces(obj, w, cfg.probes, cfg.seed).await;
+    let density = match &cfg.density {
+        Some(d) => Some(density::density_in_pieces(obj, w, d).await?),
+        None => None,
+    };
     let curve_max = if cfg.curve_max == 0 { n } else { cfg.curve_max.min(n) };
     let mut curve_rng = Rng::stream(cfg.seed ^ 0x006d_2d63_7572_7665, Stream::Eval); // "m-curve"
     let m_curve =
-        sharpness::m_sharpness_curve(obj, w, &sharpness::m_values(curve_max), noise.grad_sq_norm, noise.trace_v, cfg.rho, cfg.curve_groups, &mut curve_rng);
+        sharpness::m_sharpness_curve(obj, w, &sharpness::m_values(curve_max), noise.grad_sq_norm, noise.trace_v, cfg.rho, cfg.curve_groups, &mut curve_rng)
+            .await;
     let rwsam = (cfg.rw_batch > 0).then(|| {
         let key = rng::probe_key(cfg.seed, step);
         let z: Vec<f64> = (0..w.len() as u32).map(|i| rng::rademacher(key, i) as f64).collect();
@@ -289,7 +303,9 @@ pub fn measure<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cfg: &MeasureConfi
 }
 
 /// What a `Run` holds to measure itself: the evaluation subset's objective (f32, the run-time
-/// precision) and the settings from its config.
+/// precision) and the settings from its config. A clone measures on its own (the browser's
+/// measurements in pieces each own one).
+#[derive(Clone)]
 pub struct RunMeasurer {
     objective: MlpObjective<f32>,
     pub config: MeasureConfig,
@@ -319,7 +335,12 @@ impl RunMeasurer {
 
     /// The measurement at `params` after `step` steps.
     pub fn measure(&mut self, step: u64, params: &[f32]) -> Result<Measurement> {
+        block_on(self.measure_in_pieces(step, params))
+    }
+
+    /// `measure`, pausing between passes (`measure_in_pieces`).
+    pub async fn measure_in_pieces(&mut self, step: u64, params: &[f32]) -> Result<Measurement> {
         let w: Vec<f64> = params.iter().map(|&v| v as f64).collect();
-        Ok(measure(&mut self.objective, &w, &self.config, step)?.measurement)
+        Ok(measure_in_pieces(&mut self.objective, &w, &self.config, step).await?.measurement)
     }
 }

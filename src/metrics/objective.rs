@@ -39,6 +39,7 @@ pub trait Objective {
 /// The MLP with softmax cross-entropy on an evaluation set, computing in `T`.
 /// Caches the forward and backward pass at the last w it saw (power iteration and Hutchinson
 /// probe the same w many times).
+#[derive(Clone)]
 pub struct MlpObjective<T: Real> {
     mlp: Mlp<T>,
     x: Vec<T>,
@@ -48,6 +49,7 @@ pub struct MlpObjective<T: Real> {
     scratch: Tape<T>,
 }
 
+#[derive(Clone)]
 struct Cache<T> {
     at: Vec<f64>,
     params: Vec<T>,

@@ -2,6 +2,7 @@
 
 use super::Objective;
 use crate::optim::NORM_EPS;
+use crate::resumable::pause;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +60,8 @@ pub fn m_values(max: usize) -> Vec<usize> {
 ///
 /// Without replacement, E‖∇f_I‖² = ‖∇f‖² + (tr V/m)·(n − m)/(n − 1) ≤ ‖∇f‖² + tr V/m, so by
 /// Jensen the bound holds for every m (and is loose by the finite-population factor).
-pub fn m_sharpness_curve<O: Objective + ?Sized>(
+/// Pauses after every draw (`resumable`).
+pub async fn m_sharpness_curve<O: Objective + ?Sized>(
     obj: &mut O,
     w: &[f64],
     ms: &[usize],
@@ -78,6 +80,7 @@ pub fn m_sharpness_curve<O: Objective + ?Sized>(
         for _ in 0..draws {
             let order = rng.permutation(n);
             sq.extend(obj.group_sq_norms(w, &order, m));
+            pause().await;
         }
         let k = sq.len().max(1) as f64;
         out.push(MPoint {

@@ -50,6 +50,8 @@ pub struct StatusReport {
     pub densities: usize,
     /// Live changes of settings recorded in the runs' histories, all runs together.
     pub changes: usize,
+    /// Sharpness measurements in the runs' histories, all runs together.
+    pub measurements: usize,
     /// The landscape shown or in progress: "pca 120/441" (directions, points done of all), or empty.
     pub landscape: String,
 }
@@ -120,8 +122,9 @@ pub const BACKGROUND_WORKERS: bool = cfg!(not(target_arch = "wasm32"));
 /// Whether this build runs in the browser (e.g. to default to lighter work).
 pub const BROWSER: bool = cfg!(target_arch = "wasm32");
 
-/// Runs a function on its own inputs away from the UI: on a background thread on the desktop;
-/// in the browser (no threads without cross-origin isolation) inline, when the input is sent.
+/// Runs a job on each of its inputs away from the UI: on a background thread on the desktop
+/// (each job to its end); in the browser (no threads without cross-origin isolation) on the UI
+/// thread, a slice per frame (`work`), the job pausing between its pieces (`resumable`).
 /// Results come back in order through `try_recv`, never blocking.
 pub struct Worker<I, O> {
     #[cfg(not(target_arch = "wasm32"))]
@@ -129,21 +132,31 @@ pub struct Worker<I, O> {
     #[cfg(not(target_arch = "wasm32"))]
     rx: std::sync::mpsc::Receiver<O>,
     #[cfg(target_arch = "wasm32")]
-    f: Box<dyn FnMut(I) -> O>,
+    start: Box<dyn FnMut(I) -> crate::resumable::Resumable<O>>,
+    #[cfg(target_arch = "wasm32")]
+    inputs: std::collections::VecDeque<I>,
+    #[cfg(target_arch = "wasm32")]
+    current: Option<crate::resumable::Resumable<O>>,
     #[cfg(target_arch = "wasm32")]
     done: std::collections::VecDeque<O>,
 }
 
 impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
-    pub fn new(name: &str, f: impl FnMut(I) -> O + Send + 'static) -> Self {
+    /// A worker whose job is one piece: `f` of the input.
+    pub fn new(name: &str, mut f: impl FnMut(I) -> O + Send + 'static) -> Self {
+        Self::resumable(name, move |input| std::future::ready(f(input)))
+    }
+
+    /// A worker whose job is the computation `f` starts on each input (an `async` block that
+    /// pauses between its pieces, `resumable::pause`).
+    pub fn resumable<F: std::future::Future<Output = O> + 'static>(name: &str, mut f: impl FnMut(I) -> F + Send + 'static) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         {
             let (tx, inputs) = std::sync::mpsc::channel::<I>();
             let (outputs, rx) = std::sync::mpsc::channel::<O>();
-            let mut f = f;
             let spawned = std::thread::Builder::new().name(name.to_string()).spawn(move || {
                 for input in inputs {
-                    if outputs.send(f(input)).is_err() {
+                    if outputs.send(crate::resumable::block_on(f(input))).is_err() {
                         break;
                     }
                 }
@@ -156,7 +169,12 @@ impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
         #[cfg(target_arch = "wasm32")]
         {
             let _ = name;
-            Self { f: Box::new(f), done: std::collections::VecDeque::new() }
+            Self {
+                start: Box::new(move |input| crate::resumable::Resumable::new(f(input))),
+                inputs: std::collections::VecDeque::new(),
+                current: None,
+                done: std::collections::VecDeque::new(),
+            }
         }
     }
 
@@ -166,9 +184,45 @@ impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
             let _ = tx.send(input);
         }
         #[cfg(target_arch = "wasm32")]
+        self.inputs.push_back(input);
+    }
+
+    /// Whether `work` has something to do (never on the desktop, where the thread works alone).
+    pub fn has_work(&self) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
         {
-            let out = (self.f)(input);
-            self.done.push_back(out);
+            false
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.current.is_some() || !self.inputs.is_empty()
+        }
+    }
+
+    /// In the browser: works on the jobs sent until `until` (at least one piece when there is
+    /// work). On the desktop the thread works on its own and this returns at once.
+    pub fn work(&mut self, until: web_time::Instant) {
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = until;
+        #[cfg(target_arch = "wasm32")]
+        loop {
+            let job = match &mut self.current {
+                Some(job) => job,
+                None => match self.inputs.pop_front() {
+                    Some(input) => self.current.insert((self.start)(input)),
+                    None => return,
+                },
+            };
+            match job.advance(until) {
+                Some(out) => {
+                    self.current = None;
+                    self.done.push_back(out);
+                    if web_time::Instant::now() >= until {
+                        return;
+                    }
+                }
+                None => return,
+            }
         }
     }
 

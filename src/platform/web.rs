@@ -185,6 +185,7 @@ impl Platform for WebPlatform {
             let _ = canvas.set_attribute("data-worst-frame-ms", &format!("{:.1}", status.worst_frame_ms));
             let _ = canvas.set_attribute("data-densities", &status.densities.to_string());
             let _ = canvas.set_attribute("data-changes", &status.changes.to_string());
+            let _ = canvas.set_attribute("data-measurements", &status.measurements.to_string());
             let _ = canvas.set_attribute("data-landscape", &status.landscape);
             let _ = canvas.set_attribute("data-ready", "1");
         }

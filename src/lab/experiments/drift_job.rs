@@ -17,7 +17,7 @@ pub(super) struct DriftJob {
 }
 
 impl DriftJob {
-    /// `one_m_per_piece`: in the browser, where the worker runs inline when a piece is sent.
+    /// `one_m_per_piece`: in the browser, where the worker runs on the UI thread, a piece per frame.
     pub(super) fn new(quick: bool, one_m_per_piece: bool) -> Self {
         let config = DriftConfig::new(quick, 0);
         let chunks = if one_m_per_piece { config.ms.iter().map(|&m| vec![m]).collect() } else { VecDeque::from([config.ms.clone()]) };
@@ -34,6 +34,8 @@ impl DriftJob {
             worker.send(DriftConfig { ms, ..self.config.clone() });
             self.in_flight = true;
         }
+        // The browser: one piece (one m) per frame.
+        worker.work(web_time::Instant::now());
         let mut news = false;
         while let Some(part) = worker.try_recv() {
             self.in_flight = false;

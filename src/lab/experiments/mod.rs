@@ -122,8 +122,12 @@ impl ExperimentJob {
             cursor: 0,
         };
         if job.trials.iter().any(|t| t.measure) {
-            job.worker = Some(Worker::new("samlab experiment measurements", |(i, cfg, data, step, params): MeasureJob| {
-                (i, app_measurer(&cfg, &data, !BACKGROUND_WORKERS).and_then(|mut m| m.measure(step, &params)).map_err(|e| e.to_string()))
+            job.worker = Some(Worker::resumable("samlab experiment measurements", |(i, cfg, data, step, params): MeasureJob| async move {
+                let measured = match app_measurer(&cfg, &data, !BACKGROUND_WORKERS) {
+                    Ok(mut m) => m.measure_in_pieces(step, &params).await,
+                    Err(e) => Err(e),
+                };
+                (i, measured.map_err(|e| e.to_string()))
             }));
         }
         job.refresh_summary();
@@ -301,6 +305,12 @@ impl ExperimentJob {
         });
         self.handle_errors(errors);
         self.advance_trained();
+        // In the browser the measurements go on in pieces for half the budget on top (the
+        // desktop's worker thread needs none of this); what finished is collected now.
+        if let Some(w) = &mut self.worker {
+            w.work(Instant::now() + budget / 2);
+        }
+        self.receive_measurements();
         self.start_trials();
         if self.next >= self.trials.len() && self.live.is_empty() {
             self.finish();
@@ -438,8 +448,6 @@ impl ExperimentJob {
             }
             k += 1;
         }
-        // In the browser the worker measured inline on `send`: collect it in this frame.
-        self.receive_measurements();
     }
 
     fn receive_measurements(&mut self) {
