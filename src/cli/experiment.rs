@@ -337,7 +337,7 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse:
         sections.push('\n');
         // The claim-level lines of each experiment (those that say whether a claim holds).
         for v in &written.verdicts {
-            let ci = v.ci.map(|[a, b]| format!(", 95 % interval [{}, {}]", sig(a), sig(b))).unwrap_or_default();
+            let ci = v.ci.map(|[a, b]| format!(", {} [{}, {}]", interval_name(v), sig(a), sig(b))).unwrap_or_default();
             let effect = v.effect.map(|e| format!("; effect {} {}{ci}", sig(e), v.unit)).unwrap_or_default();
             let wins = v.wins.map(|w| format!(", {w}/{} seeds", v.n)).unwrap_or_default();
             brief.push_str(&format!("| {} | {} | **{}**{effect}{wins} |\n", exp.name(), v.claim.replace('|', "\\|"), v.verdict.word()));
@@ -377,9 +377,15 @@ pub fn expectations(found: &[(Experiment, Vec<Verdict>)]) -> serde_json::Value {
     serde_json::Value::Object(doc)
 }
 
+/// What a verdict's `ci` is: a 95 % interval of the paired mean, except for cost ratios, whose
+/// bounds are the smallest and largest ratio over the repeats (timing has no normal model).
+fn interval_name(v: &Verdict) -> &'static str {
+    if v.unit == "ratio" { "range over repeats" } else { "95 % interval" }
+}
+
 /// One line per verdict: the claim, the verdict, its paired effect and interval.
 fn line(exp: Experiment, v: &Verdict) -> String {
-    let ci = v.ci.map(|[a, b]| format!(", 95 % interval [{}, {}]", sig(a), sig(b))).unwrap_or_default();
+    let ci = v.ci.map(|[a, b]| format!(", {} [{}, {}]", interval_name(v), sig(a), sig(b))).unwrap_or_default();
     let effect =
         v.effect.map(|e| format!(" ({} {}{ci}{})", sig(e), v.unit, v.wins.map(|w| format!(", {w}/{} seeds", v.n)).unwrap_or_default())).unwrap_or_default();
     format!("- {}: {} — **{}**{effect}\n", exp.name(), v.claim, v.verdict.word())
