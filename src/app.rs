@@ -357,7 +357,7 @@ impl SamLabApp {
         self.report();
         self.frame_times.add(frame_start.elapsed());
         self.platform.frame_end();
-        if self.lab.is_training() || self.experiment.as_ref().is_some_and(ExperimentJob::is_running) {
+        if self.lab.is_training() || self.experiment.as_ref().is_some_and(ExperimentJob::is_running) || self.desk.is_reading() {
             ui.ctx().request_repaint();
         } else {
             ui.ctx().request_repaint_after(VIEW_REFRESH);

@@ -411,6 +411,16 @@ impl Run {
     /// Collects finished work into the history; returns how many responses arrived.
     pub fn collect(&mut self) -> Result<usize> {
         let responses = self.engine.poll()?;
+        Ok(self.record_all(responses))
+    }
+
+    /// `collect` within the caller's share of a frame (`Engine::poll_until`).
+    pub fn collect_until(&mut self, until: web_time::Instant) -> Result<usize> {
+        let responses = self.engine.poll_until(until)?;
+        Ok(self.record_all(responses))
+    }
+
+    fn record_all(&mut self, responses: Vec<Response>) -> usize {
         let n = responses.len();
         for r in responses {
             self.record(r);
@@ -423,7 +433,7 @@ impl Run {
         {
             self.status = RunStatus::Finished;
         }
-        Ok(n)
+        n
     }
 
     fn record(&mut self, response: Response) {

@@ -184,6 +184,16 @@ impl egui::DroppedFile for Dropped {
 fn drop_file(h: &mut Harness<'static, SamLabApp>, name: &str, text: &str) {
     h.input_mut().dropped_files.push(Arc::new(Dropped { path: PathBuf::from(format!("/home/user/{name}")), bytes: text.as_bytes().to_vec() }));
     h.run_steps(2);
+    // The file is parsed on the CSV worker's thread and opened on a later frame.
+    for _ in 0..500 {
+        if !h.state().is_reading_files() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        h.run_steps(1);
+    }
+    assert!(!h.state().is_reading_files(), "{name} was not read within 5 s");
+    h.run_steps(1);
 }
 
 #[test]

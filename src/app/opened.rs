@@ -5,15 +5,20 @@
 //! - JSON with `layers`: weights for a run (`Lab::load_weights`: the network must match);
 //! - other JSON: a lab or a run's config (`SamLabApp::load_text`).
 //!
-//! Files arrive in the inbox on a later frame (a dialog or a read never holds up a frame); saved
-//! weights are read from the engine without blocking and written once they arrive.
+//! Files arrive in the inbox on a later frame (a dialog or a read never holds up a frame); a CSV
+//! file is then parsed away from the frame (`platform::Worker`: a thread on the desktop, in the
+//! browser a few milliseconds of rows per frame) and opened when it is read; saved weights are
+//! read from the engine without blocking and written once they arrive.
 //! No egui here: app.rs hands the dropped files to the platform, which reads them into the inbox.
 
 use super::SamLabApp;
-use crate::config::DataConfig;
-use crate::platform::{Inbox, IncomingFile};
+use crate::config::{CsvSource, DataConfig};
+use crate::platform::{Inbox, IncomingFile, Worker};
 use crate::ui::files::FileCommand;
 use crate::ui::status::Message;
+
+/// A CSV file read by the worker: what configs name it by, or the one-line error (naming the file).
+type ReadCsv = Result<CsvSource, String>;
 
 /// What the app keeps for opened and saved files.
 #[derive(Default)]
@@ -23,6 +28,20 @@ pub struct Desk {
     saving: Vec<usize>,
     /// The run that weights opened next go into (the selected run when opened).
     weights_into: Option<usize>,
+    /// Parses CSV files (`data::user::register_in_pieces`); made for the first one.
+    csv: Option<Worker<(String, Vec<u8>), ReadCsv>>,
+    /// CSV files sent to the worker and not yet back.
+    reading: usize,
+}
+
+/// Time the browser spends reading a CSV file per frame (at least one block of rows).
+const CSV_SLICE: web_time::Duration = web_time::Duration::from_millis(4);
+
+impl Desk {
+    /// Whether a CSV file is still being read.
+    pub fn is_reading(&self) -> bool {
+        self.reading > 0
+    }
 }
 
 /// Extensions the dialog offers.
@@ -34,6 +53,17 @@ impl SamLabApp {
         let arrived: Vec<IncomingFile> = std::mem::take(&mut *self.desk.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         for file in arrived {
             self.open_incoming(file);
+        }
+        if let Some(worker) = &mut self.desk.csv {
+            worker.work(web_time::Instant::now() + CSV_SLICE);
+            let mut read = Vec::new();
+            while let Some(r) = worker.try_recv() {
+                read.push(r);
+            }
+            self.desk.reading -= read.len().min(self.desk.reading);
+            for source in read {
+                self.open_csv(source);
+            }
         }
         let saving = std::mem::take(&mut self.desk.saving);
         for i in saving {
@@ -77,7 +107,7 @@ impl SamLabApp {
         };
         let json = if name.to_ascii_lowercase().ends_with(".csv") { None } else { serde_json::from_slice::<serde_json::Value>(&bytes).ok() };
         match json {
-            None => self.open_csv(&name, &bytes),
+            None => self.read_csv(name, bytes),
             Some(v) if v.get("layers").is_some() => {
                 let i = self.desk.weights_into.take().unwrap_or(self.settings.selected);
                 let text = String::from_utf8_lossy(&bytes);
@@ -90,9 +120,27 @@ impl SamLabApp {
         }
     }
 
-    /// A dataset of the user's: every run restarts on it (the model, seed and label noise stay).
-    fn open_csv(&mut self, name: &str, bytes: &[u8]) {
-        match crate::data::user::register(name, bytes) {
+    /// Whether a CSV file the user opened is still being read.
+    pub fn is_reading_files(&self) -> bool {
+        self.desk.is_reading()
+    }
+
+    /// Sends a CSV file to the worker; `poll_files` opens it once read.
+    fn read_csv(&mut self, name: String, bytes: Vec<u8>) {
+        let worker = self.desk.csv.get_or_insert_with(|| {
+            Worker::resumable("samlab-csv", |(name, bytes): (String, Vec<u8>)| async move {
+                let read = crate::data::user::register_in_pieces(&name, &bytes).await;
+                read.map_err(|e| crate::error::one_line(&e.to_string()))
+            })
+        });
+        worker.send((name, bytes));
+        self.desk.reading += 1;
+    }
+
+    /// A dataset of the user's, read: every run restarts on it (the model, seed and label noise
+    /// stay). A file that could not be read changes nothing.
+    fn open_csv(&mut self, read: ReadCsv) {
+        match read {
             Ok(source) => {
                 let what = source.describe();
                 let mut shared = self.lab.state.shared.clone();
@@ -111,7 +159,7 @@ impl SamLabApp {
                     Some(e) => self.say(Message::error(e)),
                 }
             }
-            Err(e) => self.say(Message::error(format!("ignored the file ({}); nothing changed", crate::error::one_line(&e.to_string())))),
+            Err(e) => self.say(Message::error(format!("ignored the file ({e}); nothing changed"))),
         }
     }
 }

@@ -21,9 +21,19 @@ pub struct Table {
 /// error for a width the format does not take).
 pub type LabelColumn<'a> = &'a dyn Fn(usize) -> Result<usize, String>;
 
+/// Rows read between two pauses of `read_table_in_pieces` (a few milliseconds of a 785-column file
+/// in the browser).
+const ROWS_PER_PIECE: usize = 256;
+
 /// Reads `bytes` (UTF-8 CSV, an optional byte-order mark) as samples with the label in the
 /// column `label_at` picks. `name` names the file in messages.
 pub fn read_table(bytes: &[u8], name: &str, label_at: LabelColumn<'_>) -> Result<Table, Error> {
+    crate::resumable::block_on(read_table_in_pieces(bytes, name, label_at))
+}
+
+/// `read_table`, pausing every `ROWS_PER_PIECE` rows (`resumable::pause`): the browser reads a
+/// large file over several frames. The table is the same, row for row.
+pub async fn read_table_in_pieces(bytes: &[u8], name: &str, label_at: LabelColumn<'_>) -> Result<Table, Error> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(bytes);
     let mut table = Table { x: Vec::new(), y: Vec::new(), n_features: 0, header: false };
@@ -31,10 +41,15 @@ pub fn read_table(bytes: &[u8], name: &str, label_at: LabelColumn<'_>) -> Result
     let mut shape: Option<(usize, u64, usize)> = None;
     let mut record = csv::ByteRecord::new();
     let mut first = true;
+    let mut rows = 0usize;
     loop {
         let more = reader.read_byte_record(&mut record).map_err(|e| Error::Data(format!("{name}: {}", crate::error::one_line(&e.to_string()))))?;
         if !more {
             break;
+        }
+        rows += 1;
+        if rows % ROWS_PER_PIECE == 0 {
+            crate::resumable::pause().await;
         }
         let line = record.position().map_or(0, csv::Position::line);
         let at = |col: usize| format!("{name} line {line} column {}", col + 1);
@@ -107,6 +122,28 @@ mod tests {
         assert!(t.header);
         assert_eq!((t.x, t.y, t.n_features), (vec![1.0, 2.5, -3.0, 40.0], vec![0, 1], 2));
         assert!(!read("1,2,0\n").unwrap().header);
+    }
+
+    /// A file of several pieces read with a deadline already past: one piece per call, and the
+    /// same table as read at once.
+    #[test]
+    fn a_large_file_is_read_in_pieces_to_the_same_table() {
+        let mut text = String::from("a,b,label\n");
+        for i in 0..(3 * ROWS_PER_PIECE + 7) {
+            text += &format!("{},{},{}\n", i, i as f32 * 0.5, i % 3);
+        }
+        let whole = read(&text).unwrap();
+        let label_at: LabelColumn<'_> = &label_last;
+        let mut job = crate::resumable::Resumable::new(async move { read_table_in_pieces(text.as_bytes(), "t.csv", label_at).await });
+        let mut calls = 1;
+        let got = loop {
+            if let Some(t) = job.advance(web_time::Instant::now()) {
+                break t.unwrap();
+            }
+            calls += 1;
+        };
+        assert_eq!(got, whole);
+        assert_eq!(calls, 4, "three pauses, then the rest");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! used as they are. The split, centring and label noise are then those of every dataset.
 
 use super::RawData;
-use super::table::{Table, read_table};
+use super::table::{Table, read_table_in_pieces};
 use crate::config::{CSV_TEST_FRACTION, CsvSource, MAX_CLASSES};
 use crate::error::Error;
 use std::sync::{Arc, Mutex};
@@ -49,11 +49,16 @@ fn layout(columns: usize) -> Result<(usize, Option<usize>), String> {
 
 /// Parses a user CSV file without storing it: what a config names it by, and its samples.
 pub fn parse(name: &str, bytes: &[u8]) -> Result<(CsvSource, RawData), Error> {
+    crate::resumable::block_on(parse_in_pieces(name, bytes))
+}
+
+/// `parse`, pausing between blocks of rows (`table::read_table_in_pieces`).
+async fn parse_in_pieces(name: &str, bytes: &[u8]) -> Result<(CsvSource, RawData), Error> {
     if bytes.len() as u64 > MAX_CSV_BYTES {
         return Err(Error::Data(format!("{name}: {} MiB, larger than the {} MiB a CSV file may have", bytes.len() >> 20, MAX_CSV_BYTES >> 20)));
     }
     let label_at = |c: usize| layout(c).map(|l| l.0);
-    let Table { x, y, n_features, .. } = read_table(bytes, name, &label_at)?;
+    let Table { x, y, n_features, .. } = read_table_in_pieces(bytes, name, &label_at).await?;
     let (_, image_side) = layout(n_features + 1).map_err(|e| Error::Data(format!("{name}: {e}")))?;
     let classes = y.iter().max().map_or(0, |&m| m as usize + 1);
     if classes < 2 {
@@ -93,12 +98,22 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<(CsvSource, RawData), Error> {
 /// Reads a user CSV file and keeps it for this process; returns what configs name it by. On an
 /// error nothing is kept.
 pub fn register(name: &str, bytes: &[u8]) -> Result<CsvSource, Error> {
+    crate::resumable::block_on(register_in_pieces(name, bytes))
+}
+
+/// `register`, pausing between blocks of rows: the browser reads a large file over several
+/// frames (`platform::Worker`). A file read before is found at once.
+pub async fn register_in_pieces(name: &str, bytes: &[u8]) -> Result<CsvSource, Error> {
     let name = file_name(name);
     let crc = format!("{:08x}", crc32fast::hash(bytes));
     if let Some(e) = loaded().iter().find(|e| e.source.crc32 == crc && e.source.name == name) {
         return Ok(e.source.clone());
     }
-    let (source, raw) = parse(&name, bytes)?;
+    let (source, raw) = parse_in_pieces(&name, bytes).await?;
+    if let Some(e) = loaded().iter().find(|e| e.source.crc32 == crc && e.source.name == name) {
+        // Read meanwhile by another path (the desktop reads a file on its own thread too).
+        return Ok(e.source.clone());
+    }
     let text = (bytes.len() <= EMBED_LIMIT).then(|| std::str::from_utf8(bytes).ok().map(Arc::from)).flatten();
     loaded().push(Entry { source: source.clone(), raw: Arc::new(raw), text });
     Ok(source)

@@ -195,6 +195,11 @@ impl<T: Real> Engine for CpuEngine<T> {
         Ok(self.done.drain(..).collect())
     }
 
+    fn poll_until(&mut self, until: Instant) -> Result<Vec<Response>> {
+        self.advance(Some(until.min(Instant::now() + EVAL_SLICE)));
+        Ok(self.done.drain(..).collect())
+    }
+
     fn in_flight(&self) -> usize {
         self.done.len() + usize::from(self.eval.is_some()) + self.queued.len()
     }
@@ -259,5 +264,26 @@ mod tests {
             assert_eq!((&test.losses, &test.predictions), (&whole_test.losses, &whole_test.predictions), "{name:?} test");
             assert!(data.train_y.len() > EVAL_BLOCK, "the set spans several blocks");
         }
+    }
+
+    /// A deadline already past gets exactly one block per poll: the evaluation still advances,
+    /// and a frame's share bounds it.
+    #[test]
+    fn a_past_deadline_still_advances_one_block() {
+        let cfg = RunConfig::default();
+        let data = Arc::new(Dataset::load(&cfg.dataset, 0).unwrap());
+        let init = spec_for(&cfg, &data).init(0);
+        let mut e = CpuEngine::<f32>::new(&cfg, data.clone(), &init).unwrap();
+        e.submit(Request::Evaluate { step: 0 }).unwrap();
+        let n_train = data.train_y.len();
+        let train_blocks = n_train.div_ceil(EVAL_BLOCK);
+        let blocks = train_blocks + data.test_y.len().div_ceil(EVAL_BLOCK);
+        for k in 1..blocks {
+            assert!(e.poll_until(Instant::now()).unwrap().is_empty(), "block {k} of {blocks}");
+            let done = e.eval.as_ref().map(|j| j.train.losses.len() + j.test.losses.len());
+            let want = if k <= train_blocks { (k * EVAL_BLOCK).min(n_train) } else { n_train + (k - train_blocks) * EVAL_BLOCK };
+            assert_eq!(done, Some(want), "rows after {k} polls");
+        }
+        assert!(matches!(e.poll_until(Instant::now()).unwrap()[..], [Response::Evaluated { .. }]));
     }
 }

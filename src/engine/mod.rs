@@ -77,6 +77,13 @@ pub trait Engine {
     fn submit(&mut self, request: Request) -> Result<()>;
     /// Returns finished work without blocking.
     fn poll(&mut self) -> Result<Vec<Response>>;
+    /// `poll` within the caller's share of a frame: the CPU engine works on an evaluation in
+    /// progress until `until` at the latest (at least one block) instead of its own slice.
+    /// Engines that work elsewhere (the GPU) only poll.
+    fn poll_until(&mut self, until: web_time::Instant) -> Result<Vec<Response>> {
+        let _ = until;
+        self.poll()
+    }
     /// Work submitted and not yet returned by `poll`.
     fn in_flight(&self) -> usize;
     /// Replaces the parameters and zeroes the momentum (reset to the initial weights).

@@ -437,6 +437,9 @@ pub struct TrialResult {
     pub trace_v: Option<f64>,
     pub lambda_max: Option<f64>,
     pub trace_h: Option<f64>,
+    /// tr F, the model's Fisher at the end (labels drawn from the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_f: Option<f64>,
     pub sharpness: Option<f64>,
     /// The m-sharpness curve at the end (E‖∇f_I‖ against m, with its bound √(‖∇f‖² + tr V/m)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -472,6 +475,7 @@ impl TrialResult {
             trace_v: measurement.map(|m| m.trace_v),
             lambda_max: measurement.map(|m| m.lambda_max),
             trace_h: measurement.map(|m| m.trace_h),
+            trace_f: measurement.and_then(|m| m.trace_f),
             sharpness: measurement.map(|m| m.sharpness),
             m_curve: measurement.map(|m| m.m_curve.clone()),
             mean_ess: (!ess.is_empty()).then(|| ess.iter().sum::<f64>() / ess.len() as f64),
@@ -542,7 +546,11 @@ pub fn metrics(exp: Experiment) -> Vec<(&'static str, Metric, bool)> {
             vec![("test acc", test, true), ("best test acc", best, true), ("tr V", trv, false), ("λ_max", lmax, false), ("noisy labels memorised", mem, true)]
         }
         Experiment::LabelNoise => vec![("test acc", test, true), ("best test acc", best, true), ("noisy labels memorised", mem, true)],
-        Experiment::NoiseTrace => vec![("tr V", trv, false), ("λ_max", lmax, false), ("test acc", test, true)],
+        Experiment::NoiseTrace => {
+            let trh: Metric = |r| r.trace_h;
+            let trf: Metric = |r| r.trace_f;
+            vec![("tr V", trv, false), ("tr F", trf, false), ("tr H", trh, false), ("λ_max", lmax, false), ("test acc", test, true)]
+        }
         Experiment::RwsamLambda => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false), ("ms/step", ms, false)],
         Experiment::Cost => vec![("ms/step", ms, false), ("steps to target", sts, false), ("s to target", tts, false), ("test acc", test, true)],
         Experiment::RwsamGrid | Experiment::RwsamGridMnist => vec![("test acc", test, true), ("best test acc", best, true), ("mean ESS", ess, false)],

@@ -224,6 +224,27 @@ fn noise_trace(results: &[TrialResult]) -> Vec<Claim> {
             std::f64::consts::LN_2,
         ));
     }
+    // Why: with the labels drawn from the model (tr F, the Gauss–Newton part of H) the trace is
+    // close to tr H; the data's labels, fit confidently, carry far less gradient noise. Also
+    // within ±log 2.
+    let fisher: Vec<f64> = results.iter().filter_map(|r| Some((r.trace_f? / r.trace_h?).ln())).filter(|v| v.is_finite()).collect();
+    if !fisher.is_empty() {
+        let geo = (fisher.iter().sum::<f64>() / fisher.len() as f64).exp();
+        let empirical: Vec<f64> = results.iter().filter_map(|r| Some(r.trace_v? / r.trace_f?)).filter(|v| v.is_finite() && *v > 0.0).collect();
+        let geo_v = (empirical.iter().map(|v| v.ln()).sum::<f64>() / empirical.len().max(1) as f64).exp();
+        v.push(Claim::equivalent(
+            "near the minima tr F ≈ tr H, F the model's Fisher (labels drawn from the model; within a factor 2)",
+            format!(
+                "geometric-mean tr F / tr H = {} over {} end points, while tr V / tr F = {}: the gap between tr V and tr H is the data's labels, not the curvature",
+                sig(geo),
+                fisher.len(),
+                sig(geo_v)
+            ),
+            "ln ratio",
+            from_diffs(fisher),
+            std::f64::consts::LN_2,
+        ));
+    }
     v
 }
 

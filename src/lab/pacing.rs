@@ -60,7 +60,7 @@ impl Pacer {
             let left_ms = until.saturating_duration_since(now).as_secs_f64() * 1e3;
             let k = (left_ms / self.ms_per_step.max(1e-3)).floor().clamp(1.0, 10_000.0) as u64;
             let (steps_before, evals_before) = (run.completed_steps(), run.history.evals_seen());
-            let result = run.pump(k).and_then(|_| run.collect());
+            let result = run.pump(k).and_then(|_| run.collect_until(until));
             let took = now.elapsed();
             let stepped = run.completed_steps() - steps_before;
             if stepped > 0 {

@@ -221,6 +221,10 @@ pub struct Measurement {
     pub trace_v: f64,
     /// mean_i ‖∇f_i‖².
     pub mean_sample_sq_norm: f64,
+    /// tr F, the model's Fisher (labels drawn from the model: the Gauss–Newton part of tr H),
+    /// for models that classify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_f: Option<f64>,
     /// (ρ/2)‖∇f‖², the n-USAM regulariser (R_m without its tr V term).
     pub n_usam_regularizer: f64,
     /// E‖∇f_I‖ for m = 1, 2, 4, …, with the bound √(‖∇f‖² + tr V/m) and R_m.
@@ -260,6 +264,8 @@ pub async fn measure_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cf
     pause().await;
     let noise = noise::gradient_noise(obj, w, &grad);
     pause().await;
+    let trace_f = obj.model_fisher_trace(w);
+    pause().await;
     let sharp = sharpness::sam_sharpness(obj, w, loss, &grad, cfg.rho);
     pause().await;
     let eig = hessian::top_eigenvalues_in_pieces(obj, w, cfg.top_k, cfg.power_iters, cfg.power_tol, cfg.seed).await;
@@ -294,6 +300,7 @@ pub async fn measure_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cf
         probes: cfg.probes,
         trace_v: noise.trace_v,
         mean_sample_sq_norm: noise.mean_sample_sq_norm,
+        trace_f,
         n_usam_regularizer: 0.5 * cfg.rho * noise.grad_sq_norm,
         m_curve,
         rwsam: rwsam.as_ref().map(|d| RwSummary { batch: d.batch, lambda: d.lambda, ess: d.ess, correlation: d.correlation }),

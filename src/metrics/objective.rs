@@ -29,6 +29,14 @@ pub trait Objective {
     fn accuracy(&mut self, _w: &[f64]) -> Option<f64> {
         None
     }
+    /// tr F, the trace of the model's Fisher: mean_i E_{c∼p_i} ‖∇f_i(w; c)‖², each sample's
+    /// label drawn from the model's own prediction p_i instead of the data's. For softmax
+    /// cross-entropy F equals the Gauss–Newton part of H, so tr F ≈ tr H near a minimum, while
+    /// tr V (the data's labels) can be far smaller where the labels are fit confidently. For
+    /// models that classify.
+    fn model_fisher_trace(&mut self, _w: &[f64]) -> Option<f64> {
+        None
+    }
 
     fn loss(&mut self, w: &[f64]) -> f64 {
         let l = self.sample_losses(w);
@@ -193,5 +201,87 @@ impl<T: Real> Objective for MlpObjective<T> {
     fn accuracy(&mut self, w: &[f64]) -> Option<f64> {
         self.ensure(w);
         Some(self.cached().correct as f64 / self.y.len() as f64)
+    }
+
+    fn model_fisher_trace(&mut self, w: &[f64]) -> Option<f64> {
+        self.ensure(w);
+        let c = self.cache.as_ref().expect("filled by ensure()");
+        let (n, classes) = (self.y.len(), self.mlp.spec.out_dim());
+        // p_i from the logits: the data's dlogits are p_i − e_{y_i}.
+        let probs = softmax_xent(c.tape.logits(), &self.y, classes).dlogits;
+        let mut p = probs.clone();
+        for (row, &y) in p.chunks_exact_mut(classes).zip(&self.y) {
+            row[y as usize] += T::one();
+        }
+        let mut total = 0.0;
+        let mut dlogits = vec![T::zero(); n * classes];
+        let mut deltas = Vec::new();
+        for class in 0..classes {
+            // ∂f_i(w; c)/∂logits = p_i − e_c for every sample at once.
+            dlogits.copy_from_slice(&p);
+            for row in dlogits.chunks_exact_mut(classes) {
+                row[class] -= T::one();
+            }
+            self.mlp.backprop(&c.params, &c.tape, &dlogits, &mut deltas, None);
+            let sq = self.mlp.per_sample_sq_norms(&c.tape, &deltas);
+            total += sq.iter().zip(p.chunks_exact(classes)).map(|(s, row)| row[class].f64() * s.f64()).sum::<f64>();
+        }
+        Some(total / n as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Activation;
+    use crate::rng::{Rng, Stream};
+
+    fn problem(hidden: &[usize]) -> (MlpSpec, Vec<f64>, Vec<f64>, Vec<u32>) {
+        let spec = MlpSpec::new(3, hidden, 4, Activation::Tanh);
+        let w = spec.init(5).iter().map(|&v| v as f64 * 3.0).collect();
+        let mut rng = Rng::stream(11, Stream::Landscape);
+        let x: Vec<f64> = (0..30 * 3).map(|_| rng.normal()).collect();
+        let y: Vec<u32> = (0..30u32).map(|i| i % 4).collect();
+        (spec, w, x, y)
+    }
+
+    /// tr F against its definition, one sample and one label at a time: p_ic = exp(−f_i(c)),
+    /// ‖∇f_i(c)‖² from each one-sample objective's own gradient.
+    #[test]
+    fn the_model_fisher_trace_is_the_expected_gradient_norm_under_the_models_labels() {
+        let (spec, w, x, y) = problem(&[6]);
+        let got = MlpObjective::<f64>::new(spec.clone(), x.clone(), y.clone()).unwrap().model_fisher_trace(&w).unwrap();
+        let mut want = 0.0;
+        for i in 0..y.len() {
+            for c in 0..4u32 {
+                let mut one = MlpObjective::<f64>::new(spec.clone(), x[i * 3..(i + 1) * 3].to_vec(), vec![c]).unwrap();
+                let (loss, g) = one.loss_grad(&w);
+                want += (-loss).exp() * g.iter().map(|v| v * v).sum::<f64>();
+            }
+        }
+        want /= y.len() as f64;
+        assert!((got - want).abs() <= 1e-10 * want, "tr F {got} vs {want}");
+        // The data's labels give another number (tr V + ‖∇f‖²): the two are not the same sum.
+        let mut obj = MlpObjective::<f64>::new(spec, x, y).unwrap();
+        let sq = obj.sample_sq_norms(&w);
+        assert!((sq.iter().sum::<f64>() / sq.len() as f64 - got).abs() > 1e-3 * got);
+    }
+
+    /// Without a hidden layer the logits are linear in w, so H is exactly its Gauss–Newton part:
+    /// tr F = tr H, the trace summed over the basis vectors.
+    #[test]
+    fn for_a_linear_model_the_model_fisher_trace_is_the_hessian_trace() {
+        let (spec, w, x, y) = problem(&[]);
+        let mut obj = MlpObjective::<f64>::new(spec, x, y).unwrap();
+        let tr_f = obj.model_fisher_trace(&w).unwrap();
+        let n = obj.n_params();
+        let tr_h: f64 = (0..n)
+            .map(|k| {
+                let mut e = vec![0.0; n];
+                e[k] = 1.0;
+                obj.hvp(&w, &e)[k]
+            })
+            .sum();
+        assert!((tr_f - tr_h).abs() <= 1e-9 * tr_h.abs(), "tr F {tr_f} vs tr H {tr_h}");
     }
 }
