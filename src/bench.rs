@@ -9,8 +9,11 @@ use crate::engine::{Engine, EngineChoice, Request, StepPlan};
 use crate::error::Result;
 use web_time::Instant;
 
-/// Untimed steps before the timed ones (buffers allocated, caches warm).
+/// Untimed steps before the timed ones (buffers allocated, caches warm)...
 pub const WARMUP_SUBMITS: usize = 3;
+/// ...and for at least this long: a browser first runs WebAssembly through a baseline compiler
+/// and swaps in its optimised code for the functions that run hot, some time after the start.
+pub const WARMUP_TIME: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// The digits reference model: 64-128-128-10, batch 128 (`samlab bench --model digits`).
 pub fn digits_base() -> RunConfig {
@@ -38,7 +41,7 @@ pub fn page_suite(base: &RunConfig) -> Vec<RunConfig> {
 }
 
 /// Median milliseconds per step of `engine` training `cfg` on `n_train` samples:
-/// `WARMUP_SUBMITS` untimed submits, then `steps` timed steps in submits of `per_submit`
+/// `WARMUP_SUBMITS` untimed submits (and `WARMUP_TIME`), then `steps` timed steps in submits of `per_submit`
 /// (each submit's time divided by its steps).
 pub fn median_ms_per_step(engine: &mut dyn Engine, cfg: &RunConfig, n_train: usize, steps: usize, per_submit: usize) -> Result<f64> {
     let mut order = BatchOrder::new(n_train, cfg.batch, cfg.seed);
@@ -53,9 +56,12 @@ pub fn median_ms_per_step(engine: &mut dyn Engine, cfg: &RunConfig, n_train: usi
             })
             .collect::<Vec<_>>()
     };
-    for _ in 0..WARMUP_SUBMITS {
+    let warmup = Instant::now();
+    let mut warm = 0;
+    while warm < WARMUP_SUBMITS || warmup.elapsed() < WARMUP_TIME {
         engine.submit(Request::Steps(plans(per_submit)))?;
         engine.finish()?;
+        warm += 1;
     }
     let mut times = Vec::new();
     for _ in 0..steps.max(1).div_ceil(per_submit) {

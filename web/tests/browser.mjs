@@ -130,7 +130,11 @@ function labJson(overrides) {
 }
 
 const failures = [];
+// SAMLAB_CHECKS=bench,frames runs only the checks named (all of them by default).
+const ONLY = process.env.SAMLAB_CHECKS ? process.env.SAMLAB_CHECKS.split(',') : null;
+
 async function check(name, fn) {
+  if (ONLY && !ONLY.includes(name)) return;
   try {
     await fn();
   } catch (e) {
