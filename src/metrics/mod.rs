@@ -264,8 +264,12 @@ pub async fn measure_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &[f64], cf
     pause().await;
     let noise = noise::gradient_noise(obj, w, &grad);
     pause().await;
-    let trace_f = obj.model_fisher_trace(w);
-    pause().await;
+    // tr F a class at a time (one backward pass over the subset each).
+    let mut trace_f = obj.classes().map(|_| 0.0);
+    for c in 0..obj.classes().unwrap_or(0) {
+        trace_f = trace_f.zip(obj.model_fisher_term(w, c)).map(|(a, b)| a + b);
+        pause().await;
+    }
     let sharp = sharpness::sam_sharpness(obj, w, loss, &grad, cfg.rho);
     pause().await;
     let eig = hessian::top_eigenvalues_in_pieces(obj, w, cfg.top_k, cfg.power_iters, cfg.power_tol, cfg.seed).await;

@@ -33,8 +33,16 @@ pub trait Objective {
     /// label drawn from the model's own prediction p_i instead of the data's. For softmax
     /// cross-entropy F equals the Gauss–Newton part of H, so tr F ≈ tr H near a minimum, while
     /// tr V (the data's labels) can be far smaller where the labels are fit confidently. For
-    /// models that classify.
-    fn model_fisher_trace(&mut self, _w: &[f64]) -> Option<f64> {
+    /// models that classify: the sum over classes c of `model_fisher_term(w, c)`.
+    fn model_fisher_trace(&mut self, w: &[f64]) -> Option<f64> {
+        (0..self.classes()?).map(|c| self.model_fisher_term(w, c)).sum()
+    }
+    /// The classes of a model that classifies.
+    fn classes(&self) -> Option<usize> {
+        None
+    }
+    /// Class c's part of tr F: mean_i p_ic·‖∇f_i(w; c)‖² (one backward pass).
+    fn model_fisher_term(&mut self, _w: &[f64], _class: usize) -> Option<f64> {
         None
     }
 
@@ -203,30 +211,31 @@ impl<T: Real> Objective for MlpObjective<T> {
         Some(self.cached().correct as f64 / self.y.len() as f64)
     }
 
-    fn model_fisher_trace(&mut self, w: &[f64]) -> Option<f64> {
+    fn classes(&self) -> Option<usize> {
+        Some(self.mlp.spec.out_dim())
+    }
+
+    fn model_fisher_term(&mut self, w: &[f64], class: usize) -> Option<f64> {
+        let classes = self.mlp.spec.out_dim();
+        if class >= classes {
+            return None;
+        }
         self.ensure(w);
         let c = self.cache.as_ref().expect("filled by ensure()");
-        let (n, classes) = (self.y.len(), self.mlp.spec.out_dim());
-        // p_i from the logits: the data's dlogits are p_i − e_{y_i}.
-        let probs = softmax_xent(c.tape.logits(), &self.y, classes).dlogits;
-        let mut p = probs.clone();
+        // p_i from the logits: the data's dlogits are p_i − e_{y_i}; ∂f_i(w; c)/∂logits = p_i − e_c.
+        let mut p = softmax_xent(c.tape.logits(), &self.y, classes).dlogits;
         for (row, &y) in p.chunks_exact_mut(classes).zip(&self.y) {
             row[y as usize] += T::one();
         }
-        let mut total = 0.0;
-        let mut dlogits = vec![T::zero(); n * classes];
-        let mut deltas = Vec::new();
-        for class in 0..classes {
-            // ∂f_i(w; c)/∂logits = p_i − e_c for every sample at once.
-            dlogits.copy_from_slice(&p);
-            for row in dlogits.chunks_exact_mut(classes) {
-                row[class] -= T::one();
-            }
-            self.mlp.backprop(&c.params, &c.tape, &dlogits, &mut deltas, None);
-            let sq = self.mlp.per_sample_sq_norms(&c.tape, &deltas);
-            total += sq.iter().zip(p.chunks_exact(classes)).map(|(s, row)| row[class].f64() * s.f64()).sum::<f64>();
+        let mut dlogits = p.clone();
+        for row in dlogits.chunks_exact_mut(classes) {
+            row[class] -= T::one();
         }
-        Some(total / n as f64)
+        let mut deltas = Vec::new();
+        self.mlp.backprop(&c.params, &c.tape, &dlogits, &mut deltas, None);
+        let sq = self.mlp.per_sample_sq_norms(&c.tape, &deltas);
+        let sum: f64 = sq.iter().zip(p.chunks_exact(classes)).map(|(s, row)| row[class].f64() * s.f64()).sum();
+        Some(sum / self.y.len() as f64)
     }
 }
 
