@@ -72,6 +72,7 @@ pub enum OptimizerKind {
     #[default]
     Sam,
     Nsam,
+    Nusam,
     Msam,
     Musam,
     Asam,
@@ -79,11 +80,12 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
-    pub const ALL: [OptimizerKind; 8] = [
+    pub const ALL: [OptimizerKind; 9] = [
         OptimizerKind::Sgd,
         OptimizerKind::Usam,
         OptimizerKind::Sam,
         OptimizerKind::Nsam,
+        OptimizerKind::Nusam,
         OptimizerKind::Msam,
         OptimizerKind::Musam,
         OptimizerKind::Asam,
@@ -96,6 +98,7 @@ impl OptimizerKind {
             OptimizerKind::Usam => "usam",
             OptimizerKind::Sam => "sam",
             OptimizerKind::Nsam => "nsam",
+            OptimizerKind::Nusam => "nusam",
             OptimizerKind::Msam => "msam",
             OptimizerKind::Musam => "musam",
             OptimizerKind::Asam => "asam",
@@ -110,6 +113,7 @@ impl OptimizerKind {
             OptimizerKind::Usam => "USAM",
             OptimizerKind::Sam => "SAM",
             OptimizerKind::Nsam => "n-SAM",
+            OptimizerKind::Nusam => "n-USAM",
             OptimizerKind::Msam => "m-SAM",
             OptimizerKind::Musam => "m-USAM",
             OptimizerKind::Asam => "ASAM",
@@ -124,11 +128,17 @@ impl OptimizerKind {
             OptimizerKind::Usam => "unnormalised SAM: e = ρ·∇f_γ(w), descend on ∇f_γ(w+e)",
             OptimizerKind::Sam => "mini-batch SAM: e = ρ·g/‖g‖ with the batch gradient g, descend on ∇f_γ(w+e)",
             OptimizerKind::Nsam => "n-SAM: perturb along the FULL training-set gradient, descend on the batch at w+e",
+            OptimizerKind::Nusam => "n-USAM: n-SAM with the unnormalised perturbation e = ρ·∇f(w) of the FULL training set",
             OptimizerKind::Msam => "m-SAM: split the batch into micro-batches of m; each descends on its gradient at its OWN perturbed point",
             OptimizerKind::Musam => "m-USAM: m-SAM with unnormalised perturbations e_j = ρ·u_j",
             OptimizerKind::Asam => "ASAM: adaptive SAM, e = ρ·T²g/‖Tg‖ with T = |w| + ξ elementwise",
             OptimizerKind::Rwsam => "Reweighted SAM: perturb along Σ p_i ∇f_i with Gibbs weights p ∝ exp(λ·‖∇f_i‖) over the batch",
         }
+    }
+
+    /// Perturbs along the gradient of the full training set (n-SAM, n-USAM).
+    pub fn uses_full_gradient(self) -> bool {
+        matches!(self, OptimizerKind::Nsam | OptimizerKind::Nusam)
     }
 
     /// Uses micro-batches of size m.

@@ -190,7 +190,7 @@ fn one_step(o: OptimizerConfig, activation: Activation) {
             }
             check(&format!("{label}: descent at own copies → grad"), &gpu.debug_read("grad").unwrap(), &descent);
         }
-        OptimizerKind::Nsam => {
+        OptimizerKind::Nsam | OptimizerKind::Nusam => {
             let all: Vec<f64> = data.train_x.iter().map(|&v| v as f64).collect();
             let (mut t, mut d) = (Tape::default(), Vec::new());
             let full = r.mlp.loss_and_grad(&w, &all, &data.train_y, &mut t, &mut d).1;
@@ -264,6 +264,11 @@ fn gpu_msam_weight_copies_match_cpu_reference() {
 #[test]
 fn gpu_nsam_full_gradient_matches_cpu_reference() {
     one_step(opt(OptimizerKind::Nsam), Activation::Gelu);
+}
+
+#[test]
+fn gpu_nusam_full_gradient_matches_cpu_reference() {
+    one_step(opt(OptimizerKind::Nusam), Activation::Tanh);
 }
 
 #[test]

@@ -138,7 +138,7 @@ fn spec_descent_gradient(p: &Problem, o: &OptimizerConfig, probe: &[f64]) -> Vec
     let eps = 1e-12;
     match o.kind {
         OptimizerKind::Sgd => g,
-        OptimizerKind::Usam => grad(&mut mlp, &add_scaled(w, &g, o.rho), x, y),
+        OptimizerKind::Usam | OptimizerKind::Nusam => grad(&mut mlp, &add_scaled(w, &g, o.rho), x, y),
         OptimizerKind::Sam | OptimizerKind::Nsam => grad(&mut mlp, &add_scaled(w, &g, o.rho / (norm(&g) + eps)), x, y),
         OptimizerKind::Asam => {
             let t: Vec<f64> = w.iter().map(|v| v.abs() + o.xi).collect();

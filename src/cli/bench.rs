@@ -86,6 +86,7 @@ pub fn default_suite(base: &RunConfig) -> Vec<RunConfig> {
     out.push(with(&|c| c.optimizer.kind = OptimizerKind::Usam));
     out.push(with(&|c| c.optimizer.kind = OptimizerKind::Sam));
     out.push(with(&|c| c.optimizer.kind = OptimizerKind::Nsam));
+    out.push(with(&|c| c.optimizer.kind = OptimizerKind::Nusam));
     for m in [8, 1] {
         out.push(with(&|c| {
             c.optimizer.kind = OptimizerKind::Msam;

@@ -58,6 +58,7 @@ macro_rules! value_enum {
 
 value_enum!(OptimizerKind {
     OptimizerKind::Sgd => "sgd", OptimizerKind::Usam => "usam", OptimizerKind::Sam => "sam", OptimizerKind::Nsam => "nsam" | "n-sam",
+    OptimizerKind::Nusam => "nusam" | "n-usam",
     OptimizerKind::Msam => "msam" | "m-sam", OptimizerKind::Musam => "musam" | "m-usam", OptimizerKind::Asam => "asam",
     OptimizerKind::Rwsam => "rwsam" | "rw-sam",
 });

@@ -112,7 +112,7 @@ impl<T: Real> CpuEngine<T> {
             x: &self.x,
             y: &self.y,
             probe: needs_probe.then_some(&self.probe[..]),
-            full: (self.opt.kind == OptimizerKind::Nsam).then_some((&self.train_x[..], &self.data.train_y[..])),
+            full: self.opt.kind.uses_full_gradient().then_some((&self.train_x[..], &self.data.train_y[..])),
         };
         sam_family_step(&mut self.mlp, &mut self.params, &mut self.velocity, input, &self.opt, lr, &mut self.ws)
     }

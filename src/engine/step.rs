@@ -102,11 +102,11 @@ pub fn sam_family_step<T: Real>(
             let t = (kind == OptimizerKind::Asam).then(|| asam_scale(params, opt.xi));
             report.perturbation_norm = perturb_point(params, &ws.grad, rho, kind != OptimizerKind::Usam, t.as_deref(), &mut ws.point);
         }
-        // n-SAM | ρ·∇f(w)/‖∇f(w)‖ over the FULL training set
-        OptimizerKind::Nsam => {
+        // n-SAM | ρ·∇f(w)/‖∇f(w)‖    n-USAM | ρ·∇f(w)    over the FULL training set
+        OptimizerKind::Nsam | OptimizerKind::Nusam => {
             let (fx, fy) = input.full.unwrap_or((input.x, input.y));
             full_gradient(mlp, params, fx, fy, &mut ws.tape2, &mut ws.deltas2, &mut ws.grad);
-            report.perturbation_norm = perturb_point(params, &ws.grad, rho, true, None, &mut ws.point);
+            report.perturbation_norm = perturb_point(params, &ws.grad, rho, kind == OptimizerKind::Nsam, None, &mut ws.point);
         }
         // RW-SAM | ρ·g_p/‖g_p‖, g_p = Σ p_i ∇f_i(w), p = softmax(λ·s)
         OptimizerKind::Rwsam => {

@@ -233,6 +233,7 @@ pub fn trials(exp: Experiment, opts: &Options) -> Vec<Trial> {
             }
             push("SGD", None, &with(&noisy, |c| kind(c, OptimizerKind::Sgd)), true, None);
             push("n-SAM", None, &with(&noisy, |c| kind(c, OptimizerKind::Nsam)), true, None);
+            push("n-USAM", None, &with(&noisy, |c| kind(c, OptimizerKind::Nusam)), false, None);
             for &m in &ms {
                 let cfg = with(&noisy, |c| {
                     kind(c, OptimizerKind::Msam);

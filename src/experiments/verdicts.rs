@@ -66,7 +66,8 @@ fn versus(acc: &[Cell], a: (&str, Option<f64>), an: &str, b: (&str, Option<f64>)
     }
 }
 
-/// m-sweep: accuracy along m at 40 % noise (adjacent steps and the ends), n-SAM ≈ SGD, tr V
+/// m-sweep: accuracy along m at 40 % noise (adjacent steps and the ends), n-SAM ≈ SGD and
+/// n-USAM ≈ SGD, tr V
 /// and λ_max along m, and the same sweep on clean labels.
 fn m_sweep(results: &[TrialResult], acc: &[Cell]) -> Vec<Claim> {
     let mut v = Vec::new();
@@ -121,6 +122,17 @@ fn m_sweep(results: &[TrialResult], acc: &[Cell]) -> Vec<Claim> {
             versus(acc, ("n-SAM", None), "n-SAM", ("SGD", None), "SGD"),
             "points",
             acc_diff(results, ("n-SAM", None), ("SGD", None)),
+            1.0,
+        ));
+    }
+    // The un-normalised theorems: n-USAM's implicit regulariser is (ρ/2)‖∇f‖² without m-USAM's
+    // (ρ/2m)·tr V term, so it should train like SGD while m-USAM at m = 1 does not.
+    if cell(acc, "n-USAM", None).is_some() && cell(acc, "SGD", None).is_some() {
+        v.push(Claim::equivalent(
+            "n-USAM ≈ SGD (within ±1 point; the un-normalised form of n-SAM ≈ SGD: no tr V term in its drift)",
+            versus(acc, ("n-USAM", None), "n-USAM", ("SGD", None), "SGD"),
+            "points",
+            acc_diff(results, ("n-USAM", None), ("SGD", None)),
             1.0,
         ));
     }

@@ -280,8 +280,8 @@ await check('weights', () => withPage('web-weights', [], `${URL}#v1:${b64url(JSO
 // A lab link with the newer settings: smoothing and a log axis, PCA landscape directions on a
 // 21-point grid, and a run measuring the Hessian's eigenvalue density in the browser.
 await check('lab-features', () => withPage('web-lab-features', [], `${URL}#v1:${b64url(JSON.stringify(labJson({
-  shared: { dataset: { name: 'moons', samples: 400, input_noise: 0.1, label_noise: 0.0 }, model: { hidden: [16], activation: 'tanh' }, seed: 3, backend: 'cpu' },
-  runs: [{ optimizer: { kind: 'sam', lr: 0.1, momentum: 0.9, weight_decay: 0.0, rho: 0.05, m: 8 }, batch: 32, epochs: 5000, measure_every: 20, spectrum: true, color: 0 }],
+  shared: { dataset: { name: 'moons', samples: 1600, input_noise: 0.1, label_noise: 0.0 }, model: { hidden: [16], activation: 'tanh' }, seed: 3, backend: 'cpu' },
+  runs: [{ optimizer: { kind: 'sam', lr: 0.1, momentum: 0.9, weight_decay: 0.0, rho: 0.05, m: 8 }, batch: 32, epochs: 1000, measure_every: 20, spectrum: true, color: 0 }],
   plots: { smoothing: 0.8, log_y: ['plot_loss'], only_selected: [] },
   landscape: { directions: 'pca', grid: 21, range: null },
 })))}`, async (page) => {

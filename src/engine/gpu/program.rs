@@ -308,7 +308,7 @@ impl StepProgram {
         let idx = self.identity_len + k * b;
         let kind = self.opt.kind;
         let rw = &self.opt.rwsam;
-        if kind == OptimizerKind::Nsam {
+        if kind.uses_full_gradient() {
             self.full_gradient(r);
         }
         self.gather(r, false, b, idx);
@@ -369,10 +369,11 @@ impl StepProgram {
                 };
                 ((if copies == 1 { SS_GRAD_NORM } else { 0 }) | (mode << 1), copies)
             }
-            OptimizerKind::Nsam => {
+            OptimizerKind::Nsam | OptimizerKind::Nusam => {
+                let normalized = kind == OptimizerKind::Nsam;
                 self.norms(r, GradOut::Ugrad, 1, 0, 0);
-                self.perturb(r, 1, PERTURB_NORMALIZED);
-                (SS_NORMALIZED << 1, 1)
+                self.perturb(r, 1, normalized as u32 * PERTURB_NORMALIZED);
+                ((if normalized { SS_NORMALIZED } else { SS_UNNORMALIZED }) << 1, 1)
             }
             OptimizerKind::Rwsam => {
                 self.backward(r, Weights::Params, b, b);
