@@ -37,7 +37,7 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
 }
 
-/// Plans `m-sweep --quick --seeds 1` (9 trials) into `dir`; returns the ids it printed.
+/// Plans `m-sweep --quick --seeds 1` (10 trials) into `dir`; returns the ids it printed.
 fn plan(dir: &Path) -> String {
     let o = samlab(&["experiment", "m-sweep", "--quick", "--seeds", "1", "--plan", s(dir)]);
     assert!(o.status.success(), "plan failed: {}", stderr(&o));
@@ -80,15 +80,15 @@ fn untimed(results: &Value) -> Value {
 #[test]
 fn planned_trials_run_one_process_each_give_the_in_process_numbers() {
     let dir = tmp("same");
-    assert_eq!(plan(&dir), "0-8");
+    assert_eq!(plan(&dir), "0-9");
     let manifest = read_json(&dir.join("manifest.json"));
-    assert_eq!((manifest["schema"].as_str(), manifest["trials"].as_u64()), (Some("samlab.sweep-manifest/2"), Some(9)));
+    assert_eq!((manifest["schema"].as_str(), manifest["trials"].as_u64()), (Some("samlab.sweep-manifest/2"), Some(10)));
     let trial = read_json(&dir.join("trials/0003.json"));
     assert_eq!(trial["schema"], "samlab.trial/2");
     assert_eq!(trial["samlab_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!((trial["experiment"].as_str(), trial["id"].as_u64(), trial["trial"]["x"].as_f64()), (Some("m-sweep"), Some(3), Some(8.0)));
     assert!(trial["trial"]["config"]["optimizer"].is_object() && trial["trial"]["measure"] == true && trial["options"]["quick"] == true);
-    for id in 0..9 {
+    for id in 0..10 {
         run_trial(&dir, id);
     }
     let result = read_json(&dir.join("results/0003.json"));
@@ -121,13 +121,13 @@ fn collect_lists_missing_trials_and_exits_1_unless_partial() {
     run_trial(&dir, 2);
     let o = collect(&dir, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("missing: 7 of 9 trials (ids 1,3-8)"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("missing: 8 of 10 trials (ids 1,3-9)"), "{}", stderr(&o));
     let o = collect(&dir, &["--partial"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc = read_json(&dir.join("m-sweep.json"));
-    assert_eq!(doc["missing"], serde_json::json!([1, 3, 4, 5, 6, 7, 8]));
+    assert_eq!(doc["missing"], serde_json::json!([1, 3, 4, 5, 6, 7, 8, 9]));
     assert_eq!(doc["results"].as_array().unwrap().len(), 2);
-    assert!(std::fs::read_to_string(dir.join("m-sweep.md")).unwrap().contains("**Partial**: 2 of 9 trials collected; missing: 1,3-8"));
+    assert!(std::fs::read_to_string(dir.join("m-sweep.md")).unwrap().contains("**Partial**: 2 of 10 trials collected; missing: 1,3-9"));
     // Nothing run yet: nothing to collect, and status 1 even with --partial.
     let empty = tmp("missing-empty");
     plan(&empty);
@@ -141,7 +141,7 @@ fn a_plan_run_again_keeps_its_results_and_names_only_the_missing_trials() {
     run_trial(&dir, 0);
     run_trial(&dir, 4);
     let kept = std::fs::read_to_string(dir.join("results/0000.json")).unwrap();
-    assert_eq!(plan(&dir), "1-3,5-8");
+    assert_eq!(plan(&dir), "1-3,5-9");
     assert_eq!(std::fs::read_to_string(dir.join("results/0000.json")).unwrap(), kept);
     // `samlab trial` on a trial that has its result skips it (a scheduler loop over every file resumes).
     let o = run_trial(&dir, 0);
@@ -165,7 +165,7 @@ fn a_plan_run_again_keeps_its_results_and_names_only_the_missing_trials() {
 fn a_corrupt_result_is_named_and_treated_as_missing() {
     let dir = tmp("corrupt");
     plan(&dir);
-    for id in 0..9 {
+    for id in 0..10 {
         run_trial(&dir, id);
     }
     let full = std::fs::read_to_string(dir.join("results/0001.json")).unwrap();

@@ -233,7 +233,6 @@ pub fn trials(exp: Experiment, opts: &Options) -> Vec<Trial> {
             }
             push("SGD", None, &with(&noisy, |c| kind(c, OptimizerKind::Sgd)), true, None);
             push("n-SAM", None, &with(&noisy, |c| kind(c, OptimizerKind::Nsam)), true, None);
-            push("n-USAM", None, &with(&noisy, |c| kind(c, OptimizerKind::Nusam)), false, None);
             for &m in &ms {
                 let cfg = with(&noisy, |c| {
                     kind(c, OptimizerKind::Msam);
@@ -257,6 +256,8 @@ pub fn trials(exp: Experiment, opts: &Options) -> Vec<Trial> {
                 });
                 push("m-SAM clean", Some(m as f64), &cfg, false, None);
             }
+            // n-USAM: the un-normalised n-SAM (last, so that earlier plans keep their trial ids).
+            push("n-USAM", None, &with(&noisy, |c| kind(c, OptimizerKind::Nusam)), false, None);
         }
         Experiment::LabelNoise => {
             let noises: &[f64] = if quick { &[0.0, 0.4] } else { &[0.0, 0.2, 0.4, 0.6, 0.8] };
