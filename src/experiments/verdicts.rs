@@ -116,25 +116,16 @@ fn m_sweep(results: &[TrialResult], acc: &[Cell]) -> Vec<Claim> {
             }
         }
     }
-    if cell(acc, "n-SAM", None).is_some() && cell(acc, "SGD", None).is_some() {
-        v.push(Claim::equivalent(
-            "n-SAM ≈ SGD (within ±1 point; the paper: perturbing along the full gradient gives SGD's accuracy)",
-            versus(acc, ("n-SAM", None), "n-SAM", ("SGD", None), "SGD"),
-            "points",
-            acc_diff(results, ("n-SAM", None), ("SGD", None)),
-            1.0,
-        ));
-    }
-    // The un-normalised theorems: n-USAM's implicit regulariser is (ρ/2)‖∇f‖² without m-USAM's
-    // (ρ/2m)·tr V term, so it should train like SGD while m-USAM at m = 1 does not.
-    if cell(acc, "n-USAM", None).is_some() && cell(acc, "SGD", None).is_some() {
-        v.push(Claim::equivalent(
-            "n-USAM ≈ SGD (within ±1 point; the un-normalised form of n-SAM ≈ SGD: no tr V term in its drift)",
-            versus(acc, ("n-USAM", None), "n-USAM", ("SGD", None), "SGD"),
-            "points",
-            acc_diff(results, ("n-USAM", None), ("SGD", None)),
-            1.0,
-        ));
+    // Perturbing along the full gradient carries no gradient noise: n-SAM (the paper's control)
+    // and n-USAM (the un-normalised theorems: (ρ/2)‖∇f‖² without m-USAM's (ρ/2m)·tr V term)
+    // should both train like SGD.
+    for (series, claim) in [
+        ("n-SAM", "n-SAM ≈ SGD (within ±1 point; the paper: perturbing along the full gradient gives SGD's accuracy)"),
+        ("n-USAM", "n-USAM ≈ SGD (within ±1 point; the un-normalised form of n-SAM ≈ SGD: no tr V term in its drift)"),
+    ] {
+        if cell(acc, series, None).is_some() && cell(acc, "SGD", None).is_some() {
+            v.push(Claim::equivalent(claim, versus(acc, (series, None), series, ("SGD", None), "SGD"), "points", acc_diff(results, (series, None), ("SGD", None)), 1.0));
+        }
     }
     v
 }
