@@ -109,7 +109,7 @@ fn escape_quick_writes_its_report_and_every_arm_starts_at_sgds_end_point() {
     let report = &doc["report"];
     let (steps, every) = (report["config"]["steps"].as_u64().unwrap(), report["config"]["every"].as_u64().unwrap());
     let arms: Vec<&str> = report["config"]["arms"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
-    assert_eq!(arms, ["SGD", "m-SAM m=64", "m-SAM m=8", "m-SAM m=1"]);
+    assert_eq!(arms, ["SGD", "m-SAM m=64", "m-SAM m=8", "m-SAM m=1", "m-SAM m=1, ρ=0.2"]);
     let seeds = report["seeds"].as_array().unwrap();
     assert_eq!(seeds.len(), 3, "--quick runs 3 seeds");
     for s in seeds {
@@ -128,7 +128,7 @@ fn escape_quick_writes_its_report_and_every_arm_starts_at_sgds_end_point() {
         }
     }
     let verdicts = doc["verdicts"].as_array().unwrap();
-    assert_eq!(verdicts.len(), 4);
+    assert_eq!(verdicts.len(), 5);
     // Three seeds cannot reach p < 0.05 and a quick run refutes nothing: every claim says why.
     assert!(verdicts.iter().all(|v| v["verdict"] == "inconclusive" && v["reason"].as_str().is_some()), "{verdicts:?}");
     let md = std::fs::read_to_string(dir.join("escape.md")).unwrap();

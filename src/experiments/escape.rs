@@ -26,6 +26,14 @@ use serde::{Deserialize, Serialize};
 pub const BARRIER_THRESHOLD: f64 = 0.05;
 /// The label noise of the base setting (as in m-sweep).
 pub const NOISE: f64 = 0.4;
+/// The larger ρ of one more m = 1 arm (the larger ρ of the RW-SAM grids): whether a stronger
+/// perturbation than the base ρ = 0.05 carries m-SAM out of SGD's basin.
+pub const LARGE_RHO: f64 = 0.2;
+
+/// The name of the m-SAM arm with micro-batch `m` at the base ρ, or at `LARGE_RHO`.
+pub fn arm_name(m: usize, large_rho: bool) -> String {
+    if large_rho { format!("m-SAM m={m}, ρ={LARGE_RHO}") } else { format!("m-SAM m={m}") }
+}
 
 /// One optimizer continued from w_SGD.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -70,8 +78,9 @@ impl EscapeConfig {
         let rho = phase1.optimizer.rho;
         let mut arms = vec![Arm { name: "SGD".into(), kind: OptimizerKind::Sgd, m: None, rho: 0.0 }];
         for m in [b, 8, 1] {
-            arms.push(Arm { name: format!("m-SAM m={m}"), kind: OptimizerKind::Msam, m: Some(m), rho });
+            arms.push(Arm { name: arm_name(m, false), kind: OptimizerKind::Msam, m: Some(m), rho });
         }
+        arms.push(Arm { name: arm_name(1, true), kind: OptimizerKind::Msam, m: Some(1), rho: LARGE_RHO });
         let steps = epochs * per_epoch;
         Self {
             quick: opts.quick,
@@ -267,12 +276,12 @@ pub fn markdown(r: &EscapeReport) -> String {
 }
 
 /// The claims: λ_max and tr V of m = 1 against SGD's continuation, λ_max of m = 1 against m = B,
-/// and m = 1 leaving SGD's basin (its barrier above the threshold, seed by seed).
+/// and m = 1 leaving SGD's basin (its barrier above the threshold, seed by seed) at the base ρ
+/// and at `LARGE_RHO`.
 pub fn verdicts(r: &EscapeReport) -> Vec<Verdict> {
     let c = &r.config;
-    let name = |m: usize| format!("m-SAM m={m}");
     let b = c.phase1.batch;
-    let (small, big) = (name(1), name(b));
+    let (small, big) = (arm_name(1, false), arm_name(b, false));
     let mut claims = Vec::new();
     let ratio = |arm: &str, f: fn(&EscapePoint, &EscapePoint) -> f64| per_seed(r, arm, f);
     for (what, f) in [("λ_max", lambda_ratio as fn(&EscapePoint, &EscapePoint) -> f64), ("tr V", trace_v_ratio)] {
@@ -291,15 +300,21 @@ pub fn verdicts(r: &EscapeReport) -> Vec<Verdict> {
         "× its value at w_SGD",
         paired(&a, &m),
     ));
-    let bar = per_seed(r, &small, |_, e| e.barrier);
-    let left = bar.iter().filter(|(_, v)| left_basin(*v, c.threshold)).count();
     let sgd_left = per_seed(r, "SGD", |_, e| e.barrier).iter().filter(|(_, v)| left_basin(*v, c.threshold)).count();
-    claims.push(Claim::greater(
-        format!("m = 1 leaves SGD's basin: the train loss on the line from w_SGD to its end point rises more than {} nats above the higher end", c.threshold),
-        format!("barrier above {} in {left}/{} seeds at m = 1 (SGD's continuation: {sgd_left})", c.threshold, bar.len()),
-        "nats above the threshold",
-        from_diffs(bar.iter().map(|(_, v)| v - c.threshold).collect()),
-    ));
+    for (arm, at) in [(small, String::new()), (arm_name(1, true), format!(" with ρ = {LARGE_RHO}"))] {
+        // An experiment recorded before the larger-ρ arm existed has no claim for it.
+        if !c.arms.iter().any(|a| a.name == arm) {
+            continue;
+        }
+        let bar = per_seed(r, &arm, |_, e| e.barrier);
+        let left = bar.iter().filter(|(_, v)| left_basin(*v, c.threshold)).count();
+        claims.push(Claim::greater(
+            format!("m = 1{at} leaves SGD's basin: the train loss on the line from w_SGD to its end point rises more than {} nats above the higher end", c.threshold),
+            format!("barrier above {} in {left}/{} seeds at m = 1{at} (SGD's continuation: {sgd_left})", c.threshold, bar.len()),
+            "nats above the threshold",
+            from_diffs(bar.iter().map(|(_, v)| v - c.threshold).collect()),
+        ));
+    }
     finish(claims, c.quick.then_some(super::QUICK_REASON))
 }
 
@@ -403,7 +418,8 @@ mod tests {
                 assert_eq!(p2.total_steps(), c.steps);
                 assert!(c.steps.is_multiple_of(p2.measure_every) && p2.measure_every == p2.eval_every);
             }
-            assert_eq!(c.arms.iter().filter_map(|a| a.m).collect::<Vec<_>>(), vec![c.phase1.batch, 8, 1]);
+            assert_eq!(c.arms.iter().filter_map(|a| a.m).collect::<Vec<_>>(), vec![c.phase1.batch, 8, 1, 1]);
+            assert_eq!(c.arms.iter().map(|a| a.rho).collect::<Vec<_>>(), vec![0.0, c.phase1.optimizer.rho, c.phase1.optimizer.rho, c.phase1.optimizer.rho, LARGE_RHO]);
         }
     }
 }
