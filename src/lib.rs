@@ -3,29 +3,20 @@
 
 pub mod app;
 pub mod bench;
-pub mod config;
-pub mod data;
-pub mod engine;
-pub mod error;
 pub mod experiments;
-pub mod hyper;
 pub mod lab;
-pub mod metrics;
-pub mod model;
-pub mod optim;
 pub mod platform;
-pub mod resumable;
-pub mod rng;
-pub mod run;
-pub mod setup;
 pub mod ui;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
+// The numeric core, a crate of its own (core/Cargo.toml) so that the browser build can optimise
+// it for speed and the app around it for size; its modules keep their paths here.
+pub use samlab_core::{config, data, engine, error, formats, hyper, metrics, model, optim, resumable, rng, run, setup};
+
 pub use config::RunConfig;
 pub use error::{Error, Result};
-pub mod formats;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;

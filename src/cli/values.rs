@@ -3,12 +3,9 @@
 //! line naming the flag, size-limited reads, `-` for standard output, and progress that is a
 //! bar on a terminal and a plain line every few seconds otherwise.
 
-use crate::config::{Backend, DatasetName, NormEstimator, OptimizerKind, RwDescent, Schedule};
+use crate::config::{Backend, DatasetName};
 use crate::error::{Error, Result, one_line, quoted};
-use crate::metrics::directions::Directions;
-use crate::model::Activation;
-use clap::ValueEnum;
-use clap::builder::PossibleValue;
+use samlab_core::value_enum;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use std::io::{IsTerminal, Read};
 
@@ -42,33 +39,6 @@ pub fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<Strin
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
 }
 
-macro_rules! value_enum {
-    ($t:ty { $($v:expr => $name:literal $(| $alias:literal)*),* $(,)? }) => {
-        impl ValueEnum for $t {
-            fn value_variants<'a>() -> &'a [Self] {
-                &[$($v),*]
-            }
-            fn to_possible_value(&self) -> Option<PossibleValue> {
-                $(if *self == $v { return Some(PossibleValue::new($name)$(.alias($alias))*); })*
-                None
-            }
-        }
-    };
-}
-
-value_enum!(OptimizerKind {
-    OptimizerKind::Sgd => "sgd", OptimizerKind::Usam => "usam", OptimizerKind::Sam => "sam", OptimizerKind::Nsam => "nsam" | "n-sam",
-    OptimizerKind::Nusam => "nusam" | "n-usam",
-    OptimizerKind::Msam => "msam" | "m-sam", OptimizerKind::Musam => "musam" | "m-usam", OptimizerKind::Asam => "asam",
-    OptimizerKind::Rwsam => "rwsam" | "rw-sam",
-});
-value_enum!(NormEstimator { NormEstimator::Exact => "exact", NormEstimator::FiniteDifference => "finite-difference" | "fd" | "finite_difference" });
-value_enum!(RwDescent { RwDescent::Uniform => "uniform", RwDescent::Weighted => "weighted" });
-value_enum!(Schedule { Schedule::Constant => "constant", Schedule::Cosine => "cosine" });
-value_enum!(Backend { Backend::Cpu => "cpu", Backend::Gpu => "gpu", Backend::Auto => "auto" });
-value_enum!(Activation { Activation::Relu => "relu", Activation::Tanh => "tanh", Activation::Gelu => "gelu" });
-
-value_enum!(Directions { Directions::Random => "random", Directions::Pca => "pca", Directions::Hessian => "hessian" });
 /// Where `bench` runs, and `experiment`'s backends (`both`: cost on the CPU and the GPU).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backends {
