@@ -405,8 +405,9 @@ fn contradictions(all: &[(Experiment, Vec<Verdict>)]) -> String {
     s
 }
 
-/// The RW-SAM question in one paragraph, from the verdicts: the accuracy claims about RW-SAM
-/// counted by outcome and listed, and the mechanism (rwsam-drift).
+/// The RW-SAM question: a conclusion in one paragraph, its numbers drawn from the verdicts
+/// (label-noise and rwsam-lambda against SAM, the grids' means over their settings, the settings
+/// that beat SAM, the mechanism, the cost), then every RW-SAM verdict's own text as a list.
 fn rwsam_question(all: &[(Experiment, Vec<Verdict>)]) -> String {
     use crate::experiments::Outcome;
     let rw: Vec<(Experiment, &Verdict)> = all
@@ -415,36 +416,131 @@ fn rwsam_question(all: &[(Experiment, Vec<Verdict>)]) -> String {
         .flat_map(|(e, v)| v.iter().filter(|v| v.claim.contains("RW-SAM")).map(move |v| (*e, v)))
         .collect();
     let count = |o: Outcome| rw.iter().filter(|(_, v)| v.verdict == o).count();
-    let mut s = format!(
-        "## The RW-SAM question at this scale\n\nOf {} claims about RW-SAM's accuracy or end point, {} hold, {} do not hold and {} are inconclusive.",
+    let mut s = String::from("## The RW-SAM question at this scale\n\n");
+    // Effects (points) and wins of the claims of `exp` that `pick` selects.
+    let span = |exp: Experiment, pick: &dyn Fn(&Verdict) -> bool| -> Option<(String, bool)> {
+        let v: Vec<&Verdict> = rw.iter().filter(|(e, v)| *e == exp && pick(v)).map(|(_, v)| *v).collect();
+        let effects: Vec<f64> = v.iter().filter_map(|v| v.effect).collect();
+        if effects.is_empty() {
+            return None;
+        }
+        let (lo, hi) = effects.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+        let wins = v.iter().filter_map(|v| v.wins).max().unwrap_or(0);
+        let n = v.iter().map(|v| v.n).max().unwrap_or(0);
+        let below = v.iter().filter(|v| v.verdict == Outcome::DoesNotHold).count();
+        let range = if v.len() == 1 { format!("{:+.2}", lo) } else { format!("{lo:+.2} to {hi:+.2}") };
+        Some((format!("{range} points ({below} of {} refuted; at most {wins}/{n} seeds above SAM)", v.len()), below == v.len()))
+    };
+    let mut facts = Vec::new();
+    // "below SAM" only when every claim of the group is refuted.
+    let against = |all_refuted: bool| if all_refuted { "below SAM" } else { "against SAM" };
+    if let Some((t, all)) = span(Experiment::LabelNoise, &|v| v.claim.contains("RW-SAM above SAM")) {
+        facts.push(format!("with λ = 1 and uniform descent (exact norms) RW-SAM is {} at every noise level of label-noise, {t}", against(all)));
+    }
+    if let Some((t, all)) = span(Experiment::RwsamLambda, &|v| v.claim.contains("above SAM")) {
+        facts.push(format!("every λ and target ESS of rwsam-lambda is {}, {t}", against(all)));
+    }
+    for (exp, data) in [(Experiment::RwsamGrid, "digits"), (Experiment::RwsamGridMnist, "mnist5k")] {
+        if let Some((t, all)) = span(exp, &|v| v.claim.contains("mean over its")) {
+            facts.push(format!("averaged over the grid's settings it is {} in every block on {data}, {t}", against(all)));
+        }
+    }
+    let mut text = String::new();
+    if !facts.is_empty() {
+        text.push_str("At this scale RW-SAM does not do what the paper reports: ");
+        text.push_str(&facts.join("; "));
+        text.push('.');
+    }
+    let held: Vec<String> = rw
+        .iter()
+        .filter(|(_, v)| v.verdict == Outcome::Holds)
+        .map(|(e, v)| {
+            let ci = v.ci.map(|[a, b]| format!(" [{a:+.2}, {b:+.2}]")).unwrap_or_default();
+            let wins = v.wins.map(|w| format!(", {w}/{}", v.n)).unwrap_or_default();
+            format!("{} ({}: {:+.2} {}{ci}{wins})", v.claim, e.name(), v.effect.unwrap_or(f64::NAN), v.unit)
+        })
+        .collect();
+    let tilted_down = rw.iter().filter(|(_, v)| v.verdict == Outcome::Holds).all(|(_, v)| v.claim.contains("weighted λ<0") && v.claim.contains("noise=0.4"));
+    if !held.is_empty() && tilted_down {
+        text.push_str(&format!(
+            " The only settings that beat SAM use weighted descent with λ < 0, which puts less weight on the samples of high loss, and only under label noise: {}. \
+             That is loss-based down-weighting of (mostly mislabelled) samples, the opposite tilt of the paper's RW-SAM, not its mechanism.",
+            held.join("; ")
+        ));
+    } else if !held.is_empty() {
+        text.push_str(&format!(" The claims about RW-SAM that hold: {}.", held.join("; ")));
+    }
+    for (e, v) in all.iter().filter(|(e, _)| matches!(e, Experiment::RwsamDrift | Experiment::Cost)) {
+        for v in v.iter().filter(|v| v.claim.contains("RW-SAM")) {
+            let effect = v.effect.map(|x| format!(" ({} {})", sig(x), v.unit)).unwrap_or_default();
+            let what = if *e == Experiment::Cost { "Cost" } else { "Mechanism" };
+            text.push_str(&format!(" {what}: {} — {}{effect}.", v.claim, v.verdict.word()));
+        }
+    }
+    text.push_str(&format!(
+        " Of {} claims about RW-SAM's accuracy or end point, {} hold, {} do not hold and {} are inconclusive.",
         rw.len(),
         count(Outcome::Holds),
         count(Outcome::DoesNotHold),
         count(Outcome::Inconclusive)
-    );
-    let below: Vec<String> = rw
-        .iter()
-        .filter(|(_, v)| v.verdict == Outcome::DoesNotHold)
-        .map(|(e, v)| format!("{} ({}: {} {})", v.claim, e.name(), v.effect.map(sig).unwrap_or_default(), v.unit))
-        .collect();
-    if !below.is_empty() {
-        s.push_str(&format!(" Refuted: {}.", below.join("; ")));
-    }
-    let held: Vec<String> = rw.iter().filter(|(_, v)| v.verdict == Outcome::Holds).map(|(e, v)| format!("{} ({})", v.claim, e.name())).collect();
-    if !held.is_empty() {
-        s.push_str(&format!(" Supported: {}.", held.join("; ")));
-    }
+    ));
+    s.push_str(text.trim_start());
+    s.push_str("\n\nThe verdicts behind it:\n\n");
     for (e, v) in all.iter().filter(|(e, _)| matches!(e, Experiment::RwsamGrid | Experiment::RwsamGridMnist | Experiment::RwsamDrift | Experiment::Cost)) {
         for v in v.iter().filter(|v| *e == Experiment::RwsamDrift || v.claim.contains("RW-SAM")) {
-            let what = match e {
-                Experiment::Cost => "Cost",
-                Experiment::RwsamGrid => "Grid",
-                Experiment::RwsamGridMnist => "Grid (mnist5k)",
-                _ => "Mechanism",
-            };
-            s.push_str(&format!(" {what}: {}", v.text.replace("**", "")));
+            s.push_str(&format!("- {}: {}\n", e.name(), v.text.replace("**", "")));
         }
     }
-    s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::Outcome;
+
+    fn verdict(claim: &str, verdict: Outcome, effect: f64, wins: usize) -> Verdict {
+        Verdict {
+            claim: claim.into(),
+            verdict,
+            effect: Some(effect),
+            ci: Some([effect - 1.0, effect + 1.0]),
+            p: Some(0.002),
+            p_holm: Some(0.01),
+            n: 10,
+            wins: Some(wins),
+            unit: "points".into(),
+            reason: None,
+            text: format!("{claim}: **{}**", verdict.word()),
+        }
+    }
+
+    /// The conclusion's numbers come from the verdicts: the range of label-noise effects, the
+    /// grid means, the one setting that holds (with its interval), and the count of outcomes.
+    #[test]
+    fn the_rwsam_conclusion_states_the_verdicts_numbers() {
+        let all = vec![
+            (
+                Experiment::LabelNoise,
+                vec![
+                    verdict("20 % noise: RW-SAM above SAM (the paper's Table 4)", Outcome::DoesNotHold, -0.54, 1),
+                    verdict("40 % noise: RW-SAM above SAM (the paper's Table 4)", Outcome::DoesNotHold, -1.36, 2),
+                    verdict("40 % noise: SAM above SGD", Outcome::Holds, 2.1, 10),
+                ],
+            ),
+            (
+                Experiment::RwsamGridMnist,
+                vec![
+                    verdict("ρ=0.05 noise=0.4: RW-SAM (mean over its 24 settings) above SAM", Outcome::DoesNotHold, -4.02, 0),
+                    verdict("ρ=0.05 noise=0.4: RW-SAM fd weighted λ<0 at target ESS 64 above SAM", Outcome::Holds, 19.3, 10),
+                ],
+            ),
+        ];
+        let s = rwsam_question(&all);
+        assert!(s.contains("below SAM at every noise level of label-noise, -1.36 to -0.54 points (2 of 2 refuted; at most 2/10 seeds above SAM)"), "{s}");
+        assert!(s.contains("on mnist5k, -4.02 points (1 of 1 refuted; at most 0/10 seeds above SAM)"), "{s}");
+        assert!(s.contains("The only settings that beat SAM use weighted descent with λ < 0") && s.contains("+19.30 points [+18.30, +20.30], 10/10"), "{s}");
+        assert!(s.contains("Of 4 claims about RW-SAM's accuracy or end point, 1 hold, 3 do not hold and 0 are inconclusive."), "{s}");
+        assert!(!s.contains("SAM above SGD"), "only RW-SAM claims: {s}");
+    }
 }
