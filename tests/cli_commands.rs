@@ -141,3 +141,43 @@ fn escape_quick_writes_its_report_and_every_arm_starts_at_sgds_end_point() {
     // The report rebuilds from its JSON without training, to the same verdicts.
     ok(&["experiment", "escape", "--quick", "--reuse", "--out", dir.to_str().unwrap(), "--quiet", "--check", expected]);
 }
+
+/// `experiment all --quick`: every experiment's files and the summary (the claims table with the
+/// run's wall time, the contradictions, the RW-SAM conclusion, each section); rebuilt with
+/// `--reuse` it states the recorded runs' time instead and keeps every verdict.
+#[test]
+fn all_quick_writes_every_section_and_the_summary() {
+    let dir = tmp("all-quick");
+    let out = dir.to_str().unwrap();
+    let summary = dir.join("RESULTS.md");
+    ok(&["experiment", "all", "--quick", "--out", out, "--quiet"]);
+    let md = std::fs::read_to_string(&summary).unwrap();
+    for part in ["## Every claim and its verdict", "Wall time of the whole run:", "## Where the findings contradict the paper", "## The RW-SAM question at this scale", "## m-sweep", "## escape", "## rwsam-drift"] {
+        assert!(md.contains(part), "{part} missing from {md}");
+    }
+    assert!(md.contains("Not run: long") && md.contains("## rwsam-grid-mnist"), "the long grid is named, not trained");
+    let claims = |md: &str| md.lines().filter(|l| l.starts_with("| ") && l.contains("**")).map(str::to_string).collect::<Vec<_>>();
+    ok(&["experiment", "all", "--quick", "--out", out, "--quiet", "--reuse"]);
+    let again = std::fs::read_to_string(&summary).unwrap();
+    assert!(again.contains("The recorded runs of the experiments that `all` trains took") && !again.contains("Wall time of the whole run"), "{again}");
+    assert_eq!(claims(&again), claims(&md));
+}
+
+/// The recorded full runs (docs/results, 10 seeds) rebuilt without training give the verdicts
+/// recorded in tests/expected/full-verdicts.json: a change to how a claim is judged that would
+/// flip a finding of docs/RESULTS.md fails here until both are regenerated.
+#[test]
+fn the_recorded_full_runs_keep_their_verdicts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tmp("full-reuse");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(root.join("docs/results")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let expected = root.join("tests/expected/full-verdicts.json");
+    let o = ok(&["experiment", "all", "--seeds", "10", "--reuse", "--out", dir.to_str().unwrap(), "--quiet", "--check", expected.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("every verdict is as recorded"), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -307,13 +307,16 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse:
     let mut sections = String::new();
     let mut brief = String::from("## Every claim and its verdict\n\n| experiment | claim | verdict |\n|---|---|---|\n");
     let mut failed = 0;
+    let mut recorded_time = 0.0;
     for (i, exp) in Experiment::ALL.into_iter().enumerate() {
         // One line per experiment; each one's trials have their own bar below it.
         if !quiet {
             eprintln!("experiment {}/{}: {}", i + 1, Experiment::ALL.len(), exp.name());
         }
         let mut reuse_this = reuse;
-        if exp.is_long() && !long && !reuse {
+        // A long experiment is rebuilt from its recorded run when there is one (with or
+        // without --reuse) and named as not run otherwise.
+        if exp.is_long() && !long {
             if std::path::Path::new(&format!("{}/{}.json", out_dir.trim_end_matches('/'), exp.name())).exists() {
                 reuse_this = true;
                 sections.push_str(&format!(
@@ -342,9 +345,16 @@ pub fn run_all(opts: &Options, out_dir: &str, summary: &str, quiet: bool, reuse:
             let wins = v.wins.map(|w| format!(", {w}/{} seeds", v.n)).unwrap_or_default();
             brief.push_str(&format!("| {} | {} | **{}**{effect}{wins} |\n", exp.name(), v.claim.replace('|', "\\|"), v.verdict.word()));
         }
+        if !exp.is_long() {
+            recorded_time += recorded_wall_time(&written.json).unwrap_or(0.0);
+        }
         all.push((exp, written.verdicts));
     }
-    if !reuse {
+    if reuse {
+        brief.push_str(&format!(
+            "\nThe recorded runs of the experiments that `all` trains took {recorded_time:.0} s together (the sum of their own wall times; the long ones are apart).\n"
+        ));
+    } else {
         brief.push_str(&format!("\nWall time of the whole run: {:.0} s.\n", start.elapsed().as_secs_f64()));
     }
     doc.push_str(&brief);
@@ -375,6 +385,12 @@ pub fn expectations(found: &[(Experiment, Vec<Verdict>)]) -> serde_json::Value {
         doc.insert(exp.name().to_string(), serde_json::Value::Object(claims));
     }
     serde_json::Value::Object(doc)
+}
+
+/// The `wall_time_s` an experiment's JSON records, if it can be read.
+fn recorded_wall_time(json: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(json).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text).ok()?.get("wall_time_s")?.as_f64()
 }
 
 /// What a verdict's `ci` is: a 95 % interval of the paired mean, except for cost ratios, whose
@@ -463,7 +479,7 @@ fn rwsam_question(all: &[(Experiment, Vec<Verdict>)]) -> String {
     let tilted_down = rw.iter().filter(|(_, v)| v.verdict == Outcome::Holds).all(|(_, v)| v.claim.contains("weighted λ<0") && v.claim.contains("noise=0.4"));
     if !held.is_empty() && tilted_down {
         text.push_str(&format!(
-            " The only settings that beat SAM use weighted descent with λ < 0, which puts less weight on the samples of high loss, and only under label noise: {}. \
+            " The only RW-SAM claims that hold are settings of weighted descent with λ < 0, which puts less weight on the samples of high loss, under label noise: {}. \
              That is loss-based down-weighting of (mostly mislabelled) samples, the opposite tilt of the paper's RW-SAM, not its mechanism.",
             held.join("; ")
         ));
@@ -477,12 +493,14 @@ fn rwsam_question(all: &[(Experiment, Vec<Verdict>)]) -> String {
             text.push_str(&format!(" {what}: {} — {}{effect}.", v.claim, v.verdict.word()));
         }
     }
+    let (holds, refuted, open) = (count(Outcome::Holds), count(Outcome::DoesNotHold), count(Outcome::Inconclusive));
+    let verb = |k: usize, one: &str, many: &str| if k == 1 { one.to_string() } else { many.to_string() };
     text.push_str(&format!(
-        " Of {} claims about RW-SAM's accuracy or end point, {} hold, {} do not hold and {} are inconclusive.",
+        " Of {} claims about RW-SAM's accuracy or end point, {holds} {}, {refuted} {} and {open} {} inconclusive.",
         rw.len(),
-        count(Outcome::Holds),
-        count(Outcome::DoesNotHold),
-        count(Outcome::Inconclusive)
+        verb(holds, "holds", "hold"),
+        verb(refuted, "does not hold", "do not hold"),
+        verb(open, "is", "are")
     ));
     s.push_str(text.trim_start());
     s.push_str("\n\nThe verdicts behind it:\n\n");
@@ -539,8 +557,8 @@ mod tests {
         let s = rwsam_question(&all);
         assert!(s.contains("below SAM at every noise level of label-noise, -1.36 to -0.54 points (2 of 2 refuted; at most 2/10 seeds above SAM)"), "{s}");
         assert!(s.contains("on mnist5k, -4.02 points (1 of 1 refuted; at most 0/10 seeds above SAM)"), "{s}");
-        assert!(s.contains("The only settings that beat SAM use weighted descent with λ < 0") && s.contains("+19.30 points [+18.30, +20.30], 10/10"), "{s}");
-        assert!(s.contains("Of 4 claims about RW-SAM's accuracy or end point, 1 hold, 3 do not hold and 0 are inconclusive."), "{s}");
+        assert!(s.contains("The only RW-SAM claims that hold are settings of weighted descent with λ < 0") && s.contains("+19.30 points [+18.30, +20.30], 10/10"), "{s}");
+        assert!(s.contains("Of 4 claims about RW-SAM's accuracy or end point, 1 holds, 3 do not hold and 0 are inconclusive."), "{s}");
         assert!(!s.contains("SAM above SGD"), "only RW-SAM claims: {s}");
     }
 }
