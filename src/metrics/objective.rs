@@ -21,7 +21,8 @@ pub trait Objective {
     /// ‖∇f_i(w)‖² for every sample.
     fn sample_sq_norms(&mut self, w: &[f64]) -> Vec<f64>;
     /// ‖∇f_I(w)‖² with ∇f_I = (1/m)·Σ_{i∈I} ∇f_i for the consecutive groups I of `m` samples of
-    /// `order` (a permutation of 0..n; a trailing partial group is dropped).
+    /// `order` (distinct sample indices, such as a permutation of 0..n or a slice of one; a trailing
+    /// partial group is dropped). Each group's norm depends on its own samples only.
     fn group_sq_norms(&mut self, w: &[f64], order: &[usize], m: usize) -> Vec<f64>;
     /// H(w)·v, H = ∇²f(w).
     fn hvp(&mut self, w: &[f64], v: &[f64]) -> Vec<f64>;

@@ -52,6 +52,10 @@ pub fn m_values(max: usize) -> Vec<usize> {
     ms
 }
 
+/// Samples per `group_sq_norms` call of the m-sharpness curve (rounded up to whole groups): the
+/// size of one piece of a measurement made between frames.
+pub const CURVE_PIECE_SAMPLES: usize = 64;
+
 /// E‖∇f_I‖ over random micro-batches I of size m drawn WITHOUT replacement from the evaluation
 /// set, for each m in `ms` (each ≤ n). A draw is a seeded permutation of the set cut into ⌊n/m⌋
 /// disjoint micro-batches (the way m-SAM cuts a shuffled batch); draws repeat until at least
@@ -60,7 +64,7 @@ pub fn m_values(max: usize) -> Vec<usize> {
 ///
 /// Without replacement, E‖∇f_I‖² = ‖∇f‖² + (tr V/m)·(n − m)/(n − 1) ≤ ‖∇f‖² + tr V/m, so by
 /// Jensen the bound holds for every m (and is loose by the finite-population factor).
-/// Pauses after every draw (`resumable`).
+/// Pauses after every piece of a draw (`resumable`).
 pub async fn m_sharpness_curve<O: Objective + ?Sized>(
     obj: &mut O,
     w: &[f64],
@@ -77,10 +81,15 @@ pub async fn m_sharpness_curve<O: Objective + ?Sized>(
         let per_draw = n / m;
         let draws = if m == 1 || m == n { 1 } else { min_groups.div_ceil(per_draw).clamp(1, 256) };
         let mut sq = Vec::with_capacity(draws * per_draw);
+        // Whole groups of at least CURVE_PIECE_SAMPLES samples per call: each group's norm is
+        // its own, so the pieces give the draw's norms exactly, and a frame's piece stays small.
+        let piece = CURVE_PIECE_SAMPLES.div_ceil(m) * m;
         for _ in 0..draws {
             let order = rng.permutation(n);
-            sq.extend(obj.group_sq_norms(w, &order, m));
-            pause().await;
+            for part in order[..per_draw * m].chunks(piece) {
+                sq.extend(obj.group_sq_norms(w, part, m));
+                pause().await;
+            }
         }
         let k = sq.len().max(1) as f64;
         out.push(MPoint {
