@@ -36,7 +36,7 @@ use crate::engine::EngineChoice;
 use crate::error::Error;
 use crate::run::{Run, RunStatus};
 use crate::setup::prepare;
-use pacing::{Pacer, Want, round_robin};
+use pacing::{Pacer, Want, frame_shares, round_robin};
 use std::sync::Arc;
 use web_time::{Duration, Instant};
 
@@ -131,7 +131,8 @@ pub struct Lab {
     pub data_error: Option<String>,
     pub runs: Vec<LabRun>,
     pub engine: EngineChoice,
-    /// Training time per frame, all runs together.
+    /// Work per frame, all runs together: training, and the browser's measurements and a
+    /// landscape in progress out of the same time (`pacing::frame_shares`).
     pub budget: Duration,
     pub throughput: Throughput,
     cursor: usize,
@@ -380,7 +381,8 @@ impl Lab {
     }
 
     /// Steps every playing run. Asynchronous (GPU) runs keep one submission in flight each;
-    /// CPU runs share about `budget` of this frame: they are served round robin (the first one
+    /// CPU runs share about `budget` of this frame, less what measurements and a landscape in
+    /// progress take of it (`frame_shares`): they are served round robin (the first one
     /// served changes every frame) with equal shares, and at least one pump happens per frame,
     /// so a slow step delays a frame but never stops training. Returns the steps completed.
     pub fn tick(&mut self) -> u64 {
@@ -396,9 +398,14 @@ impl Lab {
             r.pump_async();
         }
         self.fall_back_from_failed_gpu_runs();
+        // The browser's measurements in pieces (on the desktop their threads need none of this)
+        // and a landscape in progress come out of the same budget as training.
+        let measuring: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].measuring.as_ref().is_some_and(Measuring::has_work)).collect();
+        let landscape = self.landscape.as_ref().is_some_and(|j| !j.view.is_complete());
+        let (train, measure, scape) = frame_shares(self.budget, !measuring.is_empty(), landscape);
         let active: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].is_active() && !self.runs[i].asynchronous).collect();
         let runs = &mut self.runs;
-        round_robin(&active, start, self.budget, &mut self.cursor, |i, until| runs[i].slice(until));
+        round_robin(&active, start, train, &mut self.cursor, |i, until| runs[i].slice(until));
         // Finish the pending responses of paused CPU runs too (a parameter read, an evaluation).
         for r in self.runs.iter_mut().filter(|r| !r.asynchronous) {
             if let Some(run) = &mut r.run
@@ -407,17 +414,15 @@ impl Lab {
                 r.fail(e);
             }
         }
-        // The browser's measurements in pieces (on the desktop their threads need none of this)
-        // share half the training budget on top, round robin.
-        let measuring: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].measuring.as_ref().is_some_and(Measuring::has_work)).collect();
         let runs = &mut self.runs;
-        round_robin(&measuring, Instant::now(), self.budget / 2, &mut self.measure_cursor, |i, until| {
+        round_robin(&measuring, Instant::now(), measure, &mut self.measure_cursor, |i, until| {
             if let Some(m) = &mut runs[i].measuring {
                 m.work(until);
             }
         });
-        // A landscape in progress gets half the training budget on top.
-        self.advance_landscape(Instant::now() + self.budget / 2);
+        if landscape {
+            self.advance_landscape(Instant::now() + scape);
+        }
         let after: u64 = self.runs.iter().map(LabRun::completed).sum();
         let done = after.saturating_sub(before);
         self.total_steps += done;

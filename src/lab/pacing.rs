@@ -118,6 +118,17 @@ pub fn round_robin(active: &[usize], start: Instant, budget: Duration, cursor: &
     *cursor = (*cursor + 1) % n;
 }
 
+/// How one frame's budget is shared: the browser's measurements in pieces and a landscape in
+/// progress each take 3/8 of it while they have work, and the training runs get the rest (at
+/// least a quarter), so that the frame's planned work stays within the budget.
+/// Returns (training, measurements, landscape).
+pub fn frame_shares(budget: Duration, measuring: bool, landscape: bool) -> (Duration, Duration, Duration) {
+    let extra = budget * 3 / 8;
+    let m = if measuring { extra } else { Duration::ZERO };
+    let l = if landscape { extra } else { Duration::ZERO };
+    (budget - m - l, m, l)
+}
+
 /// Throughput, measured over the last second.
 #[derive(Clone, Debug, Default)]
 pub struct Throughput {

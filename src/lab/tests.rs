@@ -248,3 +248,17 @@ fn training_faster_than_measuring_skips_steps_but_measures_the_end() {
     assert_eq!(steps.last(), Some(&120));
     assert!(steps.len() <= frames + 1, "{} measurements in {frames} frames", steps.len());
 }
+
+/// A frame's budget covers training, the browser's measurements and a landscape together: each
+/// extra takes 3/8 while it has work, training keeps the rest (a quarter with both).
+#[test]
+fn measurements_and_landscapes_come_out_of_the_frame_budget() {
+    use super::pacing::frame_shares;
+    let b = Duration::from_millis(8);
+    assert_eq!(frame_shares(b, false, false), (b, Duration::ZERO, Duration::ZERO));
+    assert_eq!(frame_shares(b, true, false), (Duration::from_millis(5), Duration::from_millis(3), Duration::ZERO));
+    assert_eq!(frame_shares(b, false, true), (Duration::from_millis(5), Duration::ZERO, Duration::from_millis(3)));
+    let (t, m, l) = frame_shares(b, true, true);
+    assert_eq!((t, m, l), (Duration::from_millis(2), Duration::from_millis(3), Duration::from_millis(3)));
+    assert_eq!(t + m + l, b);
+}
