@@ -20,7 +20,7 @@ mod drift_job;
 mod trial;
 
 use super::measuring::app_measurer;
-use super::pacing::{Pacer, round_robin};
+use super::pacing::{Pacer, frame_shares, round_robin};
 use crate::config::{Backend, RunConfig};
 use crate::data::Dataset;
 use crate::engine::{EngineChoice, ParamsTag};
@@ -297,18 +297,23 @@ impl ExperimentJob {
             }
         }
         let cpu: Vec<usize> = (0..self.live.len()).filter(|&k| !self.live[k].asynchronous && self.live[k].phase == Phase::Training).collect();
+        // In the browser the measurements go on in pieces out of the same budget (the desktop's
+        // worker thread needs none of this).
+        let measuring = self.worker.as_ref().is_some_and(|w| w.has_work());
+        let (train, measure, _) = frame_shares(budget, measuring, false);
         let live = &mut self.live;
-        round_robin(&cpu, start, budget, &mut self.cursor, |k, until| {
+        round_robin(&cpu, start, train, &mut self.cursor, |k, until| {
             if let Err(e) = live[k].slice(until) {
                 errors.push((k, e));
             }
         });
         self.handle_errors(errors);
         self.advance_trained();
-        // In the browser the measurements go on in pieces for half the budget on top (the
-        // desktop's worker thread needs none of this); what finished is collected now.
-        if let Some(w) = &mut self.worker {
-            w.work(Instant::now() + budget / 2);
+        // What finished is collected now.
+        if let Some(w) = &mut self.worker
+            && measuring
+        {
+            w.work(Instant::now() + measure);
         }
         self.receive_measurements();
         self.start_trials();
