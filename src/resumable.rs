@@ -25,6 +25,13 @@ pub fn pause() -> Pause {
     Pause { paused: false }
 }
 
+/// Whether the work running now is being advanced piece by piece (by `Resumable::advance`),
+/// not run to the end at once: work whose pieces cost something to cut (more device passes and
+/// readbacks) cuts them finer only then.
+pub fn in_pieces() -> bool {
+    DEADLINE.with(Cell::get).is_some()
+}
+
 /// The future of `pause`.
 pub struct Pause {
     paused: bool,

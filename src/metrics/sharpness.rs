@@ -2,7 +2,7 @@
 
 use super::Objective;
 use crate::optim::NORM_EPS;
-use crate::resumable::pause;
+use crate::resumable::{in_pieces, pause};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -81,12 +81,13 @@ pub async fn m_sharpness_curve<O: Objective + ?Sized>(
         let per_draw = n / m;
         let draws = if m == 1 || m == n { 1 } else { min_groups.div_ceil(per_draw).clamp(1, 256) };
         let mut sq = Vec::with_capacity(draws * per_draw);
-        // Whole groups of at least CURVE_PIECE_SAMPLES samples per call: each group's norm is
-        // its own, so the pieces give the draw's norms exactly, and a frame's piece stays small.
-        let piece = CURVE_PIECE_SAMPLES.div_ceil(m) * m;
         for _ in 0..draws {
             let order = rng.permutation(n);
-            for part in order[..per_draw * m].chunks(piece) {
+            // Between frames, whole groups of at least CURVE_PIECE_SAMPLES samples per call (each
+            // group's norm is its own, so the pieces give the draw's norms exactly); run at once,
+            // the whole draw in one call (one device pass on the GPU objective).
+            let piece = if in_pieces() { CURVE_PIECE_SAMPLES.div_ceil(m) * m } else { per_draw * m };
+            for part in order[..per_draw * m].chunks(piece.max(1)) {
                 sq.extend(obj.group_sq_norms(w, part, m));
                 pause().await;
             }
