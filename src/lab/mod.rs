@@ -420,9 +420,7 @@ impl Lab {
                 m.work(until);
             }
         });
-        if landscape {
-            self.advance_landscape(Instant::now() + scape);
-        }
+        self.advance_landscape(Instant::now() + scape);
         let after: u64 = self.runs.iter().map(LabRun::completed).sum();
         let done = after.saturating_sub(before);
         self.total_steps += done;
