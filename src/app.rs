@@ -247,9 +247,13 @@ impl SamLabApp {
         if waits && crate::data::mnist5k_available() {
             self.lab.rebuild_all()
         }
+        let mut tick = crate::lab::TickTimes::default();
         if self.train {
             self.lab.tick();
+            tick = self.lab.last_tick;
+            let views = web_time::Instant::now();
             self.lab.refresh_views(VIEW_REFRESH);
+            tick.views = views.elapsed();
         }
         // An experiment the user started trains whatever `train` says (tests step it this way).
         self.tick_experiment();
@@ -355,7 +359,7 @@ impl SamLabApp {
         self.finish_png(ui.ctx());
         self.sync_url(false);
         self.report();
-        self.frame_times.add(frame_start.elapsed());
+        self.frame_times.add(frame_start.elapsed(), tick);
         self.platform.frame_end();
         if self.lab.is_training() || self.experiment.as_ref().is_some_and(ExperimentJob::is_running) || self.desk.is_reading() {
             ui.ctx().request_repaint();
@@ -604,6 +608,7 @@ impl SamLabApp {
             view: self.layout().view.name().to_string(),
             hidden: self.layout().hidden_names(),
             worst_frame_ms: self.frame_times.worst_ms,
+            worst_frame_parts: self.frame_times.worst_parts.clone(),
             densities: self
                 .lab
                 .runs

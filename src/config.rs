@@ -7,8 +7,8 @@ use crate::model::Activation;
 use serde::{Deserialize, Serialize};
 
 mod user_data;
-pub use user_data::{CSV_TEST_FRACTION, CsvSource, MAX_CLASSES};
 use user_data::validate_csv;
+pub use user_data::{CSV_TEST_FRACTION, CsvSource, MAX_CLASSES};
 
 /// Version of the serialised config; bumped when a field changes meaning.
 pub const CONFIG_VERSION: u32 = 1;

@@ -111,7 +111,8 @@ fn the_layers_import_downwards_only() {
 fn platform_differences_stay_in_their_modules() {
     // cfg(target_arch) outside tests: the platform layer, the entry points, the module list, the
     // GPU engine's blocking helpers and the command line's blocking engine choice.
-    let allowed = |f: &str| f.starts_with("platform/") || f.starts_with("engine/gpu/") || ["lib.rs", "core.rs", "main.rs", "web.rs", "engine/choice.rs"].contains(&f);
+    let allowed =
+        |f: &str| f.starts_with("platform/") || f.starts_with("engine/gpu/") || ["lib.rs", "core.rs", "main.rs", "web.rs", "engine/choice.rs"].contains(&f);
     let found = offenders(|f| !allowed(f), &["target_arch"]);
     assert!(found.is_empty(), "cfg(target_arch) outside the platform layer:\n{}", found.join("\n"));
 }
@@ -179,13 +180,13 @@ fn the_repository_carries_its_own_reference() {
 #[test]
 fn the_app_crate_reexports_every_core_module_and_declares_none() {
     let read = |f: &str| std::fs::read_to_string(src().join(f)).unwrap();
-    let declared = |text: &str| -> Vec<String> {
-        text.lines().filter_map(|l| l.trim().strip_prefix("pub mod ")?.strip_suffix(';').map(str::to_string)).collect()
-    };
+    let declared =
+        |text: &str| -> Vec<String> { text.lines().filter_map(|l| l.trim().strip_prefix("pub mod ")?.strip_suffix(';').map(str::to_string)).collect() };
     let (core, lib) = (read("core.rs"), read("lib.rs"));
     let mut core_mods = declared(&core);
     core_mods.sort();
-    let reexport = lib.lines().find_map(|l| l.trim().strip_prefix("pub use samlab_core::{")?.strip_suffix("};")).expect("lib.rs re-exports samlab_core's modules");
+    let reexport =
+        lib.lines().find_map(|l| l.trim().strip_prefix("pub use samlab_core::{")?.strip_suffix("};")).expect("lib.rs re-exports samlab_core's modules");
     let mut reexported: Vec<String> = reexport.split(',').map(|m| m.trim().to_string()).collect();
     reexported.sort();
     assert_eq!(reexported, core_mods);

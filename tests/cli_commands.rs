@@ -152,7 +152,15 @@ fn all_quick_writes_every_section_and_the_summary() {
     let summary = dir.join("RESULTS.md");
     ok(&["experiment", "all", "--quick", "--out", out, "--quiet"]);
     let md = std::fs::read_to_string(&summary).unwrap();
-    for part in ["## Every claim and its verdict", "Wall time of the whole run:", "## Where the findings contradict the paper", "## The RW-SAM question at this scale", "## m-sweep", "## escape", "## rwsam-drift"] {
+    for part in [
+        "## Every claim and its verdict",
+        "Wall time of the whole run:",
+        "## Where the findings contradict the paper",
+        "## The RW-SAM question at this scale",
+        "## m-sweep",
+        "## escape",
+        "## rwsam-drift",
+    ] {
         assert!(md.contains(part), "{part} missing from {md}");
     }
     assert!(md.contains("Not run: long") && md.contains("## rwsam-grid-mnist"), "the long grid is named, not trained");

@@ -377,7 +377,11 @@ fn the_hessian_spectrum_checkbox_adds_a_density_card_after_a_measurement() {
         if start.elapsed().as_secs() >= 30 {
             let r = &h.state().lab.runs[0];
             let ms = r.run.as_ref().map(|r| r.history.measurements.len());
-            panic!("no measurement with a density arrived: {ms:?} measurements, {} steps, error {:?}", r.completed(), r.measuring.as_ref().map(|m| m.error.clone()));
+            panic!(
+                "no measurement with a density arrived: {ms:?} measurements, {} steps, error {:?}",
+                r.completed(),
+                r.measuring.as_ref().map(|m| m.error.clone())
+            );
         }
         h.run_steps(1);
         std::thread::sleep(std::time::Duration::from_millis(20));

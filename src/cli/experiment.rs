@@ -557,7 +557,10 @@ mod tests {
         let s = rwsam_question(&all);
         assert!(s.contains("below SAM at every noise level of label-noise, -1.36 to -0.54 points (2 of 2 refuted; at most 2/10 seeds above SAM)"), "{s}");
         assert!(s.contains("on mnist5k, -4.02 points (1 of 1 refuted; at most 0/10 seeds above SAM)"), "{s}");
-        assert!(s.contains("The only RW-SAM claims that hold are settings of weighted descent with λ < 0") && s.contains("+19.30 points [+18.30, +20.30], 10/10"), "{s}");
+        assert!(
+            s.contains("The only RW-SAM claims that hold are settings of weighted descent with λ < 0") && s.contains("+19.30 points [+18.30, +20.30], 10/10"),
+            "{s}"
+        );
         assert!(s.contains("Of 4 claims about RW-SAM's accuracy or end point, 1 holds, 3 do not hold and 0 are inconclusive."), "{s}");
         assert!(!s.contains("SAM above SGD"), "only RW-SAM claims: {s}");
     }

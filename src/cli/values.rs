@@ -5,8 +5,8 @@
 
 use crate::config::{Backend, DatasetName};
 use crate::error::{Error, Result, one_line, quoted};
-use samlab_core::value_enum;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
+use samlab_core::value_enum;
 use std::io::{IsTerminal, Read};
 
 /// Largest config, trial, manifest or result file read (a metrics file used as a config, with

@@ -309,7 +309,10 @@ pub fn verdicts(r: &EscapeReport) -> Vec<Verdict> {
         let bar = per_seed(r, &arm, |_, e| e.barrier);
         let left = bar.iter().filter(|(_, v)| left_basin(*v, c.threshold)).count();
         claims.push(Claim::greater(
-            format!("m = 1{at} leaves SGD's basin: the train loss on the line from w_SGD to its end point rises more than {} nats above the higher end", c.threshold),
+            format!(
+                "m = 1{at} leaves SGD's basin: the train loss on the line from w_SGD to its end point rises more than {} nats above the higher end",
+                c.threshold
+            ),
             format!("barrier above {} in {left}/{} seeds at m = 1{at} (SGD's continuation: {sgd_left})", c.threshold, bar.len()),
             "nats above the threshold",
             from_diffs(bar.iter().map(|(_, v)| v - c.threshold).collect()),
@@ -419,7 +422,10 @@ mod tests {
                 assert!(c.steps.is_multiple_of(p2.measure_every) && p2.measure_every == p2.eval_every);
             }
             assert_eq!(c.arms.iter().filter_map(|a| a.m).collect::<Vec<_>>(), vec![c.phase1.batch, 8, 1, 1]);
-            assert_eq!(c.arms.iter().map(|a| a.rho).collect::<Vec<_>>(), vec![0.0, c.phase1.optimizer.rho, c.phase1.optimizer.rho, c.phase1.optimizer.rho, LARGE_RHO]);
+            assert_eq!(
+                c.arms.iter().map(|a| a.rho).collect::<Vec<_>>(),
+                vec![0.0, c.phase1.optimizer.rho, c.phase1.optimizer.rho, c.phase1.optimizer.rho, LARGE_RHO]
+            );
         }
     }
 }

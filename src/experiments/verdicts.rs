@@ -124,7 +124,13 @@ fn m_sweep(results: &[TrialResult], acc: &[Cell]) -> Vec<Claim> {
         ("n-USAM", "n-USAM ≈ SGD (within ±1 point; the un-normalised form of n-SAM ≈ SGD: no tr V term in its drift)"),
     ] {
         if cell(acc, series, None).is_some() && cell(acc, "SGD", None).is_some() {
-            v.push(Claim::equivalent(claim, versus(acc, (series, None), series, ("SGD", None), "SGD"), "points", acc_diff(results, (series, None), ("SGD", None)), 1.0));
+            v.push(Claim::equivalent(
+                claim,
+                versus(acc, (series, None), series, ("SGD", None), "SGD"),
+                "points",
+                acc_diff(results, (series, None), ("SGD", None)),
+                1.0,
+            ));
         }
     }
     v
@@ -340,7 +346,11 @@ fn rwsam_grid(results: &[TrialResult], acc: &[Cell], confirm: bool) -> Vec<Claim
         let best_name = format!("{} {tag}", DIGITS_BEST.0);
         if confirm && !tag.ends_with("noise=0") && cell(acc, &best_name, Some(DIGITS_BEST.1)).is_some() {
             v.push(Claim::greater(
-                format!("{tag}: {} at target ESS {} above SAM (the digits grid's best setting under noise, tested again here)", DIGITS_BEST.0, fmt_x(Some(DIGITS_BEST.1))),
+                format!(
+                    "{tag}: {} at target ESS {} above SAM (the digits grid's best setting under noise, tested again here)",
+                    DIGITS_BEST.0,
+                    fmt_x(Some(DIGITS_BEST.1))
+                ),
                 versus(acc, (&best_name, Some(DIGITS_BEST.1)), DIGITS_BEST.0, (&sam_name, None), "SAM"),
                 "points",
                 acc_diff(results, (&best_name, Some(DIGITS_BEST.1)), (&sam_name, None)),

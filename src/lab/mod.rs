@@ -143,6 +143,27 @@ pub struct Lab {
     /// The landscape being computed or shown, and why the last one stopped (if it failed).
     pub landscape: Option<landscape::LandscapeJob>,
     pub landscape_error: Option<String>,
+    /// Where the last `tick` spent its time.
+    pub last_tick: TickTimes,
+}
+
+/// Where one `Lab::tick` spent its time: what the app reports of its longest frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TickTimes {
+    /// Training steps (and collecting what the runs' engines sent back).
+    pub train: Duration,
+    /// The browser's measurements in pieces (and weight reads for them).
+    pub measure: Duration,
+    /// The landscape in progress.
+    pub landscape: Duration,
+    /// Refreshing the runs' data views (`refresh_views`: filled in by the app, which calls it).
+    pub views: Duration,
+}
+
+impl TickTimes {
+    pub fn total(&self) -> Duration {
+        self.train + self.measure + self.landscape + self.views
+    }
 }
 
 impl Lab {
@@ -161,6 +182,7 @@ impl Lab {
             total_steps: 0,
             landscape: None,
             landscape_error: None,
+            last_tick: TickTimes::default(),
         };
         lab.rebuild_all();
         lab
@@ -388,6 +410,7 @@ impl Lab {
     pub fn tick(&mut self) -> u64 {
         let start = Instant::now();
         let before: u64 = self.runs.iter().map(LabRun::completed).sum();
+        let mut times = TickTimes::default();
         // Measurements first: a weight read asked now is taken before this frame's steps.
         for r in &mut self.runs {
             if let (Some(m), Some(run)) = (&mut r.measuring, &mut r.run) {
@@ -398,6 +421,7 @@ impl Lab {
             r.pump_async();
         }
         self.fall_back_from_failed_gpu_runs();
+        times.measure = start.elapsed();
         // The browser's measurements in pieces (on the desktop their threads need none of this)
         // and a landscape in progress come out of the same budget as training.
         let measuring: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].measuring.as_ref().is_some_and(Measuring::has_work)).collect();
@@ -414,13 +438,21 @@ impl Lab {
                 r.fail(e);
             }
         }
+        let measure_start = Instant::now();
+        times.train = measure_start - start - times.measure;
         let runs = &mut self.runs;
-        round_robin(&measuring, Instant::now(), measure, &mut self.measure_cursor, |i, until| {
+        round_robin(&measuring, measure_start, measure, &mut self.measure_cursor, |i, until| {
             if let Some(m) = &mut runs[i].measuring {
                 m.work(until);
             }
         });
-        self.advance_landscape(Instant::now() + scape);
+        let landscape_start = Instant::now();
+        times.measure += landscape_start - measure_start;
+        self.advance_landscape(landscape_start + scape);
+        if landscape {
+            times.landscape = landscape_start.elapsed();
+        }
+        self.last_tick = times;
         let after: u64 = self.runs.iter().map(LabRun::completed).sum();
         let done = after.saturating_sub(before);
         self.total_steps += done;

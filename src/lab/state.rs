@@ -64,7 +64,16 @@ pub struct RunSpec {
 impl Default for RunSpec {
     fn default() -> Self {
         let c = RunConfig::default();
-        Self { optimizer: c.optimizer, batch: c.batch, epochs: c.epochs, steps: c.steps, eval_every: c.eval_every, measure_every: c.measure_every, spectrum: false, color: 0 }
+        Self {
+            optimizer: c.optimizer,
+            batch: c.batch,
+            epochs: c.epochs,
+            steps: c.steps,
+            eval_every: c.eval_every,
+            measure_every: c.measure_every,
+            spectrum: false,
+            color: 0,
+        }
     }
 }
 

@@ -27,7 +27,12 @@ fn tick_respects_the_budget_and_advances_every_playing_run() {
     let mut lab = Lab::new(Preset::MoonsSgdVsSam.state(), EngineChoice::default());
     lab.budget = Duration::from_millis(4);
     for _ in 0..20 {
+        let start = Instant::now();
         lab.tick();
+        // The tick says where its time went: training here (nothing measures, no landscape).
+        let t = lab.last_tick;
+        assert!(t.train > Duration::ZERO && t.total() <= start.elapsed(), "{t:?}");
+        assert_eq!((t.landscape, t.views), (Duration::ZERO, Duration::ZERO));
     }
     assert!(lab.runs.iter().all(|r| r.completed() > 0));
     lab.set_playing(0, false);
@@ -143,11 +148,7 @@ fn gpu_runs_advance_without_waiting_on_the_device() {
         std::thread::sleep(Duration::from_millis(2));
     }
     assert!(returned_while_busy, "every tick waited for the GPU");
-    assert!(
-        lab.runs.iter().all(|r| r.completed() >= 60 && r.error.is_none()),
-        "{:?}",
-        lab.runs.iter().map(|r| (r.completed(), &r.error)).collect::<Vec<_>>()
-    );
+    assert!(lab.runs.iter().all(|r| r.completed() >= 60 && r.error.is_none()), "{:?}", lab.runs.iter().map(|r| (r.completed(), &r.error)).collect::<Vec<_>>());
     // A single step while paused arrives a few frames later.
     lab.set_all_playing(false);
     tick_until(&mut lab, 100_000, "the submissions in flight", |lab| lab.runs.iter().all(|r| !r.run.as_ref().unwrap().is_busy()));

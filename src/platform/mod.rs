@@ -46,6 +46,8 @@ pub struct StatusReport {
     pub hidden: String,
     /// The longest a frame has spent in SAM lab's own code, in milliseconds.
     pub worst_frame_ms: f64,
+    /// Where that frame spent its time ("train 4.1, measure 3.2, landscape 3.0, display 9.8").
+    pub worst_frame_parts: String,
     /// Runs whose latest measurement holds a Hessian eigenvalue density.
     pub densities: usize,
     /// Live changes of settings recorded in the runs' histories, all runs together.

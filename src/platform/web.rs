@@ -183,6 +183,7 @@ impl Platform for WebPlatform {
             let _ = canvas.set_attribute("data-view", &status.view);
             let _ = canvas.set_attribute("data-hidden", &status.hidden);
             let _ = canvas.set_attribute("data-worst-frame-ms", &format!("{:.1}", status.worst_frame_ms));
+            let _ = canvas.set_attribute("data-worst-frame-parts", &status.worst_frame_parts);
             let _ = canvas.set_attribute("data-densities", &status.densities.to_string());
             let _ = canvas.set_attribute("data-changes", &status.changes.to_string());
             let _ = canvas.set_attribute("data-measurements", &status.measurements.to_string());

@@ -54,6 +54,7 @@ pub const LANDSCAPE: &str = "Loss landscape (Li et al.): f(w + α·d₁ + β·d�
 pub const RW_WEIGHTS: &str = "The Gibbs weights p_i = exp(λ·s_i)/Σ_j exp(λ·s_j) of RW-SAM's latest step, as B·p_i on a log scale: 0 is the uniform weight of SAM (λ = 0), bars far right are the few samples the perturbation follows, far left the ignored ones. The effective sample size ESS = 1/Σ p_i² is the \"effective m\" RW-SAM imitates.";
 pub const SMOOTHING: &str = "Exponential moving average of every curve over steps or epochs, as TensorBoard draws it: m_n = w·m_{n−1} + (1 − w)·y_n from m_0 = 0, divided by 1 − wⁿ so the start is not pulled to 0. 0 draws the raw values; the raw curve stays faint behind the smoothed one.";
 pub const LIVE_CHANGES: &str = "A dashed vertical line in a run's colour marks a step at which its settings changed while it trained (η, μ, weight decay, schedule, ρ, ξ, RW-SAM's λ, δ, target ESS): the change applies from that step on. The run's settings list the changes; the metrics JSON holds them in history.changes.";
-pub const LIVE: &str = "Applies to a training run from its next step, without a restart (recorded as a change in its history; Reset returns to the value it started with).";
+pub const LIVE: &str =
+    "Applies to a training run from its next step, without a restart (recorded as a change in its history; Reset returns to the value it started with).";
 pub const RESTARTS: &str = "Changing it restarts the run from the shared initial weights.";
 pub const RESTARTS_ALL: &str = "Changing any of these restarts every run.";

@@ -457,7 +457,8 @@ fn density_series(lab: &Lab) -> Vec<Series> {
     fn latest(h: &History) -> Option<(u64, &crate::metrics::Density)> {
         h.measurements.iter().rev().find_map(|m| Some((m.step, m.density.as_ref()?)))
     }
-    let peak = lab.runs.iter().filter_map(|r| latest(&r.run.as_ref()?.history)).flat_map(|(_, d)| d.y.iter().copied()).filter(|y| y.is_finite()).fold(0.0, f64::max);
+    let peak =
+        lab.runs.iter().filter_map(|r| latest(&r.run.as_ref()?.history)).flat_map(|(_, d)| d.y.iter().copied()).filter(|y| y.is_finite()).fold(0.0, f64::max);
     if peak <= 0.0 {
         return Vec::new();
     }

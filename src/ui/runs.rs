@@ -23,7 +23,8 @@ impl RunsPanel {
             } else if ui.button("Play all").on_hover_text("Resume every run").clicked() {
                 out.push(Command::PlayAll(true));
             }
-            if ui.button("Reset all").on_hover_text("Every run back to the shared initial weights and the settings it started with, history cleared").clicked() {
+            if ui.button("Reset all").on_hover_text("Every run back to the shared initial weights and the settings it started with, history cleared").clicked()
+            {
                 out.push(Command::ResetAll);
             }
             if ui.button("New seed").on_hover_text("A new seed: new toy data, label noise, initial weights and batch order for every run").clicked() {
@@ -90,7 +91,13 @@ impl RunsPanel {
                     if ui.add_enabled(can_train, egui::Button::new("Step").small()).on_hover_text("One optimizer step (pauses the run)").clicked() {
                         out.push(Command::Step(i));
                     }
-                    if ui.small_button("Reset").on_hover_text("Back to the shared initial weights and the settings the run started with (live changes undone); the same run again, step for step").clicked() {
+                    if ui
+                        .small_button("Reset")
+                        .on_hover_text(
+                            "Back to the shared initial weights and the settings the run started with (live changes undone); the same run again, step for step",
+                        )
+                        .clicked()
+                    {
                         out.push(Command::Reset(i));
                     }
                     if ui

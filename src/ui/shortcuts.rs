@@ -8,7 +8,8 @@ use crate::lab::Lab;
 use egui::{Event, Key};
 
 /// The shortcuts in one line, for the help text and tooltips.
-pub const HELP: &str = "Keys: Space play/pause all · S step the selected run · R reset all · L landscape around the selected run · [ ] halve/double its learning rate";
+pub const HELP: &str =
+    "Keys: Space play/pause all · S step the selected run · R reset all · L landscape around the selected run · [ ] halve/double its learning rate";
 
 /// The learning rates the keys stay within (the settings' own bounds are wider).
 const LR_RANGE: (f64, f64) = (1e-5, 10.0);
@@ -23,7 +24,11 @@ pub fn commands(ctx: &egui::Context, lab: &Lab, selected: usize) -> Vec<Command>
         i.events
             .iter()
             .filter_map(|e| match e {
-                Event::Key { key, pressed: true, repeat: false, modifiers, .. } if !(modifiers.ctrl || modifiers.alt || modifiers.command || modifiers.mac_cmd) => Some(*key),
+                Event::Key { key, pressed: true, repeat: false, modifiers, .. }
+                    if !(modifiers.ctrl || modifiers.alt || modifiers.command || modifiers.mac_cmd) =>
+                {
+                    Some(*key)
+                }
                 _ => None,
             })
             .collect()

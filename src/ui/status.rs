@@ -2,7 +2,7 @@
 //! messages (what was ignored on load, saved files, errors).
 
 use super::{Command, help};
-use crate::lab::Lab;
+use crate::lab::{Lab, TickTimes};
 use egui::{Color32, RichText, Ui};
 
 /// A message for the user.
@@ -51,17 +51,31 @@ pub struct FrameTimes {
     frames: u64,
     pub last_ms: f64,
     pub worst_ms: f64,
+    /// Where the worst frame spent its time: "train 4.1, measure 3.2, landscape 3.0, views 0.0,
+    /// display 9.8" (milliseconds; "views" refreshes the runs' data views, "display" is the rest:
+    /// the UI and its plots, an experiment's trials).
+    pub worst_parts: String,
 }
 
 impl FrameTimes {
     /// Frames not counted in `worst_ms`.
     pub const WARM_UP: u64 = 3;
 
-    pub fn add(&mut self, took: web_time::Duration) {
+    /// A frame that took `took`, of which `tick` in the lab's tick.
+    pub fn add(&mut self, took: web_time::Duration, tick: TickTimes) {
         self.frames += 1;
         self.last_ms = took.as_secs_f64() * 1e3;
-        if self.frames > Self::WARM_UP {
-            self.worst_ms = self.worst_ms.max(self.last_ms);
+        if self.frames > Self::WARM_UP && self.last_ms > self.worst_ms {
+            self.worst_ms = self.last_ms;
+            let ms = |d: web_time::Duration| d.as_secs_f64() * 1e3;
+            self.worst_parts = format!(
+                "train {:.1}, measure {:.1}, landscape {:.1}, views {:.1}, display {:.1}",
+                ms(tick.train),
+                ms(tick.measure),
+                ms(tick.landscape),
+                ms(tick.views),
+                ms(took.saturating_sub(tick.total()))
+            );
         }
     }
 }
@@ -100,5 +114,28 @@ impl StatusBar {
             ui.separator();
             ui.label(format!("Renderer: {renderer}"));
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use web_time::Duration;
+
+    #[test]
+    fn the_worst_frame_keeps_where_its_time_went() {
+        let ms = Duration::from_millis;
+        let tick = TickTimes { train: ms(5), measure: ms(3), landscape: ms(2), views: ms(1) };
+        let mut t = FrameTimes::default();
+        // The warm-up frames (fonts, first views) are not counted, however long.
+        for _ in 0..FrameTimes::WARM_UP {
+            t.add(ms(500), TickTimes::default());
+        }
+        assert_eq!(t.worst_ms, 0.0);
+        t.add(ms(20), tick);
+        t.add(ms(12), TickTimes::default());
+        assert_eq!(t.last_ms, 12.0);
+        assert_eq!(t.worst_ms, 20.0);
+        assert_eq!(t.worst_parts, "train 5.0, measure 3.0, landscape 2.0, views 1.0, display 9.0");
     }
 }
