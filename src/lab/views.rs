@@ -22,6 +22,8 @@ fn next_generation() -> u64 {
 pub const GRID: usize = 56;
 /// How many of the hardest samples to keep.
 pub const HARDEST: usize = 24;
+/// How long one refresh works on a view in progress before it leaves the rest for the next frame.
+const VIEW_SLICE: Duration = Duration::from_millis(2);
 
 /// The model's prediction on a GRID×GRID lattice over the data's bounding box (row 0 at y_min).
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +71,8 @@ pub struct RunViews {
     /// What the last computation took: the next waits at least 20 times as long (≤ 5 % of the time).
     last_cost: Duration,
     pending: Option<ParamsTag>,
+    /// The hardest-samples view in progress, and when it started.
+    work: Option<(HardestWork, Instant)>,
     next_tag: u64,
 }
 
@@ -79,6 +83,7 @@ impl RunViews {
         self.surface = None;
         self.hardest = None;
         self.last = None;
+        self.work = None;
     }
 
     fn step(&self) -> Option<u64> {
@@ -90,6 +95,20 @@ impl RunViews {
     /// computed something (the caller then leaves the other runs for the next frame).
     pub fn refresh(&mut self, run: Option<&mut Run>, data: &Dataset, every: Duration) -> bool {
         let Some(run) = run else { return false };
+        if let Some((work, started)) = &mut self.work {
+            // Pieces until VIEW_SLICE has passed (at least one).
+            let until = Instant::now() + VIEW_SLICE;
+            while !work.advance(data) {
+                if Instant::now() >= until {
+                    return true;
+                }
+            }
+            let started = *started;
+            let (work, _) = self.work.take().expect("a view in progress");
+            self.hardest = Some(work.finish(data));
+            self.done(started);
+            return true;
+        }
         if let Some(tag) = self.pending {
             let Some(params) = run.take_params(tag) else { return false };
             self.pending = None;
@@ -97,12 +116,10 @@ impl RunViews {
             let started = Instant::now();
             if data.is_points() {
                 self.surface = Some(decision_surface(run, data, &params, step));
+                self.done(started);
             } else {
-                self.hardest = Some(hardest_samples(run, data, &params, step));
+                self.work = Some((HardestWork::new(run, data, params, step), started));
             }
-            self.last = Some(Instant::now());
-            self.last_cost = started.elapsed();
-            self.generation = next_generation();
             return true;
         }
         let due = self.last.is_none_or(|t| t.elapsed() >= every.max(self.last_cost * 20));
@@ -115,6 +132,13 @@ impl RunViews {
             }
         }
         false
+    }
+
+    /// A view computed since `started` is shown.
+    fn done(&mut self, started: Instant) {
+        self.last = Some(Instant::now());
+        self.last_cost = started.elapsed();
+        self.generation = next_generation();
     }
 }
 
@@ -168,43 +192,87 @@ fn examined(n_params: usize, n_train: usize) -> usize {
     (40_000_000 / (6 * n_params.max(1))).clamp(64, 1024).min(n_train)
 }
 
-pub fn hardest_samples(run: &Run, data: &Dataset, params: &[f32], step: u64) -> Hardest {
-    let spec = spec_for(&run.config, data);
-    let classes = spec.out_dim();
-    let n = examined(spec.n_params(), data.n_train());
-    let mut mlp = Mlp::<f32>::new(spec);
-    let (mut tape, mut deltas) = (Tape::default(), Vec::new());
-    let mut norms = Vec::with_capacity(n);
-    let mut predictions = Vec::with_capacity(n);
-    const CHUNK: usize = 256;
-    for start in (0..n).step_by(CHUNK) {
-        let end = (start + CHUNK).min(n);
-        let x = &data.train_x[start * data.n_features..end * data.n_features];
-        let y = &data.train_y[start..end];
-        mlp.forward(params, x, end - start, &mut tape, None);
-        let out = softmax_xent(tape.logits(), y, classes);
-        mlp.backprop(params, &tape, &out.dlogits, &mut deltas, None);
-        norms.extend(mlp.per_sample_sq_norms(&tape, &deltas).into_iter().map(|v| (v.max(0.0) as f64).sqrt()));
-        predictions.extend(out.predictions);
+/// Samples per piece of `HardestWork` (its results do not depend on how it is cut).
+const HARDEST_PIECE: usize = 64;
+
+/// The hardest-samples view, computed piece by piece: `HARDEST_PIECE` samples a piece, so that
+/// the app spreads it over frames (a large model examines a thousand samples).
+#[derive(Clone, Debug)]
+pub struct HardestWork {
+    mlp: Mlp<f32>,
+    classes: usize,
+    params: Vec<f32>,
+    step: u64,
+    n: usize,
+    tape: Tape<f32>,
+    deltas: Vec<Vec<f32>>,
+    norms: Vec<f64>,
+    predictions: Vec<u32>,
+}
+
+impl HardestWork {
+    pub fn new(run: &Run, data: &Dataset, params: Vec<f32>, step: u64) -> Self {
+        let spec = spec_for(&run.config, data);
+        let n = examined(spec.n_params(), data.n_train());
+        let classes = spec.out_dim();
+        Self {
+            mlp: Mlp::<f32>::new(spec),
+            classes,
+            params,
+            step,
+            n,
+            tape: Tape::default(),
+            deltas: Vec::new(),
+            norms: Vec::with_capacity(n),
+            predictions: Vec::with_capacity(n),
+        }
     }
-    let flipped = |i: usize| data.flipped.binary_search(&i).is_ok();
-    let total: f64 = norms.iter().filter(|v| v.is_finite()).sum();
-    let on_flipped: f64 = (0..n).filter(|&i| flipped(i) && norms[i].is_finite()).map(|i| norms[i]).sum();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| norms[b].total_cmp(&norms[a]).then(a.cmp(&b)));
-    let samples = order
-        .into_iter()
-        .take(HARDEST)
-        .map(|i| HardSample {
-            index: i,
-            grad_norm: norms[i],
-            label: data.train_y[i],
-            clean_label: data.clean_train_y[i],
-            predicted: predictions[i],
-            flipped: flipped(i),
-        })
-        .collect();
-    Hardest { step, examined: n, flipped_share: if total > 0.0 { on_flipped / total } else { 0.0 }, samples }
+
+    /// Examines the next piece of samples; true once every one is.
+    pub fn advance(&mut self, data: &Dataset) -> bool {
+        let start = self.norms.len();
+        if start < self.n {
+            let end = (start + HARDEST_PIECE).min(self.n);
+            let x = &data.train_x[start * data.n_features..end * data.n_features];
+            let y = &data.train_y[start..end];
+            self.mlp.forward(&self.params, x, end - start, &mut self.tape, None);
+            let out = softmax_xent(self.tape.logits(), y, self.classes);
+            self.mlp.backprop(&self.params, &self.tape, &out.dlogits, &mut self.deltas, None);
+            self.norms.extend(self.mlp.per_sample_sq_norms(&self.tape, &self.deltas).into_iter().map(|v| (v.max(0.0) as f64).sqrt()));
+            self.predictions.extend(out.predictions);
+        }
+        self.norms.len() >= self.n
+    }
+
+    /// The view, once `advance` said every sample is examined.
+    pub fn finish(self, data: &Dataset) -> Hardest {
+        let (n, norms) = (self.n, &self.norms);
+        let flipped = |i: usize| data.flipped.binary_search(&i).is_ok();
+        let total: f64 = norms.iter().filter(|v| v.is_finite()).sum();
+        let on_flipped: f64 = (0..n).filter(|&i| flipped(i) && norms[i].is_finite()).map(|i| norms[i]).sum();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| norms[b].total_cmp(&norms[a]).then(a.cmp(&b)));
+        let samples = order
+            .into_iter()
+            .take(HARDEST)
+            .map(|i| HardSample {
+                index: i,
+                grad_norm: norms[i],
+                label: data.train_y[i],
+                clean_label: data.clean_train_y[i],
+                predicted: self.predictions[i],
+                flipped: flipped(i),
+            })
+            .collect();
+        Hardest { step: self.step, examined: n, flipped_share: if total > 0.0 { on_flipped / total } else { 0.0 }, samples }
+    }
+}
+
+/// The hardest-samples view in one go.
+pub fn hardest_samples(run: &Run, data: &Dataset, params: &[f32], step: u64) -> Hardest {
+    let mut work = HardestWork::new(run, data, params.to_vec(), step);
+    while !work.advance(data) {}
+    work.finish(data)
 }
 
 #[cfg(test)]
@@ -241,5 +309,34 @@ mod tests {
             assert_eq!(s.flipped, s.label != s.clean_label);
         }
         assert!(h.flipped_share > 0.0 && h.flipped_share < 1.0);
+    }
+
+    #[test]
+    fn hardest_samples_come_in_pieces_and_match_the_view_in_one_go() {
+        let mut lab = Lab::new(Preset::LabelNoise.state(), EngineChoice::default());
+        lab.set_all_playing(false);
+        lab.step_once(0);
+        let data = lab.data.clone().unwrap();
+        let params = lab.runs[0].run.as_mut().unwrap().params_blocking().unwrap();
+        let run = lab.runs[0].run.as_ref().unwrap();
+        let whole = hardest_samples(run, &data, &params, 1);
+        let mut work = HardestWork::new(run, &data, params.clone(), 1);
+        let mut pieces = 1;
+        while !work.advance(&data) {
+            pieces += 1;
+        }
+        assert_eq!(pieces, whole.examined.div_ceil(HARDEST_PIECE));
+        assert!(pieces > 1, "{} samples examined", whole.examined);
+        assert_eq!(work.finish(&data), whole);
+        // Through the app's path: asked for, then computed over one or more frames.
+        let mut frames = 0;
+        while lab.runs[0].views.hardest.is_none() {
+            lab.tick();
+            lab.refresh_views(Duration::ZERO);
+            frames += 1;
+            assert!(frames < 100, "no view after {frames} frames");
+        }
+        let shown = lab.runs[0].views.hardest.as_ref().unwrap();
+        assert_eq!((shown.step, shown.examined, &shown.samples), (1, whole.examined, &whole.samples));
     }
 }

@@ -129,6 +129,15 @@ function labJson(overrides) {
   };
 }
 
+// Every text the loading line shows, in order (the page's #loading element).
+const LOADING_OBSERVER = () => {
+  window.__samlabLoading = [];
+  new MutationObserver(() => {
+    const text = document.getElementById('loading')?.textContent;
+    if (text && text !== window.__samlabLoading.at(-1)) window.__samlabLoading.push(text);
+  }).observe(document, { subtree: true, childList: true, characterData: true });
+};
+
 const failures = [];
 // SAMLAB_CHECKS=bench,frames runs only the checks named (all of them by default).
 const ONLY = process.env.SAMLAB_CHECKS ? process.env.SAMLAB_CHECKS.split(',') : null;
@@ -169,8 +178,11 @@ await check('no-webgpu', () => withPage('web-cpu-fallback', [], URL, async (page
   if (!renderer.includes('WebGL2')) throw new Error(`expected the WebGL2 renderer, got "${renderer}"`);
   if (!/CPU .*no WebGPU.*CPU fallback/.test(engine)) throw new Error(`the CPU fallback is not announced: "${engine}"`);
   const [a, b] = await trainingAdvances(page);
-  console.log(`  renderer ${renderer}; engine "${engine}"; steps ${a} -> ${b}`);
-}));
+  // The server sends the module uncompressed with its length: the loading line counts to it.
+  const texts = await page.evaluate(() => window.__samlabLoading);
+  if (!texts.some((t) => /^Downloading SAM lab: \d+\.\d of \d+\.\d MB \(\d+ %\)$/.test(t)) || !texts.includes('Starting SAM lab…')) throw new Error(`no download progress, then "Starting", among ${JSON.stringify(texts)}`);
+  console.log(`  renderer ${renderer}; engine "${engine}"; steps ${a} -> ${b}; loading: ${texts.at(0)} … ${texts.at(-1)}`);
+}, { initScript: LOADING_OBSERVER }));
 
 await check('link', () => withPage('web-link', [], `${URL}#v1:${b64url(JSON.stringify(labJson()))}`, async (page) => {
   await page.waitForTimeout(500);
@@ -417,15 +429,26 @@ await check('frames-measuring', () => withPage('web-frames-measuring', [], `${UR
   if (summary.worst_ms > MEASURING_LIMIT_MS) throw new Error(`frames-measuring: the worst frame spent ${summary.worst_ms.toFixed(1)} ms in SAM lab's code, over ${MEASURING_LIMIT_MS} ms (${summary.over_target} of ${frames.length} frames over the target)`);
 }, { initScript: FRAME_OBSERVER }));
 
-/// Serves `dir` on 127.0.0.1 (a free port); returns [url, close].
-async function serveDir(dir) {
-  const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.svg': 'image/svg+xml', '.json': 'application/json' };
+/// Serves `dir` on 127.0.0.1 (a free port); returns [url, close]. With `compress`, it answers
+/// as hosts such as GitHub Pages do when the browser accepts gzip: the page's files compressed
+/// on the wire (Content-Length is then the compressed size), and a `.gz` file with
+/// `Content-Encoding: gzip`, so that the browser hands the page the file already decoded.
+async function serveDir(dir, { compress = false } = {}) {
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.svg': 'image/svg+xml', '.json': 'application/json', '.gz': 'application/gzip' };
+  const served = [];
   const server = createServer((req, res) => {
     const path = normalize(join(dir, decodeURIComponent(new globalThis.URL(req.url, 'http://x').pathname)));
     try {
       const file = statSync(path).isDirectory() ? join(path, 'index.html') : path;
-      const body = readFileSync(file);
-      res.writeHead(200, { 'Content-Type': types[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
+      let body = readFileSync(file);
+      const headers = { 'Content-Type': types[extname(file)] ?? 'application/octet-stream' };
+      if (compress && /gzip/.test(req.headers['accept-encoding'] ?? '')) {
+        if (extname(file) !== '.gz') body = gzipSync(body, { level: 6 });
+        headers['Content-Encoding'] = 'gzip';
+      }
+      headers['Content-Length'] = body.length;
+      served.push(`${req.url} ${headers['Content-Encoding'] ?? 'identity'}`);
+      res.writeHead(200, headers);
       res.end(body);
     } catch {
       res.writeHead(404, { 'Content-Type': 'text/plain' });
@@ -433,25 +456,64 @@ async function serveDir(dir) {
     }
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return [`http://127.0.0.1:${server.address().port}/`, () => new Promise((r) => server.close(r))];
+  return [`http://127.0.0.1:${server.address().port}/`, () => new Promise((r) => server.close(r)), served];
 }
 
-/// A copy of the served site (fetched from URL) with `spoil` applied to its files.
-async function brokenSite(spoil) {
-  const dir = mkdtempSync(join(tmpdir(), 'samlab-broken-'));
-  for (const f of ['index.html', 'loader.js', 'samlab.js', 'samlab_bg.wasm', 'favicon.svg']) {
-    writeFileSync(join(dir, f), Buffer.from(await (await fetch(`${URL}${f}`)).arrayBuffer()));
+/// The files of the site as `cargo xtask web` wrote them (fetched from URL).
+const SITE_FILES = ['index.html', 'bench.html', 'loader.js', 'samlab.js', 'samlab_bg.wasm', 'favicon.svg', 'mnist_5k.csv.gz', 'size.json'];
+
+/// A copy of the served site (fetched from URL) in `sub` of a new directory, with `spoil` applied
+/// to its files; returns [the directory, the copy's directory].
+async function siteCopy(spoil = () => {}, sub = '') {
+  const dir = mkdtempSync(join(tmpdir(), 'samlab-site-'));
+  const site = join(dir, sub);
+  mkdirSync(site, { recursive: true });
+  for (const f of SITE_FILES) {
+    writeFileSync(join(site, f), Buffer.from(await (await fetch(`${URL}${f}`)).arrayBuffer()));
   }
-  spoil(dir);
-  return dir;
+  spoil(site);
+  return [dir, site];
 }
+
+// A published copy: the site in a sub-directory of the host (as GitHub Pages serves a project,
+// at /<repository>/), the files compressed on the wire and the MNIST file decoded by the
+// browser. The app loads from relative paths, says how far the download is, trains on the
+// downloaded MNIST subset, and the bench page's files resolve.
+await check('published-copy', async () => {
+  const [dir] = await siteCopy(() => {}, 'samlab');
+  const [root, close, served] = await serveDir(dir, { compress: true });
+  const base = `${root}samlab/`;
+  const mnist = labJson({ shared: { dataset: { name: 'mnist5k', label_noise: 0 }, model: { hidden: [32], activation: 'relu' }, seed: 1, backend: 'cpu' }, runs: [labJson().runs[0]] });
+  try {
+    await withPage('web-published-copy', [], `${base}#v1:${b64url(JSON.stringify(mnist))}`, async (page) => {
+      const texts = await page.evaluate(() => window.__samlabLoading);
+      if (!texts.some((t) => /^Downloading SAM lab: \d+\.\d MB$/.test(t))) throw new Error(`published-copy: no download progress among ${JSON.stringify(texts)}`);
+      if (!texts.includes('Starting SAM lab…')) throw new Error(`published-copy: never said it was starting: ${JSON.stringify(texts)}`);
+      await page.waitForFunction(() => !document.querySelector('#samlab_canvas').dataset.messages.includes('still downloading') && Number(document.querySelector('#samlab_canvas').dataset.steps) > 0, null, { timeout: 60_000 });
+      await trainingAdvances(page, 2000);
+      const state = decodeHash(await page.evaluate(() => location.hash));
+      if (state.shared.dataset.name !== 'mnist5k') throw new Error(`published-copy: the lab is on ${state.shared.dataset.name}`);
+      for (const f of ['bench.html', 'loader.js', 'favicon.svg']) {
+        const status = await page.evaluate(async (u) => (await fetch(u)).status, f);
+        if (status !== 200) throw new Error(`published-copy: ${f} relative to the page answered ${status}`);
+      }
+      const outside = served.filter((s) => !s.startsWith('/samlab/'));
+      if (outside.length) throw new Error(`published-copy: the page asked for files outside its directory: ${outside.join(', ')}`);
+      if (!served.some((s) => s.startsWith('/samlab/samlab_bg.wasm gzip'))) throw new Error(`published-copy: the module was not sent compressed: ${served.join(', ')}`);
+      console.log(`  at /samlab/, gzip on the wire: ${texts.join(' → ')}; trained on mnist5k`);
+    }, { initScript: LOADING_OBSERVER });
+  } finally {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 for (const [name, spoil, needle] of [
   ['truncated-wasm', (dir) => truncateSync(join(dir, 'samlab_bg.wasm'), 100_000), 'damaged or incomplete'],
   ['missing-wasm', (dir) => rmSync(join(dir, 'samlab_bg.wasm')), 'not on the server (404)'],
 ]) {
   await check(name, async () => {
-    const dir = await brokenSite(spoil);
+    const [dir] = await siteCopy(spoil);
     const [url, close] = await serveDir(dir);
     try {
       await withPage(`web-${name}`, [], url, async (page) => {
