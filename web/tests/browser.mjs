@@ -3,7 +3,8 @@
 // 1. WebGPU on (SwiftShader): the app starts, announces its engine and training advances
 //    (the step counter the page mirrors on the canvas's data-steps, read twice).
 // 2. WebGPU on, engine forced to gpu through the link: the GPU engine trains in the browser.
-// 3. No WebGPU flag: eframe falls back to WebGL2, the app announces the CPU fallback and trains.
+// 3. No WebGPU flag: eframe falls back to WebGL2, the app announces the CPU fallback and trains;
+//    the loading line counted the download ("of N MB (%)") and said "Starting".
 // 4. A link with a config in its hash reproduces that config (read back from the page's URL,
 //    which the app rewrites from its own state).
 // 5. A malformed link opens the defaults and says what was ignored. The user's CSV through the
@@ -21,7 +22,8 @@
 // 10. The worst frame of SAM lab's own code on the m-sharpness preset (CPU engine), from the
 //    page's performance measures; and while four runs measure sharpness and a PCA landscape is
 //    found (data-measurements, data-landscape).
-// 11. A broken site (a truncated wasm, a missing one) says what is wrong in plain words.
+// 11. A broken site (a truncated wasm, a missing one) says what is wrong in plain words; a copy
+//    in a sub-directory, gzip on the wire (as GitHub Pages serves), loads and trains on mnist5k.
 // Every app case saves a screenshot and fails on a blank canvas, a panic or an uncaught error.
 //
 // Run by `cargo xtask test` (which builds, serves and passes the URL); by hand:
