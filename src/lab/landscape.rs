@@ -194,6 +194,18 @@ impl<O: Objective> Objective for Counting<O> {
         self.products.fetch_add(1, Ordering::Relaxed);
         self.inner.hvp(w, v)
     }
+    fn hvp_pieces(&self) -> usize {
+        self.inner.hvp_pieces()
+    }
+    fn hvp_piece(&mut self, w: &[f64], v: &[f64], piece: usize, out: &mut [f64]) {
+        if self.cancel.load(Ordering::Relaxed) {
+            return;
+        }
+        if piece == 0 {
+            self.products.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.hvp_piece(w, v, piece, out)
+    }
 }
 
 /// Finds the directions, pausing between pieces (a Gram row, a product: `resumable`).

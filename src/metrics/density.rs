@@ -5,6 +5,7 @@
 //! the outliers that stand apart from the bulk.
 
 use super::Objective;
+use super::objective::hvp_in_pieces;
 use crate::error::{Error, Result};
 use crate::resumable::{block_on, pause};
 use crate::rng::{Rng, Stream};
@@ -132,7 +133,7 @@ async fn lanczos_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &[f64], start:
     let mut scale: f64 = 0.0;
     for j in 0..k {
         let q = &basis[j];
-        let mut r = obj.hvp(w, q);
+        let mut r = hvp_in_pieces(obj, w, q).await;
         t.hvps += 1;
         let a = dot(q, &r);
         r.iter_mut().zip(q).for_each(|(x, y)| *x -= a * y);

@@ -10,6 +10,7 @@
 use super::Objective;
 use super::hessian::top_eigenvalues_in_pieces;
 use super::landscape::project;
+use super::objective::hvp_in_pieces;
 use crate::error::{Error, Result};
 use crate::model::MlpSpec;
 use crate::resumable::{block_on, pause};
@@ -179,7 +180,7 @@ pub async fn hessian_pair_in_pieces<O: Objective + ?Sized>(obj: &mut O, center: 
     }
     let mut residuals = [0.0; 2];
     for (r, (v, &l)) in residuals.iter_mut().zip(top.vectors.iter().zip(&top.values)) {
-        let hv = obj.hvp(&w, v);
+        let hv = hvp_in_pieces(obj, &w, v).await;
         pause().await;
         let off = hv.iter().zip(v).map(|(h, x)| (h - l * x).powi(2)).sum::<f64>().sqrt();
         *r = off / l.abs().max(f64::MIN_POSITIVE);

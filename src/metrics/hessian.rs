@@ -2,6 +2,7 @@
 //! deflation, and the trace by Hutchinson's estimator.
 
 use super::Objective;
+use super::objective::hvp_in_pieces;
 use crate::resumable::{block_on, pause};
 use crate::rng::{self, Rng, Stream};
 
@@ -87,7 +88,7 @@ async fn power<O: Objective + ?Sized>(
     let mut rayleigh = f64::NAN;
     let mut iters = 0;
     for _ in 0..max_iters.max(1) {
-        let mut hv = obj.hvp(w, &v);
+        let mut hv = hvp_in_pieces(obj, w, &v).await;
         iters += 1;
         pause().await;
         project_out(&mut hv, found);
@@ -128,7 +129,8 @@ pub async fn hutchinson_trace_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &
     for k in 0..probes as u64 {
         let key = hutchinson_key(seed, k);
         let z: Vec<f64> = (0..n as u32).map(|i| rng::rademacher(key, i) as f64).collect();
-        samples.push(dot(&z, &obj.hvp(w, &z)));
+        let hz = hvp_in_pieces(obj, w, &z).await;
+        samples.push(dot(&z, &hz));
         pause().await;
     }
     mean_and_stderr(&samples)

@@ -9,6 +9,7 @@ use super::hvp::{HvpWorkspace, hvp};
 use crate::error::{Error, Result};
 use crate::model::mlp::softmax_xent;
 use crate::model::{Mlp, MlpSpec, Real, Tape};
+use crate::resumable::pause;
 
 pub trait Objective {
     fn n_params(&self) -> usize;
@@ -26,6 +27,19 @@ pub trait Objective {
     fn group_sq_norms(&mut self, w: &[f64], order: &[usize], m: usize) -> Vec<f64>;
     /// H(w)·v, H = ∇²f(w).
     fn hvp(&mut self, w: &[f64], v: &[f64]) -> Vec<f64>;
+    /// H·v is a mean over the evaluation set: an objective may cut it into parts over
+    /// consecutive samples (`hvp_piece`), which `hvp_in_pieces` runs with a pause between them.
+    /// `hvp` adds up the same parts, so both give the same numbers. One part unless cut.
+    fn hvp_pieces(&self) -> usize {
+        1
+    }
+    /// Adds part `piece` of H(w)·v (of `hvp_pieces`) into `out`, which starts at zero.
+    fn hvp_piece(&mut self, w: &[f64], v: &[f64], piece: usize, out: &mut [f64]) {
+        debug_assert_eq!(piece, 0, "one piece unless the objective cuts H·v");
+        for (o, h) in out.iter_mut().zip(self.hvp(w, v)) {
+            *o += h;
+        }
+    }
     /// Share of samples classified correctly, for models that classify.
     fn accuracy(&mut self, _w: &[f64]) -> Option<f64> {
         None
@@ -53,6 +67,23 @@ pub trait Objective {
     }
 }
 
+/// H(w)·v, pausing between the objective's parts of it (`Objective::hvp_piece`): the same
+/// numbers as `hvp`, spread over frames in the browser.
+pub async fn hvp_in_pieces<O: Objective + ?Sized>(obj: &mut O, w: &[f64], v: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; v.len()];
+    for piece in 0..obj.hvp_pieces() {
+        if piece > 0 {
+            pause().await;
+        }
+        obj.hvp_piece(w, v, piece, &mut out);
+    }
+    out
+}
+
+/// Samples per part of the MLP's H·v: a part is about one sixteenth of the work of a
+/// 1024-sample product (a few milliseconds of a browser frame for the largest models).
+pub const HVP_PIECE_SAMPLES: usize = 64;
+
 /// The MLP with softmax cross-entropy on an evaluation set, computing in `T`.
 /// Caches the forward and backward pass at the last w it saw (power iteration and Hutchinson
 /// probe the same w many times).
@@ -74,6 +105,9 @@ struct Cache<T> {
     deltas: Vec<Vec<T>>,
     losses: Vec<f64>,
     correct: usize,
+    /// The tape and deltas cut into parts of `HVP_PIECE_SAMPLES` rows (made by the first H·v
+    /// at these weights; empty when the set is a single part).
+    pieces: Vec<(Tape<T>, Vec<Vec<T>>)>,
 }
 
 impl<T: Real> MlpObjective<T> {
@@ -117,7 +151,7 @@ impl<T: Real> MlpObjective<T> {
             self.mlp.backprop(&params, &tape, &out.dlogits, &mut deltas, None);
             let correct = out.correct(&self.y);
             let losses = out.losses.iter().map(|l| l.f64()).collect();
-            self.cache = Some(Cache { at: w.to_vec(), params, tape, deltas, losses, correct });
+            self.cache = Some(Cache { at: w.to_vec(), params, tape, deltas, losses, correct, pieces: Vec::new() });
         }
     }
 
@@ -199,12 +233,53 @@ impl<T: Real> Objective for MlpObjective<T> {
     }
 
     fn hvp(&mut self, w: &[f64], v: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; v.len()];
+        for piece in 0..self.hvp_pieces() {
+            self.hvp_piece(w, v, piece, &mut out);
+        }
+        out
+    }
+
+    fn hvp_pieces(&self) -> usize {
+        self.y.len().div_ceil(HVP_PIECE_SAMPLES)
+    }
+
+    /// Part `piece`: the mean H·v of its samples, weighted by their share of the set.
+    fn hvp_piece(&mut self, w: &[f64], v: &[f64], piece: usize, out: &mut [f64]) {
         self.ensure(w);
-        let c = self.cache.as_ref().expect("filled by ensure()");
+        let n = self.y.len();
+        let (start, end) = (piece * HVP_PIECE_SAMPLES, ((piece + 1) * HVP_PIECE_SAMPLES).min(n));
+        if start >= end {
+            return;
+        }
+        let layers = self.mlp.spec.layers().to_vec();
+        let c = self.cache.as_mut().expect("filled by ensure()");
+        if n > HVP_PIECE_SAMPLES && c.pieces.is_empty() {
+            let rows = |m: &[T], width: usize, a: usize, b: usize| m[a * width..b * width].to_vec();
+            c.pieces = (0..n.div_ceil(HVP_PIECE_SAMPLES))
+                .map(|k| {
+                    let (a, b) = (k * HVP_PIECE_SAMPLES, ((k + 1) * HVP_PIECE_SAMPLES).min(n));
+                    let tape = Tape {
+                        batch: b - a,
+                        acts: layers.iter().zip(&c.tape.acts).map(|(s, m)| rows(m, s.in_dim, a, b)).collect(),
+                        pre: layers.iter().zip(&c.tape.pre).map(|(s, m)| rows(m, s.out_dim, a, b)).collect(),
+                    };
+                    let deltas = layers.iter().zip(&c.deltas).map(|(s, m)| rows(m, s.out_dim, a, b)).collect();
+                    (tape, deltas)
+                })
+                .collect();
+        }
+        let (tape, deltas) = match c.pieces.get(piece) {
+            Some((t, d)) => (t, d),
+            None => (&c.tape, &c.deltas),
+        };
         let v = Self::conv(v);
-        let mut out = vec![T::zero(); v.len()];
-        hvp(&self.mlp.spec, &c.params, &c.tape, &c.deltas, &v, &mut self.hvp_ws, &mut out);
-        out.iter().map(|h| h.f64()).collect()
+        let mut part = vec![T::zero(); v.len()];
+        hvp(&self.mlp.spec, &c.params, tape, deltas, &v, &mut self.hvp_ws, &mut part);
+        let share = (end - start) as f64 / n as f64;
+        for (o, h) in out.iter_mut().zip(&part) {
+            *o += share * h.f64();
+        }
     }
 
     fn accuracy(&mut self, w: &[f64]) -> Option<f64> {
@@ -253,6 +328,39 @@ mod tests {
         let x: Vec<f64> = (0..30 * 3).map(|_| rng.normal()).collect();
         let y: Vec<u32> = (0..30u32).map(|i| i % 4).collect();
         (spec, w, x, y)
+    }
+
+    /// H·v over 150 samples comes in three parts of 64, 64 and 22 rows: `hvp` and
+    /// `hvp_in_pieces` agree bit for bit, and both equal the mean of the per-sample products (each
+    /// sample's own one-sample objective) and finite differences of the gradient.
+    #[test]
+    fn hvp_in_parts_is_the_mean_of_the_samples_products() {
+        let spec = MlpSpec::new(3, &[7, 5], 4, Activation::Tanh);
+        let w: Vec<f64> = spec.init(5).iter().map(|&v| v as f64 * 3.0).collect();
+        let mut rng = Rng::stream(12, Stream::Landscape);
+        let n = 150;
+        let x: Vec<f64> = (0..n * 3).map(|_| rng.normal()).collect();
+        let y: Vec<u32> = (0..n as u32).map(|i| (i * 7) % 4).collect();
+        let v: Vec<f64> = (0..w.len()).map(|_| rng.normal()).collect();
+        let mut obj = MlpObjective::<f64>::new(spec.clone(), x.clone(), y.clone()).unwrap();
+        assert_eq!(obj.hvp_pieces(), 3);
+        let whole = obj.hvp(&w, &v);
+        let paused = crate::resumable::block_on(hvp_in_pieces(&mut obj, &w, &v));
+        assert_eq!(whole, paused);
+        let mut mean = vec![0.0; w.len()];
+        for i in 0..n {
+            let mut one = MlpObjective::<f64>::new(spec.clone(), x[i * 3..(i + 1) * 3].to_vec(), vec![y[i]]).unwrap();
+            mean.iter_mut().zip(one.hvp(&w, &v)).for_each(|(m, h)| *m += h / n as f64);
+        }
+        let eps = 1e-5;
+        let at = |t: f64| w.iter().zip(&v).map(|(a, b)| a + t * b).collect::<Vec<f64>>();
+        let (gp, gm) = (obj.loss_grad(&at(eps)).1, obj.loss_grad(&at(-eps)).1);
+        let scale = whole.iter().fold(0.0_f64, |m, h| m.max(h.abs()));
+        for k in 0..w.len() {
+            assert!((whole[k] - mean[k]).abs() <= 1e-12 + 1e-10 * scale, "entry {k}: {} vs the mean {}", whole[k], mean[k]);
+            let fd = (gp[k] - gm[k]) / (2.0 * eps);
+            assert!((whole[k] - fd).abs() <= 1e-7 + 1e-5 * scale, "entry {k}: {} vs finite differences {fd}", whole[k]);
+        }
     }
 
     /// tr F against its definition, one sample and one label at a time: p_ic = exp(−f_i(c)),
