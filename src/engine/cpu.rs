@@ -5,7 +5,8 @@
 //! Steps run inside `submit`. An evaluation of the full train and test sets (thousands of rows on
 //! mnist5k) runs in blocks of `EVAL_BLOCK` rows, a few milliseconds of blocks per `poll`, so in the
 //! browser, where the engine shares the UI thread, no frame spends long on it; requests submitted
-//! meanwhile wait behind it in order. `finish` completes everything. The blocks change nothing:
+//! meanwhile wait behind it in order, and run in later polls while time is left (a poll whose
+//! deadline has passed does one block or one request). `finish` completes everything. The blocks change nothing:
 //! every row's loss is computed the same way whichever block it falls in.
 
 use super::step::{StepInput, Workspace, sam_family_step};
@@ -119,17 +120,24 @@ impl<T: Real> CpuEngine<T> {
 }
 
 impl<T: Real> CpuEngine<T> {
-    /// Works on the evaluation in progress until `until` (at least one block, unless `until` is
-    /// `None`: to the end), then on the requests queued behind it.
+    /// Works through the evaluation in progress a block at a time, then the requests queued
+    /// behind it in order, until `until` (at least one block or request; all of it without one).
     fn advance(&mut self, until: Option<Instant>) {
         let (n_train, n_test) = (self.data.train_y.len(), self.data.test_y.len());
         let nf = self.data.n_features;
         let mut first = true;
-        while let Some(job) = &mut self.eval {
+        loop {
             if !first && until.is_some_and(|t| Instant::now() >= t) {
                 return;
             }
             first = false;
+            let Some(job) = &mut self.eval else {
+                // The requests that waited for an evaluation, in order (one may start another).
+                let Some((next, opt)) = self.queued.pop_front() else { return };
+                self.opt = opt;
+                self.handle(next);
+                continue;
+            };
             let (set_x, set_y, out) = if job.train.losses.len() < n_train {
                 (&self.train_x, &self.data.train_y, &mut job.train)
             } else {
@@ -145,11 +153,6 @@ impl<T: Real> CpuEngine<T> {
             if job.train.losses.len() >= n_train && job.test.losses.len() >= n_test {
                 let job = self.eval.take().expect("an evaluation in progress");
                 self.done.push_back(Response::Evaluated { step: job.step, train: job.train, test: job.test });
-                while self.eval.is_none() {
-                    let Some((next, opt)) = self.queued.pop_front() else { break };
-                    self.opt = opt;
-                    self.handle(next);
-                }
             }
         }
     }
@@ -181,7 +184,7 @@ impl<T: Real> Engine for CpuEngine<T> {
     }
 
     fn submit(&mut self, request: Request) -> Result<()> {
-        if self.eval.is_some() {
+        if self.eval.is_some() || !self.queued.is_empty() {
             self.queued.push_back((request, self.latest.clone()));
         } else {
             self.opt = self.latest.clone();
@@ -218,7 +221,7 @@ impl<T: Real> Engine for CpuEngine<T> {
     fn set_hyperparameters(&mut self, opt: &OptimizerConfig) -> Result<()> {
         crate::hyper::check_structure(&self.latest, opt)?;
         self.latest = opt.clone();
-        if self.eval.is_none() {
+        if self.eval.is_none() && self.queued.is_empty() {
             // Nothing queued: the next step (submitted or `step_now`) uses them.
             self.opt = opt.clone();
         }
@@ -285,5 +288,39 @@ mod tests {
             assert_eq!(done, Some(want), "rows after {k} polls");
         }
         assert!(matches!(e.poll_until(Instant::now()).unwrap()[..], [Response::Evaluated { .. }]));
+    }
+
+    /// Requests queued behind an evaluation wait for a later poll once the deadline has passed
+    /// (one request per late poll), in order, and a request submitted meanwhile queues behind
+    /// them: the evaluation's last block, the steps and the parameter read are not all done in
+    /// one frame.
+    #[test]
+    fn a_past_deadline_leaves_the_queued_requests_for_later_polls() {
+        let cfg = RunConfig::default();
+        let data = Arc::new(Dataset::load(&cfg.dataset, 0).unwrap());
+        let init = spec_for(&cfg, &data).init(0);
+        let mut e = CpuEngine::<f32>::new(&cfg, data.clone(), &init).unwrap();
+        let mut reference = CpuEngine::<f32>::new(&cfg, data.clone(), &init).unwrap();
+        let plan = |step: u64| crate::engine::StepPlan { step, indices: (0..32).collect(), lr: 0.05 };
+        let requests = || [Request::Evaluate { step: 0 }, Request::Steps(vec![plan(0), plan(1)]), Request::ReadParams { tag: ParamsTag::Blocking }];
+        for r in requests() {
+            e.submit(r).unwrap();
+        }
+        let mut got = Vec::new();
+        while e.eval.is_some() {
+            got.extend(e.poll_until(Instant::now()).unwrap());
+        }
+        assert!(matches!(got[..], [Response::Evaluated { .. }]), "only the evaluation so far");
+        assert_eq!(e.queued.len(), 2);
+        e.submit(Request::Steps(vec![plan(2)])).unwrap();
+        assert_eq!(e.queued.len(), 3, "a new request waits behind the queued ones");
+        got.extend(e.poll_until(Instant::now()).unwrap());
+        assert_eq!(got.len(), 3, "one request (two steps) per late poll");
+        got.extend(e.finish().unwrap());
+        for r in requests().into_iter().chain([Request::Steps(vec![plan(2)])]) {
+            reference.submit(r).unwrap();
+        }
+        let want = reference.finish().unwrap();
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
     }
 }

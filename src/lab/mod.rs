@@ -430,10 +430,14 @@ impl Lab {
         let active: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].is_active() && !self.runs[i].asynchronous).collect();
         let runs = &mut self.runs;
         round_robin(&active, start, train, &mut self.cursor, |i, until| runs[i].slice(until));
-        // Finish the pending responses of paused CPU runs too (a parameter read, an evaluation).
+        // Finish the pending responses of paused CPU runs too (a parameter read, an evaluation):
+        // within the training share, which has usually passed by now, so that each run's
+        // evaluation in progress advances by one block (an unbounded poll would give every run a
+        // few milliseconds of it on top of the frame's budget).
+        let train_deadline = start + train;
         for r in self.runs.iter_mut().filter(|r| !r.asynchronous) {
             if let Some(run) = &mut r.run
-                && let Err(e) = run.collect()
+                && let Err(e) = run.collect_until(train_deadline)
             {
                 r.fail(e);
             }
