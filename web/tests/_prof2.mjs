@@ -5,7 +5,9 @@ const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', hea
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 await page.goto(url, { waitUntil: 'load' });
 await page.waitForSelector('#samlab_canvas[data-ready="1"]', { timeout: 90000 });
+await page.waitForFunction(() => Number(document.querySelector('#samlab_canvas').dataset.measurements) >= 1, null, { timeout: 120000 });
 await page.waitForTimeout(3000);
+if (process.env.PRESS) { await page.locator('#samlab_canvas').focus(); await page.keyboard.press(process.env.PRESS); }
 const cdp = await page.context().newCDPSession(page);
 await cdp.send('Profiler.enable');
 await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
