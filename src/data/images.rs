@@ -47,14 +47,31 @@ pub struct ImageSet {
 
 /// UCI optical digits: 1797 images of 8×8 pixels with values 0..16.
 pub fn digits() -> Result<RawData, Error> {
-    let set = parse_csv(&gunzip(DIGITS_GZ, "digits.csv.gz")?, "digits.csv.gz")?;
-    image_raw(set, 64, 10, 16.0, (8, 8), 500.0 / 1797.0)
+    static PARSED: std::sync::OnceLock<RawData> = std::sync::OnceLock::new();
+    parsed_once(&PARSED, || {
+        let set = parse_csv(&gunzip(DIGITS_GZ, "digits.csv.gz")?, "digits.csv.gz")?;
+        image_raw(set, 64, 10, 16.0, (8, 8), 500.0 / 1797.0)
+    })
 }
 
 /// 5000 MNIST images of 28×28 pixels with values 0..255.
 pub fn mnist5k() -> Result<RawData, Error> {
-    let set = parse_csv(&gunzip(mnist5k_bytes()?, "mnist_5k.csv.gz")?, "mnist_5k.csv.gz")?;
-    image_raw(set, 784, 10, 255.0, (28, 28), 0.2)
+    static PARSED: std::sync::OnceLock<RawData> = std::sync::OnceLock::new();
+    parsed_once(&PARSED, || {
+        let set = parse_csv(&gunzip(mnist5k_bytes()?, "mnist_5k.csv.gz")?, "mnist_5k.csv.gz")?;
+        image_raw(set, 784, 10, 255.0, (28, 28), 0.2)
+    })
+}
+
+/// A bundled file is decompressed and parsed once per process (a quarter of a second for MNIST
+/// in the browser); every dataset built from it after that copies the parsed samples. A failure
+/// is not kept: the MNIST file may arrive later.
+fn parsed_once(cell: &'static std::sync::OnceLock<RawData>, parse: impl FnOnce() -> Result<RawData, Error>) -> Result<RawData, Error> {
+    if let Some(raw) = cell.get() {
+        return Ok(raw.clone());
+    }
+    let raw = parse()?;
+    Ok(cell.get_or_init(|| raw).clone())
 }
 
 fn image_raw(set: ImageSet, features: usize, classes: u32, max: f32, shape: (usize, usize), test_fraction: f64) -> Result<RawData, Error> {
