@@ -9,8 +9,8 @@
 use crate::data::Dataset;
 use crate::engine::ParamsTag;
 use crate::error::{Error, Result};
-use crate::metrics::directions::{DirectionPair, Directions, DirectionsInfo, hessian_pair_in_pieces, off_plane_share, pca_pair_in_pieces, random_pair};
-use crate::metrics::landscape::{linspace, project};
+use crate::metrics::directions::{DirectionPair, Directions, DirectionsInfo, hessian_pair_in_pieces, off_plane_share_of, pca_pair_in_pieces, random_pair};
+use crate::metrics::landscape::{Plane, Projection, linspace};
 use crate::metrics::{CpuEvaluator, EvalSet, LossEvaluator, Objective};
 use crate::model::MlpSpec;
 use crate::platform::{BACKGROUND_WORKERS, Worker};
@@ -334,14 +334,14 @@ impl LandscapeJob {
         self.view.shape = Shape::Grid { axis: linspace(-range, range, self.settings.grid) };
         // The path so far, seen from the plane (the centre itself is the last point).
         let snapshots: Vec<(u64, Vec<f32>)> = std::mem::take(&mut self.snapshots).into_iter().filter(|(_, w)| w.len() == s.a.len()).collect();
+        let plane = Plane::new(&s.a, &pair.d1, &pair.d2);
+        let projections: Vec<Projection> = snapshots.iter().map(|(_, w)| plane.project(w)).collect();
         self.view.trajectory = snapshots
             .iter()
-            .map(|(step, w)| {
-                let (alpha, beta, _, relative_residual) = project(&s.a, &pair.d1, &pair.d2, w);
-                TrajectoryPoint { step: *step, alpha, beta, relative_residual }
-            })
+            .zip(&projections)
+            .map(|((step, _), p)| TrajectoryPoint { step: *step, alpha: p.alpha, beta: p.beta, relative_residual: p.relative_residual })
             .collect();
-        self.view.off_plane_share = off_plane_share(&s.a, &pair.d1, &pair.d2, &snapshots);
+        self.view.off_plane_share = off_plane_share_of(projections);
         self.view.directions = Some(pair.info);
         self.view.products = None;
         self.view.generation += 1;

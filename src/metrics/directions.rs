@@ -9,7 +9,7 @@
 
 use super::Objective;
 use super::hessian::top_eigenvalues_in_pieces;
-use super::landscape::project;
+use super::landscape::{Plane, Projection};
 use super::objective::hvp_in_pieces;
 use crate::error::{Error, Result};
 use crate::model::MlpSpec;
@@ -202,11 +202,16 @@ pub async fn hessian_pair_in_pieces<O: Objective + ?Sized>(obj: &mut O, center: 
 /// √(Σ_i ‖residual_i‖²) / √(Σ_i ‖w_i − w‖²) with the least-squares residuals of `project`
 /// (for the PCA plane this is √(1 − EV₁ − EV₂)). None when no snapshot is away from the centre.
 pub fn off_plane_share(center: &[f32], d1: &[f32], d2: &[f32], snapshots: &[(u64, Vec<f32>)]) -> Option<f64> {
+    let plane = Plane::new(center, d1, d2);
+    off_plane_share_of(snapshots.iter().filter(|(_, w)| w.len() == center.len()).map(|(_, w)| plane.project(w)))
+}
+
+/// `off_plane_share` from the snapshots' projections onto the plane.
+pub fn off_plane_share_of(projections: impl IntoIterator<Item = Projection>) -> Option<f64> {
     let (mut off, mut total) = (0.0, 0.0);
-    for (_, w) in snapshots.iter().filter(|(_, w)| w.len() == center.len()) {
-        let (_, _, residual, _) = project(center, d1, d2, w);
-        off += residual * residual;
-        total += w.iter().zip(center).map(|(&a, &c)| (a as f64 - c as f64).powi(2)).sum::<f64>();
+    for p in projections {
+        off += p.residual * p.residual;
+        total += p.sq_distance;
     }
     (total > 0.0).then(|| (off / total).sqrt().min(1.0))
 }

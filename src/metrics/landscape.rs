@@ -229,23 +229,64 @@ pub struct TrajectoryPoint {
 /// [d₁·d₁ d₁·d₂; d₂·d₁ d₂·d₂]·(α, β) = (d₁·r, d₂·r), with the residual norm. When d₁ and d₂ are
 /// parallel (or zero) the projection falls back to d₁ alone.
 pub fn project(center: &[f32], d1: &[f32], d2: &[f32], w: &[f32]) -> (f64, f64, f64, f64) {
-    let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let (d1, d2) = (wide(d1), wide(d2));
-    let r: Vec<f64> = w.iter().zip(center).map(|(&a, &c)| a as f64 - c as f64).collect();
-    let (a11, a12, a22) = (dot(&d1, &d1), dot(&d1, &d2), dot(&d2, &d2));
-    let (b1, b2) = (dot(&d1, &r), dot(&d2, &r));
-    let det = a11 * a22 - a12 * a12;
-    let (alpha, beta) = if det > 1e-12 * a11 * a22 && det > 0.0 {
-        ((a22 * b1 - a12 * b2) / det, (a11 * b2 - a12 * b1) / det)
-    } else if a11 > 0.0 {
-        (b1 / a11, 0.0)
-    } else {
-        (0.0, 0.0)
-    };
-    let residual = r.iter().zip(d1.iter().zip(&d2)).map(|(&ri, (&x, &y))| (ri - alpha * x - beta * y).powi(2)).sum::<f64>().sqrt();
-    let r_norm = dot(&r, &r).sqrt();
-    (alpha, beta, residual, if r_norm > 0.0 { residual / r_norm } else { 0.0 })
+    let p = Plane::new(center, d1, d2).project(w);
+    (p.alpha, p.beta, p.residual, p.relative_residual)
+}
+
+/// The plane through `center` spanned by d₁ and d₂, with the Gram terms of its directions
+/// computed once: projecting many snapshots onto it costs a few passes over the weights each.
+pub struct Plane<'a> {
+    center: &'a [f32],
+    d1: Vec<f64>,
+    d2: Vec<f64>,
+    a11: f64,
+    a12: f64,
+    a22: f64,
+}
+
+/// Where `Plane::project` puts a point w.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Projection {
+    pub alpha: f64,
+    pub beta: f64,
+    /// ‖r − α·d₁ − β·d₂‖ with r = w − centre.
+    pub residual: f64,
+    /// residual / ‖r‖ (0 at the centre).
+    pub relative_residual: f64,
+    /// ‖r‖².
+    pub sq_distance: f64,
+}
+
+impl<'a> Plane<'a> {
+    pub fn new(center: &'a [f32], d1: &[f32], d2: &[f32]) -> Self {
+        let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        let (d1, d2) = (wide(d1), wide(d2));
+        let (a11, a12, a22) = (dot64(&d1, &d1), dot64(&d1, &d2), dot64(&d2, &d2));
+        Self { center, d1, d2, a11, a12, a22 }
+    }
+
+    /// The least-squares (α, β) of w − centre ≈ α·d₁ + β·d₂ and what is left off the plane.
+    pub fn project(&self, w: &[f32]) -> Projection {
+        let (d1, d2, a11, a12, a22) = (&self.d1, &self.d2, self.a11, self.a12, self.a22);
+        let r: Vec<f64> = w.iter().zip(self.center).map(|(&a, &c)| a as f64 - c as f64).collect();
+        let (b1, b2) = (dot64(d1, &r), dot64(d2, &r));
+        let det = a11 * a22 - a12 * a12;
+        let (alpha, beta) = if det > 1e-12 * a11 * a22 && det > 0.0 {
+            ((a22 * b1 - a12 * b2) / det, (a11 * b2 - a12 * b1) / det)
+        } else if a11 > 0.0 {
+            (b1 / a11, 0.0)
+        } else {
+            (0.0, 0.0)
+        };
+        let residual = r.iter().zip(d1.iter().zip(d2)).map(|(&ri, (&x, &y))| (ri - alpha * x - beta * y).powi(2)).sum::<f64>().sqrt();
+        let sq_distance = dot64(&r, &r);
+        let r_norm = sq_distance.sqrt();
+        Projection { alpha, beta, residual, relative_residual: if r_norm > 0.0 { residual / r_norm } else { 0.0 }, sq_distance }
+    }
+}
+
+fn dot64(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>()
 }
 
 /// Projects every snapshot (step, weights) and evaluates the loss at each.
@@ -255,11 +296,12 @@ pub fn project_trajectory(ev: &mut dyn LossEvaluator, center: &[f32], d1: &[f32]
         check_len(&format!("the snapshot of step {step}"), w, n)?;
     }
     let evals = evaluate_generated(ev, snapshots.len(), |k, p| p.extend_from_slice(&snapshots[k].1))?;
+    let plane = Plane::new(center, d1, d2);
     Ok(snapshots
         .iter()
         .zip(evals)
         .map(|((step, w), e)| {
-            let (alpha, beta, residual, relative_residual) = project(center, d1, d2, w);
+            let Projection { alpha, beta, residual, relative_residual, .. } = plane.project(w);
             TrajectoryPoint { step: *step, alpha, beta, residual, relative_residual, loss: e.loss, accuracy: e.accuracy }
         })
         .collect())
