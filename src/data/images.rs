@@ -22,9 +22,51 @@ pub fn provide_mnist5k(bytes: Vec<u8>) {
     let _ = MNIST5K_PROVIDED.set(bytes);
 }
 
-/// Whether `mnist5k()` can load now.
+/// Whether `mnist5k()` can load now: the file is built in, or was handed over and parsed
+/// (`prepare_mnist5k_in_pieces`).
 pub fn mnist5k_available() -> bool {
-    cfg!(feature = "embedded-mnist") || MNIST5K_PROVIDED.get().is_some()
+    cfg!(feature = "embedded-mnist") || MNIST5K_PARSED.get().is_some()
+}
+
+/// Whether the MNIST file was handed over (`provide_mnist5k`) and is not parsed yet.
+pub fn mnist5k_needs_parsing() -> bool {
+    MNIST5K_PROVIDED.get().is_some() && MNIST5K_PARSED.get().is_none()
+}
+
+/// Decompresses and parses the MNIST file, pausing every megabyte of text and every block of
+/// rows (`resumable::pause`): the browser prepares it over frames after the download, where
+/// parsing it at once took a quarter of a second of one frame. `mnist5k()` then copies the
+/// parsed samples. The same samples as parsing at once.
+pub async fn prepare_mnist5k_in_pieces() -> Result<(), Error> {
+    if MNIST5K_PARSED.get().is_none() {
+        let raw = parse_mnist5k_in_pieces().await?;
+        let _ = MNIST5K_PARSED.set(raw);
+    }
+    Ok(())
+}
+
+/// The MNIST file's samples (`mnist5k` parses through this too, at once).
+async fn parse_mnist5k_in_pieces() -> Result<RawData, Error> {
+    let name = "mnist_5k.csv.gz";
+    let bytes = mnist5k_bytes()?;
+    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut decoder = GzDecoder::new(bytes);
+        let mut text = Vec::new();
+        let mut chunk = vec![0u8; 1 << 20];
+        loop {
+            let n = decoder.read(&mut chunk).map_err(|e| Error::Data(format!("{name}: cannot decompress: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&chunk[..n]);
+            crate::resumable::pause().await;
+        }
+        text
+    } else {
+        bytes.to_vec()
+    };
+    let t = super::table::read_table_in_pieces(&text, name, &super::table::label_last).await?;
+    image_raw(ImageSet { x: t.x, y: t.y, n_features: t.n_features }, 784, 10, 255.0, (28, 28), 0.2)
 }
 
 fn mnist5k_bytes() -> Result<&'static [u8], Error> {
@@ -54,13 +96,12 @@ pub fn digits() -> Result<RawData, Error> {
     })
 }
 
+/// The parsed MNIST subset, once parsed (by `mnist5k` or `prepare_mnist5k_in_pieces`).
+static MNIST5K_PARSED: std::sync::OnceLock<RawData> = std::sync::OnceLock::new();
+
 /// 5000 MNIST images of 28×28 pixels with values 0..255.
 pub fn mnist5k() -> Result<RawData, Error> {
-    static PARSED: std::sync::OnceLock<RawData> = std::sync::OnceLock::new();
-    parsed_once(&PARSED, || {
-        let set = parse_csv(&gunzip(mnist5k_bytes()?, "mnist_5k.csv.gz")?, "mnist_5k.csv.gz")?;
-        image_raw(set, 784, 10, 255.0, (28, 28), 0.2)
-    })
+    parsed_once(&MNIST5K_PARSED, || crate::resumable::block_on(parse_mnist5k_in_pieces()))
 }
 
 /// A bundled file is decompressed and parsed once per process (a quarter of a second for MNIST
@@ -125,6 +166,25 @@ mod tests {
         for c in 0..10 {
             assert_eq!(m.y.iter().filter(|&&y| y == c).count(), 500);
         }
+    }
+
+    /// Parsed over many resumptions (the browser's frames), the MNIST file gives the samples of
+    /// parsing it at once (`mnist5k`), and the parsed copy then serves every load.
+    #[test]
+    fn the_mnist_file_parses_in_pieces_to_the_same_samples() {
+        let mut work = crate::resumable::Resumable::new(parse_mnist5k_in_pieces());
+        let mut resumptions = 1;
+        let pieces = loop {
+            match work.advance(web_time::Instant::now()) {
+                Some(r) => break r.unwrap(),
+                None => resumptions += 1,
+            }
+        };
+        assert!(resumptions > 10, "{resumptions} resumptions");
+        let whole = mnist5k().unwrap();
+        assert_eq!((pieces.x, pieces.y, pieces.n_features, pieces.scale), (whole.x, whole.y, whole.n_features, whole.scale));
+        crate::resumable::block_on(prepare_mnist5k_in_pieces()).unwrap();
+        assert!(mnist5k_available() && !mnist5k_needs_parsing());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Architecture invariant: `data` knows nothing of models, optimizers, wgpu or egui.
 
 mod images;
-pub use images::{mnist5k_available, provide_mnist5k};
+pub use images::{mnist5k_available, mnist5k_needs_parsing, prepare_mnist5k_in_pieces, provide_mnist5k};
 mod table;
 mod toys;
 pub mod user;
