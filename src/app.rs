@@ -26,14 +26,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use web_time::Duration;
 
+mod mnist;
 mod opened;
 
 /// Key of the settings in eframe's storage (JSON text, so that a bad entry can be reported).
 pub const STORAGE_KEY: &str = "samlab_settings";
 /// How often a run's data view (decision surface, hardest samples) is recomputed.
 const VIEW_REFRESH: Duration = Duration::from_millis(500);
-/// Time the browser spends parsing the downloaded MNIST file per frame (at least one piece).
-const MNIST_SLICE: Duration = Duration::from_millis(6);
 /// Below this width (points: a phone) the side panel folds behind a button instead of
 /// squeezing the plots.
 const NARROW: f32 = 720.0;
@@ -105,10 +104,8 @@ pub struct SamLabApp {
     side_open: bool,
     /// How long SAM lab's own code took per frame (the browser test reads the worst).
     frame_times: FrameTimes,
-    /// Prepares the downloaded MNIST file in pieces (`data::prepare_mnist5k_in_pieces`).
-    mnist: Option<platform::Worker<(), Result<(), String>>>,
-    /// The downloaded MNIST file could not be read (said once; not tried again).
-    mnist_failed: bool,
+    /// The MNIST file the page downloads, parsed in pieces.
+    mnist: mnist::MnistPrep,
     pending_png: Option<PendingPng>,
     paste: String,
     last_hash: String,
@@ -195,8 +192,7 @@ impl SamLabApp {
             hidden: layout.hidden,
             side_open: false,
             frame_times: FrameTimes::default(),
-            mnist: None,
-            mnist_failed: false,
+            mnist: mnist::MnistPrep::default(),
             pending_png: None,
             paste: String::new(),
             last_hash: String::new(),
@@ -250,15 +246,7 @@ impl SamLabApp {
         let frame_start = web_time::Instant::now();
         self.platform.frame_begin();
         self.frames.tick();
-        // The browser downloads the MNIST file after the app starts: a lab waiting for it rebuilds
-        // once the file is parsed, which takes a few milliseconds of several frames.
-        let waits = self.lab.data_error.as_deref().is_some_and(|e| e.contains("mnist5k is still downloading"));
-        if waits {
-            self.prepare_mnist();
-            if crate::data::mnist5k_available() {
-                self.lab.rebuild_all()
-            }
-        }
+        self.await_mnist();
         let mut tick = crate::lab::TickTimes::default();
         if self.train {
             self.lab.tick();
@@ -537,25 +525,6 @@ impl SamLabApp {
                 let (text, ext, mime) = if json { (job.json(), "json", "application/json") } else { (job.markdown(), "md", "text/markdown") };
                 let name = format!("samlab-experiment-{}.{ext}", job.experiment.name());
                 self.save(&name, text.as_bytes(), mime, "experiment results");
-            }
-        }
-    }
-
-    /// Parses the downloaded MNIST file a slice per frame (started when it has arrived).
-    fn prepare_mnist(&mut self) {
-        if self.mnist.is_none() && !self.mnist_failed && crate::data::mnist5k_needs_parsing() {
-            let mut worker =
-                platform::Worker::resumable("samlab mnist5k", |()| async { crate::data::prepare_mnist5k_in_pieces().await.map_err(|e| e.to_string()) });
-            worker.send(());
-            self.mnist = Some(worker);
-        }
-        let Some(worker) = &mut self.mnist else { return };
-        worker.work(web_time::Instant::now() + MNIST_SLICE);
-        if let Some(done) = worker.try_recv() {
-            self.mnist = None;
-            if let Err(e) = done {
-                self.mnist_failed = true;
-                self.say(Message::error(format!("the MNIST subset could not be read: {e}")));
             }
         }
     }
