@@ -225,6 +225,8 @@ fn a_pca_landscape_computed_from_the_panel_shows_explained_variance_and_off_plan
         h.state_mut().lab.step_once(1);
     }
     h.state_mut().lab.tick();
+    // A frame with the new history first: the plots' keys appear and move the panels below.
+    h.run_steps(1);
     h.get_by_role_and_label(Role::ComboBox, "Landscape directions").click();
     h.run_steps(2);
     h.get_all_by_label("PCA").last().expect("the PCA choice").click();

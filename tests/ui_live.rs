@@ -29,7 +29,7 @@ fn plot(h: &Harness<'_, SamLabApp>, id: &str) -> Arc<DrawnPlot> {
     drawn(&h.ctx, id).unwrap_or_else(|| panic!("{id} was not drawn"))
 }
 
-const LOSS: &str = "Loss (train solid, test dashed)";
+const LOSS: &str = "Loss";
 
 /// A fixed history per run: batch losses that wiggle (one zero and one negative value, which a
 /// log axis leaves out), evaluations every 10 steps.

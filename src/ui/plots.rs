@@ -29,7 +29,12 @@ pub enum XAxis {
 
 /// A named series of one run.
 pub struct Series {
+    /// The run's name and what the series is ("1. SAM test"): the PNG export and the tests.
     pub name: String,
+    /// The legend's entry in a plot where runs have several series: the run's name, shared by
+    /// them all (one entry per run, which shows or hides them together; the title says which
+    /// line style is which). Where each run has one series, the legend shows the full names.
+    pub legend: String,
     pub color: Color32,
     pub style: LineStyle,
     pub points: Vec<[f64; 2]>,
@@ -168,6 +173,9 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
     let y = |pts: Vec<[f64; 2]>| thin(if log_y { log10_points(&pts) } else { pts }.into_iter());
     let mut drawn = DrawnPlot { log_y, ..DrawnPlot::default() };
     let mut styles = Vec::new();
+    // One legend entry per run where some run has several series here; where each has one, the
+    // full names ("1. SGD @400, 2 outliers").
+    let by_run = series.iter().any(|s| s.run.is_some() && series.iter().filter(|o| o.run == s.run).count() > 1);
     for s in series.iter().filter(|s| shown(s.run)) {
         let raw: Vec<[f64; 2]> = s.points.iter().copied().filter(|p| p[0].is_finite() && p[1].is_finite()).collect();
         if w > 0.0 {
@@ -176,8 +184,17 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
         } else {
             drawn.lines.push((s.name.clone(), y(raw)));
         }
-        styles.push((s.color, s.style));
+        styles.push((s.color, s.style, if by_run && s.run.is_some() { s.legend.clone() } else { s.name.clone() }));
     }
+    // The line styles of a plot with one legend entry per run, in words ("solid: train · dashed: test").
+    let mut key: Vec<(LineStyle, String)> = Vec::new();
+    for s in series.iter().filter(|s| by_run && s.run.is_some()) {
+        let what = s.name.strip_prefix(s.legend.as_str()).unwrap_or(&s.name).trim().to_string();
+        if !what.is_empty() && !key.iter().any(|(st, w)| *st == s.style && *w == what) {
+            key.push((s.style, what));
+        }
+    }
+    let key = key.iter().map(|(st, w)| format!("{}: {w}", style_word(*st))).collect::<Vec<_>>().join(" · ");
     let has_data = drawn.lines.iter().any(|(_, p)| !p.is_empty());
     for m in view.marks.iter().filter(|m| over_time && has_data && shown(Some(m.run))) {
         let per = if x_label == "epoch" { m.steps_per_epoch.max(1) as f64 } else { 1.0 };
@@ -202,6 +219,9 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
                 }
             });
         });
+        if !key.is_empty() {
+            ui.label(egui::RichText::new(&key).small().weak());
+        }
         let height = (ui.available_width() * 0.55).clamp(140.0, 260.0);
         let mut plot = Plot::new(id).height(height).legend(Legend::default()).x_axis_label(x_label).allow_scroll(false);
         if log_y {
@@ -214,12 +234,12 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
             });
         }
         plot.show(ui, |p| {
-            for (k, ((name, points), (color, style))) in drawn.faint.iter().zip(&styles).enumerate() {
+            for (k, ((name, points), (color, style, _))) in drawn.faint.iter().zip(&styles).enumerate() {
                 let faint = color.gamma_multiply(0.3);
                 p.line(Line::new("", PlotPoints::from(points.clone())).id(("faint", k, name)).color(faint).style(*style).width(1.0).allow_hover(false));
             }
-            for ((name, points), (color, style)) in drawn.lines.iter().zip(&styles) {
-                p.line(Line::new(name.clone(), PlotPoints::from(points.clone())).color(*color).style(*style).width(1.6));
+            for (k, ((name, points), (color, style, legend))) in drawn.lines.iter().zip(&styles).enumerate() {
+                p.line(Line::new(legend.clone(), PlotPoints::from(points.clone())).id(("line", k, name)).color(*color).style(*style).width(1.6));
             }
             for (k, &(x, color)) in drawn.marks.iter().enumerate() {
                 p.vline(VLine::new("", x).id(("change", k)).color(color.gamma_multiply(0.8)).style(LineStyle::dashed_dense()).width(1.0));
@@ -232,6 +252,15 @@ pub fn plot_card(ui: &mut Ui, id: &str, title: &str, tip: &str, x_label: &str, s
     }
     if export {
         out.push(Command::ExportPng(title.to_string(), card.response.rect));
+    }
+}
+
+/// How a line style reads in a plot's key.
+fn style_word(style: LineStyle) -> &'static str {
+    match style {
+        LineStyle::Solid => "solid",
+        LineStyle::Dashed { .. } => "dashed",
+        LineStyle::Dotted { .. } => "dotted",
     }
 }
 
@@ -262,8 +291,8 @@ fn per_run(lab: &Lab, mut f: impl FnMut(&History, &mut dyn FnMut(&str, LineStyle
         let color = run_color(&r.spec);
         f(&run.history, &mut |suffix, style, points| {
             if !points.is_empty() {
-                let name = if suffix.is_empty() { name.clone() } else { format!("{name} {suffix}") };
-                out.push(Series { name, color, style, points, run: Some(i) });
+                let full = if suffix.is_empty() { name.clone() } else { format!("{name} {suffix}") };
+                out.push(Series { name: full, legend: name.clone(), color, style, points, run: Some(i) });
             }
         });
     }
@@ -329,8 +358,8 @@ impl MetricsPanel {
 
         let cols = if ui.available_width() > 900.0 { 2 } else { 1 };
         let mut cards: Vec<Card<'_>> = vec![
-            Box::new(|ui, out| plot_card(ui, "plot_loss", "Loss (train solid, test dashed)", help::LOSS, x_label, &loss, out)),
-            Box::new(|ui, out| plot_card(ui, "plot_acc", "Accuracy % (train solid, test dashed)", help::ACCURACY, x_label, &acc, out)),
+            Box::new(|ui, out| plot_card(ui, "plot_loss", "Loss", help::LOSS, x_label, &loss, out)),
+            Box::new(|ui, out| plot_card(ui, "plot_acc", "Accuracy %", help::ACCURACY, x_label, &acc, out)),
         ];
         if has_noise {
             cards.push(Box::new(|ui, out| {
