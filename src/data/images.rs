@@ -47,26 +47,15 @@ pub async fn prepare_mnist5k_in_pieces() -> Result<(), Error> {
 
 /// The MNIST file's samples (`mnist5k` parses through this too, at once).
 async fn parse_mnist5k_in_pieces() -> Result<RawData, Error> {
-    let name = "mnist_5k.csv.gz";
-    let bytes = mnist5k_bytes()?;
-    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut decoder = GzDecoder::new(bytes);
-        let mut text = Vec::new();
-        let mut chunk = vec![0u8; 1 << 20];
-        loop {
-            let n = decoder.read(&mut chunk).map_err(|e| Error::Data(format!("{name}: cannot decompress: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            text.extend_from_slice(&chunk[..n]);
-            crate::resumable::pause().await;
-        }
-        text
-    } else {
-        bytes.to_vec()
-    };
-    let t = super::table::read_table_in_pieces(&text, name, &super::table::label_last).await?;
-    image_raw(ImageSet { x: t.x, y: t.y, n_features: t.n_features }, 784, 10, 255.0, (28, 28), 0.2)
+    let set = read_bundled(mnist5k_bytes()?, "mnist_5k.csv.gz").await?;
+    image_raw(set, 784, 10, 255.0, (28, 28), 0.2)
+}
+
+/// A bundled `features…,label` file, gzip (or text a web server already decoded), pausing
+/// every megabyte decompressed and every block of rows parsed.
+async fn read_bundled(bytes: &[u8], name: &str) -> Result<ImageSet, Error> {
+    let text = gunzip_in_pieces(bytes, name).await?;
+    parse_csv_in_pieces(&text, name).await
 }
 
 fn mnist5k_bytes() -> Result<&'static [u8], Error> {
@@ -91,7 +80,7 @@ pub struct ImageSet {
 pub fn digits() -> Result<RawData, Error> {
     static PARSED: std::sync::OnceLock<RawData> = std::sync::OnceLock::new();
     parsed_once(&PARSED, || {
-        let set = parse_csv(&gunzip(DIGITS_GZ, "digits.csv.gz")?, "digits.csv.gz")?;
+        let set = crate::resumable::block_on(read_bundled(DIGITS_GZ, "digits.csv.gz"))?;
         image_raw(set, 64, 10, 16.0, (8, 8), 500.0 / 1797.0)
     })
 }
@@ -133,22 +122,34 @@ fn image_raw(set: ImageSet, features: usize, classes: u32, max: f32, shape: (usi
     })
 }
 
-/// Decompresses gzip; text without the gzip magic is taken as it is (a web server may have
-/// decoded the file on the way).
-fn gunzip(bytes: &[u8], name: &str) -> Result<String, Error> {
+/// Decompresses gzip, pausing after every megabyte; bytes without the gzip magic are taken as
+/// they are (a web server may have decoded the file on the way).
+async fn gunzip_in_pieces(bytes: &[u8], name: &str) -> Result<Vec<u8>, Error> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return String::from_utf8(bytes.to_vec()).map_err(|_| Error::Data(format!("{name}: neither gzip nor text")));
+        return Ok(bytes.to_vec());
     }
-    let mut text = String::new();
-    GzDecoder::new(bytes).read_to_string(&mut text).map_err(|e| Error::Data(format!("{name}: cannot decompress: {e}")))?;
-    Ok(text)
+    let mut decoder = GzDecoder::new(bytes);
+    let (mut text, mut chunk) = (Vec::new(), vec![0u8; 1 << 20]);
+    loop {
+        let n = decoder.read(&mut chunk).map_err(|e| Error::Data(format!("{name}: cannot decompress: {e}")))?;
+        if n == 0 {
+            return Ok(text);
+        }
+        text.extend_from_slice(&chunk[..n]);
+        crate::resumable::pause().await;
+    }
 }
 
 /// Parses `features…,label` rows (`read_table`, the label last). Every row must have the same
 /// number of columns, finite numeric features and a class label 0..=99; errors name the line
 /// and column.
 pub fn parse_csv(text: &str, name: &str) -> Result<ImageSet, Error> {
-    let t = super::table::read_table(text.as_bytes(), name, &super::table::label_last)?;
+    crate::resumable::block_on(parse_csv_in_pieces(text.as_bytes(), name))
+}
+
+/// `parse_csv`, pausing every block of rows (`table::read_table_in_pieces`).
+async fn parse_csv_in_pieces(bytes: &[u8], name: &str) -> Result<ImageSet, Error> {
+    let t = super::table::read_table_in_pieces(bytes, name, &super::table::label_last).await?;
     Ok(ImageSet { x: t.x, y: t.y, n_features: t.n_features })
 }
 

@@ -150,7 +150,7 @@ pub struct Lab {
 /// Where one `Lab::tick` spent its time: what the app reports of its longest frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct TickTimes {
-    /// Training steps (and collecting what the runs' engines sent back).
+    /// Training steps, CPU and GPU (and collecting what the runs' engines sent back).
     pub train: Duration,
     /// The browser's measurements in pieces (and weight reads for them).
     pub measure: Duration,
@@ -417,11 +417,11 @@ impl Lab {
                 m.advance(run);
             }
         }
+        times.measure = start.elapsed();
         for r in self.runs.iter_mut().filter(|r| r.asynchronous) {
             r.pump_async();
         }
         self.fall_back_from_failed_gpu_runs();
-        times.measure = start.elapsed();
         // The browser's measurements in pieces (on the desktop their threads need none of this)
         // and a landscape in progress come out of the same budget as training.
         let measuring: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].measuring.as_ref().is_some_and(Measuring::has_work)).collect();

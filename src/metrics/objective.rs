@@ -252,9 +252,9 @@ impl<T: Real> Objective for MlpObjective<T> {
         if start >= end {
             return;
         }
-        let layers = self.mlp.spec.layers().to_vec();
         let c = self.cache.as_mut().expect("filled by ensure()");
         if n > HVP_PIECE_SAMPLES && c.pieces.is_empty() {
+            let layers = self.mlp.spec.layers();
             let rows = |m: &[T], width: usize, a: usize, b: usize| m[a * width..b * width].to_vec();
             c.pieces = (0..n.div_ceil(HVP_PIECE_SAMPLES))
                 .map(|k| {
